@@ -1,0 +1,27 @@
+/*
+ * log: one line per event, tagged with cluster, host, topology, worker and
+ * (when given) task, to stderr or a file. Thread-safe: each line is written
+ * with one write(2). Level from `log.level` (debug, info, warn, error).
+ */
+#ifndef SD_LOG_H
+#define SD_LOG_H
+
+#include <stdarg.h>
+#include "streamd/component.h"
+
+void log_set_level(sd_log_level level);
+int log_parse_level(const char *name, sd_log_level *out); /* 0 or -1 */
+/* Tags stamped on every line; NULL leaves a tag unchanged. Copied. */
+void log_set_tags(const char *cluster, const char *topology, const char *worker);
+/* Send lines to path (appending) instead of stderr; 0 or -1. */
+int log_open_file(const char *path);
+
+void log_task(sd_log_level level, int task, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_taskv(sd_log_level level, int task, const char *fmt, va_list ap);
+
+#define log_debug(...) log_task(SD_LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_task(SD_LOG_INFO, 0, __VA_ARGS__)
+#define log_warn(...) log_task(SD_LOG_WARN, 0, __VA_ARGS__)
+#define log_error(...) log_task(SD_LOG_ERROR, 0, __VA_ARGS__)
+
+#endif
