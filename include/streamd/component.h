@@ -64,6 +64,8 @@ size_t sd_tuple_size(const sd_tuple *t);
 const sd_value *sd_tuple_get(const sd_tuple *t, size_t i);
 /* by declared field name of the tuple's stream; NULL when unknown */
 const sd_value *sd_tuple_field(const sd_tuple *t, const char *name);
+/* name of field i of the tuple's stream; NULL when out of range */
+const char *sd_tuple_field_name(const sd_tuple *t, size_t i);
 const char *sd_tuple_stream(const sd_tuple *t);
 const char *sd_tuple_source_component(const sd_tuple *t);
 int sd_tuple_source_task(const sd_tuple *t);
@@ -113,6 +115,11 @@ int sd_spout_emit(sd_collector *col, const char *stream, const sd_value *values,
                   bool has_msg_id, uint64_t msg_id);
 int sd_spout_emit_direct(sd_collector *col, int task, const char *stream,
                          const sd_value *values, size_t n, bool has_msg_id, uint64_t msg_id);
+
+/* The spout will never replay msg_id (e.g. its retry budget ran out): the
+ * tuple is counted as lost for good ("failed_final"); local mode's
+ * --until-drained then exits non-zero. */
+void sd_spout_gave_up(sd_collector *col, uint64_t msg_id);
 
 /* Bolt emit, anchored to anchors[0..nanchors) (none: unanchored). */
 int sd_emit(sd_collector *col, const char *stream, sd_tuple *const *anchors, size_t nanchors,

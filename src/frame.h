@@ -1,0 +1,97 @@
+/*
+ * frame: length-prefixed frames of the worker-to-worker protocol.
+ *
+ * Header (FRAME_HEADER_BYTES, little-endian):
+ *   u32 payload_len   bytes that follow the header
+ *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH
+ *   u8  flags         FRAME_F_LZ4: payload is one LZ4 block
+ *   u16 reserved      0
+ *   u32 raw_len       payload length once decompressed (= payload_len if not)
+ * Both lengths are limited by the reader's max_frame.
+ *
+ * Handshake payload: u32 FRAME_MAGIC, u16 FRAME_VERSION, u16 worker index,
+ *   u16 topology id length, topology id bytes (<= FRAME_MAX_TOPOLOGY_ID).
+ * Batch payload: records of (u32 len, len bytes of one codec-encoded tuple).
+ *
+ * Threads: none; a frame_reader belongs to one connection (its loop thread).
+ */
+#ifndef SD_FRAME_H
+#define SD_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_HEADER_BYTES 12
+#define FRAME_MAGIC 0x4B574453u /* "SDWK" on the wire */
+#define FRAME_VERSION 1
+#define FRAME_MAX_TOPOLOGY_ID 255
+
+enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2 };
+#define FRAME_F_LZ4 0x01
+
+enum {
+    FRAME_NEED_MORE = 0,
+    FRAME_READY = 1,
+    FRAME_ELENGTH = -1,    /* inconsistent lengths */
+    FRAME_EOVERSIZE = -2,  /* above max_frame */
+    FRAME_ELZ4 = -3,       /* payload does not decompress to raw_len */
+    FRAME_ETYPE = -4,      /* unknown frame type */
+    FRAME_EFLAGS = -5,     /* unknown flags or reserved bits set */
+    FRAME_ENOMEM = -6,
+    FRAME_EMAGIC = -7,     /* handshake: not our protocol */
+    FRAME_EVERSION = -8,   /* handshake: other protocol version */
+    FRAME_ETOPOLOGY = -9,  /* handshake: peer of another topology */
+    FRAME_EHANDSHAKE = -10,/* handshake: malformed */
+};
+const char *frame_strerror(int err);
+
+void frame_header_write(uint8_t *out, uint8_t type, uint8_t flags, uint32_t payload_len, uint32_t raw_len);
+
+/* Room needed to compress len bytes (LZ4_compressBound). */
+size_t frame_lz4_bound(size_t len);
+/* Compresses src into dst (cap >= frame_lz4_bound(len)); returns the
+ * compressed size, or 0 when compression would not make it smaller. */
+size_t frame_lz4_compress(const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
+
+/* Builds a whole frame (header + payload, lz4-compressed when len >=
+ * lz4_threshold > 0 and that helps) into a new malloc'ed buffer. 0 or -1. */
+int frame_build(uint8_t type, const void *payload, size_t len, size_t lz4_threshold, uint8_t **out,
+                size_t *out_len);
+
+/* Handshake payload into out (cap bytes); returns its length, 0 if it does
+ * not fit or the topology id is too long. */
+size_t frame_handshake_encode(uint8_t *out, size_t cap, const char *topology_id, int worker_index);
+/* Checks magic, version and topology id; sets *worker_index. 0 or FRAME_E*. */
+int frame_handshake_check(const uint8_t *p, size_t len, const char *topology_id, int *worker_index);
+
+/* Iterates batch records: at *off, sets rec/rec_len and advances. Returns 1
+ * for a record, 0 at the end, FRAME_ELENGTH when a record overruns. */
+int frame_batch_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **rec, size_t *rec_len);
+
+/* Incremental reader: push bytes in any chunking, pull whole frames. */
+typedef struct frame_reader {
+    uint8_t *buf;        /* received bytes; buf[start..len) not yet consumed */
+    size_t start, len, cap;
+    uint8_t *raw;        /* decompression target */
+    size_t raw_cap;
+    size_t max_frame;
+} frame_reader;
+
+typedef struct frame {
+    uint8_t type, flags;
+    const uint8_t *payload; /* decompressed; valid until the next push/next */
+    size_t len;
+} frame;
+
+void frame_reader_init(frame_reader *r, size_t max_frame);
+void frame_reader_free(frame_reader *r);
+/* Copies n bytes in; 0 or FRAME_ENOMEM. */
+int frame_reader_push(frame_reader *r, const void *data, size_t n);
+/* FRAME_READY with *f set, FRAME_NEED_MORE, or a FRAME_E* error (the stream
+ * is then unusable: close the connection). */
+int frame_reader_next(frame_reader *r, frame *f);
+/* bytes buffered and not yet returned as frames */
+static inline size_t frame_reader_pending(const frame_reader *r) { return r->len - r->start; }
+
+#endif

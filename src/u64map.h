@@ -1,0 +1,34 @@
+/*
+ * u64map: an open-addressing hash map from a non-zero 64-bit id (a tuple
+ * tree's root id) to a small fixed record. Used by one thread at a time:
+ * the spout executor's pending trees and the acker's XOR table.
+ */
+#ifndef SD_U64MAP_H
+#define SD_U64MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct u64map_rec {
+    uint64_t a;     /* spout: msg id; acker: running XOR */
+    int64_t t;      /* when the entry was created (ns) */
+    int32_t i;      /* acker: spout task */
+    int32_t flags;
+} u64map_rec;
+
+typedef struct u64map {
+    uint64_t *keys; /* 0 = empty slot, UINT64_MAX... never used as key */
+    u64map_rec *recs;
+    size_t cap, len, tombs;
+} u64map;
+
+int u64map_init(u64map *m, size_t cap_hint);  /* 0 or -1 */
+void u64map_destroy(u64map *m);
+/* the record for key, or NULL */
+u64map_rec *u64map_get(u64map *m, uint64_t key);
+/* the record for key, inserted zeroed when absent (*created set); NULL on OOM */
+u64map_rec *u64map_upsert(u64map *m, uint64_t key, int *created);
+/* removes key; 1 if it was there */
+int u64map_del(u64map *m, uint64_t key);
+
+#endif

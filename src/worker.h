@@ -1,0 +1,12 @@
+/*
+ * worker: the process that runs the tasks of one topology on one port
+ * (`streamd --role=worker --control-fd=N`, forked by a node, never by hand).
+ */
+#ifndef SD_WORKER_H
+#define SD_WORKER_H
+
+/* Reads the assignment from control_fd, runs until told to stop (or the
+ * node goes away, or SIGTERM), and returns the process exit status. */
+int worker_main(int control_fd);
+
+#endif
