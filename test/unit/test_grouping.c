@@ -1,0 +1,145 @@
+/* grouping: each grouping picks destination tasks as specified. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "executor.h"
+
+#define FIRST 10
+#define NTASKS 4
+
+static executor ex;
+static topo_component comp;
+static topo_input input;
+static int field_index[1] = {0};
+static int local_tasks[NTASKS];
+static route_target tg;
+static uint32_t sent_to[64];
+
+static void setup_target(topo_grouping g, int nlocal) {
+    memset(&ex, 0, sizeof ex);
+    memset(sent_to, 0, sizeof sent_to);
+    ex.sent_to = sent_to;
+    ex.rng = 12345;
+    comp.first_task = FIRST;
+    comp.parallelism = NTASKS;
+    input.grouping = g;
+    input.nfields = 1;
+    input.field_index = field_index;
+    tg.comp = &comp;
+    tg.input = &input;
+    tg.ntasks = NTASKS;
+    tg.nlocal = nlocal;
+    for (int i = 0; i < nlocal; i++) local_tasks[i] = FIRST + 2 + i; /* tasks 12, 13 are local */
+    tg.local_tasks = local_tasks;
+}
+
+static int choose_word(const char *w, int *out) {
+    sd_value v = sd_str(w, (uint32_t)strlen(w));
+    return grouping_choose(&ex, &tg, &v, 1, out);
+}
+
+static void test_fields_same_key_same_task(void **s) {
+    (void)s;
+    setup_target(GROUP_FIELDS, 0);
+    int seen[NTASKS] = {0};
+    for (int k = 0; k < 200; k++) {
+        char w[16];
+        snprintf(w, sizeof w, "key%d", k);
+        int out[NTASKS], first;
+        assert_int_equal(choose_word(w, out), 1);
+        first = out[0];
+        assert_in_range(first, FIRST, FIRST + NTASKS - 1);
+        for (int rep = 0; rep < 5; rep++) {
+            assert_int_equal(choose_word(w, out), 1);
+            assert_int_equal(out[0], first);
+        }
+        seen[first - FIRST]++;
+    }
+    for (int i = 0; i < NTASKS; i++) assert_true(seen[i] > 20); /* keys spread over every task */
+}
+
+static void test_all_every_task(void **s) {
+    (void)s;
+    setup_target(GROUP_ALL, 0);
+    int out[NTASKS];
+    assert_int_equal(choose_word("x", out), NTASKS);
+    for (int i = 0; i < NTASKS; i++) assert_int_equal(out[i], FIRST + i);
+}
+
+static void test_global_lowest_task(void **s) {
+    (void)s;
+    setup_target(GROUP_GLOBAL, 0);
+    for (int k = 0; k < 10; k++) {
+        int out[NTASKS];
+        assert_int_equal(choose_word(k % 2 ? "a" : "b", out), 1);
+        assert_int_equal(out[0], FIRST);
+    }
+}
+
+static void spread_evenly(topo_grouping g, int nlocal, int lo, int n, int tolerance) {
+    setup_target(g, nlocal);
+    int count[NTASKS] = {0};
+    for (int k = 0; k < 4000; k++) {
+        int out[NTASKS];
+        assert_int_equal(choose_word("same", out), 1);
+        assert_in_range(out[0], lo, lo + n - 1);
+        count[out[0] - FIRST]++;
+    }
+    for (int i = lo - FIRST; i < lo - FIRST + n; i++)
+        assert_in_range(count[i], 4000 / n - tolerance, 4000 / n + tolerance);
+}
+
+static void test_shuffle_even(void **s) { (void)s; spread_evenly(GROUP_SHUFFLE, 0, FIRST, NTASKS, 1); }
+static void test_none_random_spread(void **s) { (void)s; spread_evenly(GROUP_NONE, 0, FIRST, NTASKS, 200); }
+static void test_local_or_shuffle_prefers_local(void **s) {
+    (void)s;
+    spread_evenly(GROUP_LOCAL_OR_SHUFFLE, 2, FIRST + 2, 2, 1);
+}
+static void test_local_or_shuffle_without_local(void **s) {
+    (void)s;
+    spread_evenly(GROUP_LOCAL_OR_SHUFFLE, 0, FIRST, NTASKS, 1);
+}
+
+static void test_partial_key_two_candidates(void **s) {
+    (void)s;
+    setup_target(GROUP_PARTIAL_KEY, 0);
+    /* one hot key: it is split over (at most) two tasks, evenly */
+    int count[NTASKS] = {0}, used = 0;
+    for (int k = 0; k < 1000; k++) {
+        int out[NTASKS];
+        assert_int_equal(choose_word("hot", out), 1);
+        count[out[0] - FIRST]++;
+    }
+    for (int i = 0; i < NTASKS; i++) used += count[i] > 0;
+    assert_in_range(used, 1, 2);
+    if (used == 2)
+        for (int i = 0; i < NTASKS; i++)
+            if (count[i]) assert_in_range(count[i], 499, 501);
+}
+
+static void test_direct_not_chosen(void **s) {
+    (void)s;
+    setup_target(GROUP_DIRECT, 0);
+    int out[NTASKS];
+    assert_int_equal(choose_word("x", out), 0); /* only emit_direct reaches it */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields_same_key_same_task),
+        cmocka_unit_test(test_all_every_task),
+        cmocka_unit_test(test_global_lowest_task),
+        cmocka_unit_test(test_shuffle_even),
+        cmocka_unit_test(test_none_random_spread),
+        cmocka_unit_test(test_local_or_shuffle_prefers_local),
+        cmocka_unit_test(test_local_or_shuffle_without_local),
+        cmocka_unit_test(test_partial_key_two_candidates),
+        cmocka_unit_test(test_direct_not_chosen),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

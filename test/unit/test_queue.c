@@ -1,0 +1,118 @@
+/* queue: bounded ring and unbounded list, ordering, blocking when full. */
+#include <pthread.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "queue.h"
+
+static tuple_batch *batch_of(int first, int n) {
+    tuple_batch *b = tuple_batch_new((uint32_t)n);
+    assert_non_null(b);
+    for (int i = 0; i < n; i++) {
+        sd_value v = sd_int(first + i);
+        b->items[b->n++] = tuple_new(&v, 1, NULL, 0);
+    }
+    return b;
+}
+
+/* pops everything, checks values continue from *next, frees */
+static int drain(queue *q, int64_t *next, int64_t timeout) {
+    int got = 0;
+    for (tuple_batch *b = queue_pop_all(q, timeout); b;) {
+        tuple_batch *n = b->next;
+        for (uint32_t i = 0; i < b->n; i++) {
+            assert_int_equal(b->items[i]->values[0].v.i, *next);
+            (*next)++;
+            got++;
+        }
+        tuple_batch_free(b);
+        b = n;
+    }
+    return got;
+}
+
+static void fifo_order(bool bounded) {
+    queue *q = queue_new(bounded, 8);
+    assert_non_null(q);
+    for (int i = 0; i < 5; i++) assert_int_equal(queue_push(q, batch_of(i * 3, 3), false), 0);
+    assert_int_equal(queue_depth(q), 15);
+    int64_t next = 0;
+    assert_int_equal(drain(q, &next, 0), 15);
+    assert_int_equal(queue_depth(q), 0);
+    assert_null(queue_pop_all(q, 1000000)); /* empty: waits 1 ms, returns NULL */
+    queue_free(q);
+}
+
+static void test_bounded_fifo(void **s) { (void)s; fifo_order(true); }
+static void test_unbounded_fifo(void **s) { (void)s; fifo_order(false); }
+
+static void test_bounded_full_never_block(void **s) {
+    (void)s;
+    queue *q = queue_new(true, 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(queue_push(q, batch_of(i, 1), true), 0);
+    tuple_batch *extra = batch_of(4, 1);
+    assert_int_equal(queue_push(q, extra, true), -1); /* full, and told not to wait */
+    tuple_batch_free(extra);
+    int64_t next = 0;
+    assert_int_equal(drain(q, &next, 0), 4);
+    queue_free(q);
+}
+
+typedef struct { queue *q; int first, batches; } producer_arg;
+
+static void *producer(void *p) {
+    producer_arg *a = p;
+    for (int i = 0; i < a->batches; i++)
+        if (queue_push(a->q, batch_of(a->first + i * 4, 4), false) != 0) return (void *)1;
+    return NULL;
+}
+
+/* a producer far ahead of a small ring waits (backpressure) and loses nothing */
+static void test_bounded_backpressure(void **s) {
+    (void)s;
+    queue *q = queue_new(true, 4);
+    producer_arg a = {q, 0, 2000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, producer, &a), 0);
+    int64_t next = 0, deadline = now_ns() + 20000000000LL;
+    while (next < 8000 && now_ns() < deadline) {
+        assert_true(queue_depth(q) <= 4 * 4);
+        drain(q, &next, 1000000);
+    }
+    void *rc;
+    pthread_join(t, &rc);
+    assert_null(rc);
+    assert_int_equal(next, 8000);
+    queue_free(q);
+}
+
+static void test_close_wakes_blocked_producer(void **s) {
+    (void)s;
+    queue *q = queue_new(true, 2);
+    producer_arg a = {q, 0, 100};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, producer, &a), 0);
+    int64_t deadline = now_ns() + 10000000000LL;
+    while (queue_depth(q) < 8 && now_ns() < deadline) usleep(1000); /* let it fill the ring */
+    assert_int_equal(queue_depth(q), 8);
+    queue_close(q);
+    void *rc;
+    pthread_join(t, &rc);
+    assert_ptr_equal(rc, (void *)1); /* its push failed instead of waiting forever */
+    queue_free(q);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bounded_fifo),
+        cmocka_unit_test(test_unbounded_fifo),
+        cmocka_unit_test(test_bounded_full_never_block),
+        cmocka_unit_test(test_bounded_backpressure),
+        cmocka_unit_test(test_close_wakes_blocked_producer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
