@@ -1,1 +1,283 @@
-/* being written */
+/*
+ * builtin_bench: chaos and benchmark components (not for production data).
+ *   bench_spout: emits [seq int, payload bytes] as fast as it is allowed.
+ *     args size (payload bytes, default 100), ack (bool, default true: emit
+ *     with message ids so trees are tracked), limit (tuples per task, 0 =
+ *     unlimited). Failed tuples are counted, not replayed.
+ *   pass_through: re-emits each input's values anchored to it, then acks;
+ *     arg delay.ms (default 0) sleeps that long per tuple first, to make a
+ *     slow stage in chaos tests.
+ *   null_sink: acks and counts its inputs (logged at cleanup).
+ *   fail_randomly: fails a fraction `rate` (0..1, default 0.1) of its inputs,
+ *     chosen by a generator seeded with `seed` (default: from the task id);
+ *     re-emits the others anchored and acks them.
+ * pass_through and fail_randomly declare no streams (their fields follow their
+ * input): the topology gives them `outputs:`.
+ *
+ * Thread: each task's callbacks run on its executor thread, which owns the
+ * task's state. Public API only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "streamd/component.h"
+
+extern const sd_component_def builtin_bench_spout_def;
+extern const sd_component_def builtin_pass_through_def;
+extern const sd_component_def builtin_null_sink_def;
+extern const sd_component_def builtin_fail_randomly_def;
+
+/* copies input's values and emits them anchored to it on the default stream */
+static int reemit(sd_collector *col, sd_tuple *input) {
+    sd_value vals[SD_MAX_FIELDS];
+    size_t n = sd_tuple_size(input);
+    if (n > SD_MAX_FIELDS) n = SD_MAX_FIELDS; /* the runtime never builds more */
+    for (size_t i = 0; i < n; i++) vals[i] = *sd_tuple_get(input, i);
+    return sd_emit(col, NULL, &input, 1, vals, n);
+}
+
+/* cleanup of components whose state is one plain allocation */
+static void free_state(void *state, sd_collector *col) {
+    (void)col;
+    free(state);
+}
+
+/* ---- bench_spout ---------------------------------------------------------- */
+
+typedef struct bench_spout {
+    sd_context *ctx;
+    char *payload;
+    uint32_t size;
+    bool ack;
+    int64_t limit;
+    int64_t seq;          /* tuples emitted by this task */
+    int64_t in_flight;
+    uint64_t acked, failed;
+} bench_spout;
+
+static void *bs_open(sd_context *ctx, sd_collector *col) {
+    (void)col;
+    int64_t size = sd_context_arg_int(ctx, "size", 100);
+    if (size < 0 || size > (64 << 20)) {
+        sd_log(ctx, SD_LOG_ERROR, "bench_spout: arg size %lld is out of range (0 .. 64 MiB)", (long long)size);
+        return NULL;
+    }
+    bench_spout *st = calloc(1, sizeof *st);
+    char *payload = malloc(size ? (size_t)size : 1);
+    if (!st || !payload) {
+        free(st);
+        free(payload);
+        sd_log(ctx, SD_LOG_ERROR, "bench_spout: out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < size; i++) payload[i] = (char)('a' + i % 26);
+    st->ctx = ctx;
+    st->payload = payload;
+    st->size = (uint32_t)size;
+    st->ack = sd_context_arg_bool(ctx, "ack", true);
+    st->limit = sd_context_arg_int(ctx, "limit", 0);
+    return st;
+}
+
+static int bs_next_tuple(void *state, sd_collector *col) {
+    bench_spout *st = state;
+    if (st->limit > 0 && st->seq >= st->limit) return st->in_flight > 0 ? SD_NEXT_IDLE : SD_NEXT_EXHAUSTED;
+    sd_value v[2] = {sd_int(st->seq), sd_bytes(st->payload, st->size)};
+    if (st->ack) st->in_flight++;
+    if (sd_spout_emit(col, NULL, v, 2, st->ack, (uint64_t)st->seq) != 0) {
+        if (st->ack) st->in_flight--;
+        return SD_NEXT_IDLE;
+    }
+    st->seq++;
+    return SD_NEXT_EMITTED;
+}
+
+static void bs_ack(void *state, sd_collector *col, uint64_t msg_id) {
+    (void)col;
+    (void)msg_id;
+    bench_spout *st = state;
+    st->in_flight--;
+    st->acked++;
+}
+
+static void bs_fail(void *state, sd_collector *col, uint64_t msg_id) {
+    (void)col;
+    (void)msg_id;
+    bench_spout *st = state;
+    st->in_flight--;
+    st->failed++;
+}
+
+static void bs_close(void *state, sd_collector *col) {
+    (void)col;
+    bench_spout *st = state;
+    if (!st) return;
+    sd_log(st->ctx, SD_LOG_INFO, "bench_spout: emitted %lld, acked %llu, failed %llu", (long long)st->seq,
+           (unsigned long long)st->acked, (unsigned long long)st->failed);
+    free(st->payload);
+    free(st);
+}
+
+static const sd_stream_decl bs_streams[] = {
+    {.name = SD_DEFAULT_STREAM, .fields = {"seq", "payload", NULL}},
+    {.name = NULL},
+};
+
+const sd_component_def builtin_bench_spout_def = {
+    .api_version = SD_API_VERSION,
+    .name = "bench_spout",
+    .kind = SD_SPOUT,
+    .streams = bs_streams,
+    .open = bs_open,
+    .next_tuple = bs_next_tuple,
+    .ack = bs_ack,
+    .fail = bs_fail,
+    .close = bs_close,
+};
+
+/* ---- pass_through ------------------------------------------------------------ */
+
+typedef struct pass_through {
+    int64_t delay_ms;
+} pass_through;
+
+static void *pt_prepare(sd_context *ctx, sd_collector *col) {
+    (void)col;
+    pass_through *st = calloc(1, sizeof *st);
+    if (!st) {
+        sd_log(ctx, SD_LOG_ERROR, "pass_through: out of memory");
+        return NULL;
+    }
+    st->delay_ms = sd_context_arg_int(ctx, "delay.ms", 0);
+    return st;
+}
+
+static void pt_execute(void *state, sd_collector *col, sd_tuple *input) {
+    pass_through *st = state;
+    if (sd_tuple_is_tick(input)) return;
+    if (st->delay_ms > 0) {
+        struct timespec ts = {.tv_sec = st->delay_ms / 1000, .tv_nsec = (st->delay_ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    if (reemit(col, input) != 0) {
+        sd_fail(col, input);
+        return;
+    }
+    sd_ack(col, input);
+}
+
+const sd_component_def builtin_pass_through_def = {
+    .api_version = SD_API_VERSION,
+    .name = "pass_through",
+    .kind = SD_BOLT,
+    .streams = NULL,
+    .open = pt_prepare,
+    .execute = pt_execute,
+    .close = free_state,
+};
+
+/* ---- null_sink --------------------------------------------------------------- */
+
+typedef struct null_sink {
+    sd_context *ctx;
+    uint64_t received;
+} null_sink;
+
+static void *ns_prepare(sd_context *ctx, sd_collector *col) {
+    (void)col;
+    null_sink *st = calloc(1, sizeof *st);
+    if (!st) {
+        sd_log(ctx, SD_LOG_ERROR, "null_sink: out of memory");
+        return NULL;
+    }
+    st->ctx = ctx;
+    return st;
+}
+
+static void ns_execute(void *state, sd_collector *col, sd_tuple *input) {
+    null_sink *st = state;
+    if (sd_tuple_is_tick(input)) return;
+    st->received++;
+    sd_ack(col, input);
+}
+
+static void ns_cleanup(void *state, sd_collector *col) {
+    (void)col;
+    null_sink *st = state;
+    if (!st) return;
+    sd_log(st->ctx, SD_LOG_INFO, "null_sink: received %llu tuples", (unsigned long long)st->received);
+    free(st);
+}
+
+const sd_component_def builtin_null_sink_def = {
+    .api_version = SD_API_VERSION,
+    .name = "null_sink",
+    .kind = SD_BOLT,
+    .streams = NULL,
+    .open = ns_prepare,
+    .execute = ns_execute,
+    .close = ns_cleanup,
+};
+
+/* ---- fail_randomly --------------------------------------------------------- */
+
+typedef struct fail_randomly {
+    uint64_t rng;
+    uint64_t threshold; /* fail when the next random value is below this */
+} fail_randomly;
+
+static uint64_t fr_next(fail_randomly *st) {
+    /* xorshift64*: plenty for picking victims, and reproducible per seed */
+    st->rng ^= st->rng >> 12;
+    st->rng ^= st->rng << 25;
+    st->rng ^= st->rng >> 27;
+    return st->rng * 0x2545f4914f6cdd1dULL;
+}
+
+static void *fr_prepare(sd_context *ctx, sd_collector *col) {
+    (void)col;
+    double rate = sd_context_arg_double(ctx, "rate", 0.1);
+    if (!(rate >= 0.0 && rate <= 1.0)) {
+        sd_log(ctx, SD_LOG_ERROR, "fail_randomly: arg rate %g is not within 0..1", rate);
+        return NULL;
+    }
+    fail_randomly *st = calloc(1, sizeof *st);
+    if (!st) {
+        sd_log(ctx, SD_LOG_ERROR, "fail_randomly: out of memory");
+        return NULL;
+    }
+    int64_t seed = sd_context_arg_int(ctx, "seed", 0x5eed);
+    /* mix in the task id so parallel tasks do not fail in lockstep */
+    st->rng = ((uint64_t)seed * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)sd_context_task_id(ctx) << 32);
+    if (st->rng == 0) st->rng = 0x9e3779b97f4a7c15ULL; /* xorshift must not start at 0 */
+    st->threshold = rate >= 1.0 ? UINT64_MAX : (uint64_t)(rate * 18446744073709551616.0);
+    return st;
+}
+
+static void fr_execute(void *state, sd_collector *col, sd_tuple *input) {
+    fail_randomly *st = state;
+    if (sd_tuple_is_tick(input)) return;
+    uint64_t r = fr_next(st);
+    if (r < st->threshold || (st->threshold == UINT64_MAX)) {
+        sd_fail(col, input);
+        return;
+    }
+    if (reemit(col, input) != 0) {
+        sd_fail(col, input);
+        return;
+    }
+    sd_ack(col, input);
+}
+
+const sd_component_def builtin_fail_randomly_def = {
+    .api_version = SD_API_VERSION,
+    .name = "fail_randomly",
+    .kind = SD_BOLT,
+    .streams = NULL,
+    .open = fr_prepare,
+    .execute = fr_execute,
+    .close = free_state,
+};

@@ -30,6 +30,10 @@ int conf_load_file(conf *c, const char *path, char *err, size_t errlen);
  * the error ("-c" and 0 for the command line). Returns 0 or -1 with err. */
 int conf_set_text(conf *c, const char *key, const char *value, const char *file, int line,
                   char *err, size_t errlen);
+/* Same, but the error names `shown` instead of key (a topology's top-level
+ * `workers:` sets topology.workers; the user should read the key they wrote). */
+int conf_set_text_as(conf *c, const char *key, const char *shown, const char *value,
+                     const char *file, int line, char *err, size_t errlen);
 /* Parses "key=value" (the -c argument). */
 int conf_set_kv(conf *c, const char *kv, char *err, size_t errlen);
 

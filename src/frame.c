@@ -122,6 +122,53 @@ int frame_batch_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **
     return 1;
 }
 
+uint32_t frame_batch_count(const uint8_t *records, size_t len, size_t limit) {
+    uint32_t n = 0;
+    size_t off = 0, cur = 0, rl;
+    const uint8_t *rec;
+    while (frame_batch_next(records, len, &off, &rec, &rl) == 1) {
+        if (cur > 0 && cur + 4 + rl > limit) {
+            n++;
+            cur = 0;
+        }
+        cur += 4 + rl;
+    }
+    return n + (cur > 0);
+}
+
+size_t frame_batch_cut(const uint8_t *records, size_t len, size_t limit, size_t lz4_threshold,
+                       uint8_t *lz4buf, size_t lz4cap, frame_slice *out) {
+    size_t off = 0, fstart = 0, lz4_used = 0, wire = 0, rl;
+    const uint8_t *rec;
+    for (;;) {
+        size_t prev = off;
+        int more = frame_batch_next(records, len, &off, &rec, &rl);
+        /* close the current frame before a record that would overflow it, and at the end;
+         * the same rule as frame_batch_count */
+        bool cut = more != 1 ? prev > fstart : (prev > fstart && off - fstart > limit);
+        if (cut) {
+            size_t flen = prev - fstart;
+            out->payload = records + fstart;
+            out->len = flen;
+            uint8_t flags = 0;
+            if (lz4buf && lz4_threshold > 0 && flen >= lz4_threshold) {
+                size_t clen = frame_lz4_compress(records + fstart, flen, lz4buf + lz4_used, lz4cap - lz4_used);
+                if (clen) {
+                    out->payload = lz4buf + lz4_used;
+                    out->len = clen;
+                    flags = FRAME_F_LZ4;
+                    lz4_used += clen;
+                }
+            }
+            frame_header_write(out->header, FRAME_BATCH, flags, (uint32_t)out->len, (uint32_t)flen);
+            wire += FRAME_HEADER_BYTES + out->len;
+            out++;
+            fstart = prev;
+        }
+        if (more != 1) return wire;
+    }
+}
+
 /* ---- reader ------------------------------------------------------------ */
 
 void frame_reader_init(frame_reader *r, size_t max_frame) {

@@ -69,6 +69,23 @@ int frame_handshake_check(const uint8_t *p, size_t len, const char *topology_id,
  * for a record, 0 at the end, FRAME_ELENGTH when a record overruns. */
 int frame_batch_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **rec, size_t *rec_len);
 
+/* One frame of a batch cut from a buffer of records: its header and payload. */
+typedef struct frame_slice {
+    uint8_t header[FRAME_HEADER_BYTES];
+    const uint8_t *payload;  /* into the records, or into the lz4 buffer */
+    size_t len;
+} frame_slice;
+/* Number of batch frames needed for records[0..len) when a frame's
+ * uncompressed payload may hold at most limit bytes (a single larger record
+ * still gets a frame of its own: senders must refuse such records). */
+uint32_t frame_batch_count(const uint8_t *records, size_t len, size_t limit);
+/* Cuts records into the frame_batch_count() frames, in order, into out[].
+ * Payloads of at least lz4_threshold (> 0) bytes are compressed into lz4buf
+ * when that makes them smaller; lz4cap >= frame_lz4_bound(len) + 16 * frames
+ * always suffices. Returns the bytes the frames take on the wire. */
+size_t frame_batch_cut(const uint8_t *records, size_t len, size_t limit, size_t lz4_threshold,
+                       uint8_t *lz4buf, size_t lz4cap, frame_slice *out);
+
 /* Incremental reader: push bytes in any chunking, pull whole frames. */
 typedef struct frame_reader {
     uint8_t *buf;        /* received bytes; buf[start..len) not yet consumed */

@@ -1,7 +1,7 @@
 /*
  * transport: the worker-to-worker data plane over TCP (libuv).
  * One connection per pair of workers (the lower worker index connects to the
- * higher one... or any rule that yields one connection per pair), a versioned
+ * higher one and reconnects with backoff; wire format in frame.h), a versioned
  * handshake that rejects a peer of another topology, length-prefixed frames
  * with a maximum size, batching per destination worker (flush on size or on
  * a short timer), lz4 for frames above a threshold. A malformed or oversized
@@ -33,11 +33,13 @@ typedef struct transport_config {
     int worker_index;          /* this worker */
     int nworkers;
     const transport_peer *peers; /* nworkers entries, index = worker index (self included) */
-    size_t batch_bytes;        /* flush a peer's buffer once it holds this much */
-    int flush_interval_ms;     /* ... or after this long */
+    /* 0 picks the default shown */
+    size_t batch_bytes;        /* flush a peer's buffer once it holds this much (64 KiB) */
+    int flush_interval_ms;     /* ... or after this long (5) */
     size_t lz4_threshold;      /* compress frames at least this big; 0 = never */
-    size_t max_frame_bytes;    /* larger incoming frames close the connection */
-    size_t max_buffered_bytes; /* per peer: senders wait above this (backpressure) */
+    size_t max_frame_bytes;    /* larger incoming frames close the connection (16 MiB);
+                                * also caps what we send: a bigger tuple is dropped */
+    size_t max_buffered_bytes; /* per peer: senders wait above this (backpressure) (8 MiB) */
 } transport_config;
 
 /* Called on the loop thread for each tuple received, with dest_task set and
@@ -58,7 +60,9 @@ int transport_start(transport *tr);
  * connected, waits for room unless never_block (system streams: acks must
  * never wait). When the peer is unreachable and the buffer is full, drops
  * them and returns -1 (acking replays what is dropped). Does not consume
- * the caller's references. */
+ * the caller's references. Called on the loop thread it never waits (as if
+ * never_block). `worker` must not be this worker (local tuples never travel
+ * through the transport). */
 int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n, bool never_block);
 
 typedef struct transport_stats {

@@ -193,11 +193,59 @@ static void test_batch_records(void **state) {
     assert_int_equal(frame_batch_next(b, 2, &off, &rec, &rl), FRAME_ELENGTH);
 }
 
+/* records cut into frames of at most limit bytes read back in order */
+static void test_batch_cut(void **state) {
+    (void)state;
+    uint8_t recs[4096];
+    size_t len = 0;
+    int nrec = 0;
+    for (int i = 0; len + 4 + 100 <= sizeof recs; i++, nrec++) {
+        uint32_t n = (uint32_t)(i * 7 % 100);
+        recs[len] = (uint8_t)n;
+        recs[len + 1] = recs[len + 2] = recs[len + 3] = 0;
+        memset(recs + len + 4, 'a' + i % 3, n);
+        len += 4 + n;
+    }
+    size_t limits[] = {1, 50, 300, 100000};
+    for (int lz = 0; lz < 2; lz++) {
+        for (int l = 0; l < 4; l++) {
+            uint32_t nf = frame_batch_count(recs, len, limits[l]);
+            assert_true(nf >= 1);
+            frame_slice *sl = calloc(nf, sizeof *sl);
+            size_t cap = frame_lz4_bound(len) + 16 * nf;
+            uint8_t *lzb = malloc(cap), *wire = malloc(len + nf * FRAME_HEADER_BYTES), *back = malloc(len);
+            assert_non_null(sl);
+            assert_non_null(lzb);
+            assert_non_null(wire);
+            assert_non_null(back);
+            size_t wlen = frame_batch_cut(recs, len, limits[l], lz ? 16 : 0, lz ? lzb : NULL, cap, sl);
+            size_t o = 0;
+            for (uint32_t f = 0; f < nf; f++) {
+                memcpy(wire + o, sl[f].header, FRAME_HEADER_BYTES);
+                memcpy(wire + o + FRAME_HEADER_BYTES, sl[f].payload, sl[f].len);
+                o += FRAME_HEADER_BYTES + sl[f].len;
+            }
+            assert_int_equal(o, wlen);
+            size_t blen = 0;
+            assert_int_equal(read_all(wire, wlen, 997, back, &blen), (int)nf);
+            assert_int_equal(blen, len);
+            assert_memory_equal(back, recs, len);
+            /* every frame respects the limit unless it holds a single record */
+            if (limits[l] == 1) assert_int_equal(nf, (uint32_t)nrec);
+            if (limits[l] == 100000) assert_int_equal(nf, 1);
+            free(sl);
+            free(lzb);
+            free(wire);
+            free(back);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_and_read), cmocka_unit_test(test_header_rejects),
         cmocka_unit_test(test_mutations),      cmocka_unit_test(test_handshake),
-        cmocka_unit_test(test_batch_records),
+        cmocka_unit_test(test_batch_records),  cmocka_unit_test(test_batch_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,264 @@
+/* node: spawning, heartbeats to the store, restart on crash and on stale
+ * heartbeats, graceful stop and SIGKILL after the deadline. The worker is
+ * test/fake_worker.py (speaks the control protocol), so no runtime needed. */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "memstore.h"
+#include "node.h"
+
+#define CLUSTER "t"
+#define TID "topo-1"
+
+typedef struct fx {
+    uv_loop_t loop;
+    store *st;
+    node *nd;
+    conf *c;
+    char dir[PATH_MAX];
+    char exe[PATH_MAX];
+    bool stopped;
+} fx;
+
+/* test/fake_worker.py, found from this file's path relative to the build root */
+static void find_fake_worker(char *out, size_t cap) {
+    const char *env = getenv("STREAMD_FAKE_WORKER");
+    if (env) {
+        snprintf(out, cap, "%s", env);
+        return;
+    }
+    char self[PATH_MAX], src[PATH_MAX * 2];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0'; /* <build>/test/unit */
+    if (__FILE__[0] == '/') snprintf(src, sizeof src, "%s", __FILE__);
+    else snprintf(src, sizeof src, "%s/../../%s", self, __FILE__);
+    *strrchr(src, '/') = '\0'; /* <source>/test/unit */
+    int m = snprintf(out, cap, "%.*s/../fake_worker.py", (int)(cap > 32 ? cap - 32 : 0), src);
+    assert_true(m > 0 && (size_t)m < cap);
+    assert_int_equal(access(out, X_OK), 0);
+}
+
+static void set(conf *c, const char *kv) {
+    char err[256];
+    if (conf_set_kv(c, kv, err, sizeof err) != 0) fail_msg("%s", err);
+}
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/streamd-test-node-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    find_fake_worker(f->exe, sizeof f->exe);
+    setenv("FAKE_WORKER_DIR", f->dir, 1);
+    setenv("FAKE_WORKER_MODE", "normal", 1);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->st = memstore_new(&f->loop);
+    f->c = conf_new();
+    char kv[PATH_MAX + 64];
+    snprintf(kv, sizeof kv, "streamd.local.dir=%s", f->dir);
+    set(f->c, kv);
+    set(f->c, "cluster.name=" CLUSTER);
+    set(f->c, "supervisor.slots.ports=7001,7002");
+    set(f->c, "supervisor.worker.restart.delay.ms=100");
+    set(f->c, "supervisor.worker.start.timeout.secs=10"); /* python starts slowly on a busy machine */
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    if (f->nd) node_free(f->nd);
+    store_free(f->st);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    conf_free(f->c);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+typedef bool (*pred)(fx *f, void *arg);
+
+/* runs the loop until p holds or ms pass */
+static bool wait_for(fx *f, pred p, void *arg, uint64_t ms) {
+    uv_update_time(&f->loop);
+    uint64_t end = uv_now(&f->loop) + ms;
+    while (!p(f, arg)) {
+        if (uv_now(&f->loop) >= end) return false;
+        uv_run(&f->loop, UV_RUN_ONCE);
+        uv_update_time(&f->loop);
+    }
+    return true;
+}
+
+/* the status JSON of worker n1:port, or NULL */
+static json_t *status(fx *f, int port) {
+    char key[256];
+    snprintf(key, sizeof key, "/streamd/" CLUSTER "/workers/" TID "/n1:%d", port);
+    store_kv kv;
+    if (store_get(f->st, key, &kv) != 0) return NULL;
+    json_t *j = json_loads(kv.value, 0, NULL);
+    store_kv_clear(&kv);
+    return j;
+}
+
+typedef struct want {
+    int port;
+    int restarts;   /* at least */
+    int64_t not_pid; /* a pid different from this */
+} want;
+
+static bool has_status(fx *f, void *arg) {
+    want *w = arg;
+    json_t *j = status(f, w->port);
+    bool ok = j && json_integer_value(json_object_get(j, "restarts")) >= w->restarts &&
+              json_integer_value(json_object_get(j, "pid")) != w->not_pid &&
+              json_array_size(json_object_get(j, "tasks")) > 0;
+    json_decref(j);
+    return ok;
+}
+
+static bool no_status(fx *f, void *arg) {
+    json_t *j = status(f, *(int *)arg);
+    json_decref(j);
+    return j == NULL;
+}
+
+static bool is_stopped(fx *f, void *arg) {
+    (void)arg;
+    return f->stopped;
+}
+
+static void on_stopped(void *arg) { ((fx *)arg)->stopped = true; }
+
+static void put_assignment(fx *f, const char *cleanup, const char *hb) {
+    json_t *a = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:[{s:s,s:s,s:i,s:[i,i]}, {s:s,s:s,s:i,s:[i]}, "
+                          "{s:s,s:s,s:i,s:[i,i]}]}",
+                          "topology_id", TID, "topology_name", "topo", "topology_path", "/nonexistent.yaml", "conf",
+                          "task.cleanup.timeout.sec", cleanup, "worker.heartbeat.interval.ms", hb, "workers", "node",
+                          "n1", "host", "127.0.0.1", "port", 7001, "tasks", 1, 4, "node", "other", "host", "10.0.0.2",
+                          "port", 7001, "tasks", 2, "node", "n1", "host", "127.0.0.1", "port", 7002, "tasks", 3, 5);
+    assert_non_null(a);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    assert_int_equal(store_put(f->st, "/streamd/" CLUSTER "/assignments/" TID, text, 0, NULL), 0);
+    free(text);
+}
+
+static bool pid_alive(int64_t pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH); }
+
+static void test_spawn_heartbeat_crash_restart_stop(void **state) {
+    fx *f = *state;
+    setenv("FAKE_WORKER_MODE", "crash_once", 1);
+    put_assignment(f, "1", "100"); /* before the node starts: picked up by listing */
+    f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
+    assert_non_null(f->nd);
+    store_kv kv;
+    assert_int_equal(store_get(f->st, "/streamd/" CLUSTER "/nodes/n1", &kv), 0);
+    assert_non_null(strstr(kv.value, "7002"));
+    store_kv_clear(&kv);
+    /* each worker crashes once after its first heartbeat and comes back */
+    want w1 = {.port = 7001, .restarts = 1}, w2 = {.port = 7002, .restarts = 1};
+    assert_true(wait_for(f, has_status, &w1, 10000));
+    assert_true(wait_for(f, has_status, &w2, 10000));
+    assert_int_equal(node_restarts(f->nd), 2);
+    /* the assignment message as the worker got it */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/assign-7002.json", f->dir);
+    json_t *a = json_load_file(path, 0, NULL);
+    assert_non_null(a);
+    assert_string_equal(json_string_value(json_object_get(a, "type")), "assignment");
+    assert_string_equal(json_string_value(json_object_get(a, "cluster")), CLUSTER);
+    assert_string_equal(json_string_value(json_object_get(a, "topology_id")), TID);
+    assert_int_equal(json_integer_value(json_object_get(a, "worker_index")), 2);
+    assert_int_equal(json_array_size(json_object_get(a, "workers")), 3);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "conf"), "task.cleanup.timeout.sec")), "1");
+    json_decref(a);
+    /* the worker's output went to its log file */
+    snprintf(path, sizeof path, "%s/logs/" TID "/worker-7001.log", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 0);
+    /* status carries the heartbeat and the node's fields */
+    json_t *s = status(f, 7001);
+    int64_t pid = json_integer_value(json_object_get(s, "pid"));
+    assert_true(pid_alive(pid));
+    assert_int_equal(json_integer_value(json_object_get(s, "port")), 7001);
+    assert_int_equal(json_array_size(json_object_get(s, "tasks")), 2);
+    assert_null(json_object_get(s, "type"));
+    json_decref(s);
+    /* removing the assignment stops the workers; their status goes away */
+    assert_int_equal(store_del(f->st, "/streamd/" CLUSTER "/assignments/" TID), 0);
+    int p1 = 7001, p2 = 7002;
+    assert_true(wait_for(f, no_status, &p1, 5000));
+    assert_true(wait_for(f, no_status, &p2, 5000));
+    for (int i = 0; i < 50 && pid_alive(pid); i++) uv_sleep(20); /* reaped by the node's loop */
+    node_stop(f->nd, on_stopped, f);
+    assert_true(wait_for(f, is_stopped, NULL, 5000));
+    assert_int_equal(store_get(f->st, "/streamd/" CLUSTER "/nodes/n1", &kv), STORE_NOT_FOUND);
+}
+
+static void test_stop_deadline_kills(void **state) {
+    fx *f = *state;
+    setenv("FAKE_WORKER_MODE", "ignore_stop", 1);
+    f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
+    assert_non_null(f->nd);
+    put_assignment(f, "0", "100");
+    want w1 = {.port = 7001};
+    assert_true(wait_for(f, has_status, &w1, 10000));
+    json_t *s = status(f, 7001);
+    int64_t pid = json_integer_value(json_object_get(s, "pid"));
+    json_decref(s);
+    uv_update_time(&f->loop);
+    uint64_t t0 = uv_now(&f->loop);
+    node_stop(f->nd, on_stopped, f);
+    assert_true(wait_for(f, is_stopped, NULL, 8000));
+    uint64_t took = uv_now(&f->loop) - t0;
+    assert_true(took >= 1900); /* cleanup 0 s + 2 s grace, then SIGKILL */
+    assert_false(pid_alive(pid));
+    assert_int_equal(node_restarts(f->nd), 0);
+}
+
+static void test_stale_heartbeat_restarts(void **state) {
+    fx *f = *state;
+    setenv("FAKE_WORKER_MODE", "silent", 1);
+    set(f->c, "supervisor.worker.start.timeout.secs=1");
+    f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
+    assert_non_null(f->nd);
+    put_assignment(f, "0", "100");
+    /* no heartbeat within 3 x 100 ms + 1 s start timeout: killed, restarted */
+    uv_update_time(&f->loop);
+    uint64_t end = uv_now(&f->loop) + 8000;
+    while (node_restarts(f->nd) < 2 && uv_now(&f->loop) < end) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        uv_update_time(&f->loop);
+    }
+    assert_true(node_restarts(f->nd) >= 2);
+    node_stop(f->nd, on_stopped, f);
+    assert_true(wait_for(f, is_stopped, NULL, 8000));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_spawn_heartbeat_crash_restart_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_deadline_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_heartbeat_restarts, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

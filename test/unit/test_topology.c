@@ -1,0 +1,288 @@
+/*
+ * Unit tests for topology: a valid file gives the right task layout,
+ * streams and resolved inputs; every file in test/data/topo_bad/ (first
+ * line "# expect: LINE: message") fails with exactly FILE:LINE: message.
+ * builtin_component() is faked here with the built-ins' class names and
+ * streams so the test links without the runtime.
+ */
+#include <dirent.h>
+#include <libgen.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "topology.h"
+
+/* ---- fake built-ins ---- */
+static const sd_stream_decl lines_streams[] = {{.name = "default", .fields = {"line", NULL}}, {.name = NULL}};
+static const sd_stream_decl word_streams[] = {{.name = "default", .fields = {"word", NULL}}, {.name = NULL}};
+static const sd_stream_decl count_streams[] = {{.name = "default", .fields = {"word", "count", NULL}}, {.name = NULL}};
+static const sd_component_def fakes[] = {
+    {.api_version = SD_API_VERSION, .name = "file_lines", .kind = SD_SPOUT, .streams = lines_streams},
+    {.api_version = SD_API_VERSION, .name = "split_words", .kind = SD_BOLT, .streams = word_streams},
+    {.api_version = SD_API_VERSION, .name = "word_count", .kind = SD_BOLT, .streams = count_streams},
+    {.api_version = SD_API_VERSION, .name = "file_sink", .kind = SD_BOLT, .streams = NULL},
+    {.api_version = SD_API_VERSION, .name = "fanout", .kind = SD_SPOUT, .streams = lines_streams},
+    {.api_version = 0, .name = "old_api", .kind = SD_BOLT, .streams = NULL},
+};
+
+const sd_component_def *builtin_component(const char *class_name) {
+    for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++)
+        if (strcmp(fakes[i].name, class_name) == 0) return &fakes[i];
+    return NULL;
+}
+
+/* test/data, found from the binary's location (cwd does not matter) */
+static int test_data_dir(char *out) {
+    char src[PATH_MAX], tmp[2 * PATH_MAX + 64];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    const char *srcdir = dirname(src);
+    if (srcdir[0] == '/') {
+        snprintf(tmp, sizeof tmp, "%s/../data", srcdir);
+    } else {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) return -1;
+        exe[n] = '\0';
+        snprintf(tmp, sizeof tmp, "%s/../../%s/../data", dirname(exe), srcdir);
+    }
+    return realpath(tmp, out) ? 0 : -1;
+}
+
+static char data_dir[PATH_MAX];
+
+static void data_path(char *out, size_t len, const char *name) { snprintf(out, len, "%s/%s", data_dir, name); }
+
+static int read_expect(const char *path, char *out, size_t len) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1024];
+    int rc = -1;
+    if (fgets(line, sizeof line, f) && strncmp(line, "# expect: ", 10) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(out, len, "%s", line + 10);
+        rc = 0;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Loads path and checks err begins with "path:" + its expect line; prints
+ * the difference and returns false otherwise. */
+static bool fails_as_expected(const char *path) {
+    char expect[1024], want[PATH_MAX + 1100], err[2048] = "";
+    if (read_expect(path, expect, sizeof expect) != 0) {
+        print_error("%s: no '# expect: ' first line\n", path);
+        return false;
+    }
+    snprintf(want, sizeof want, "%s:%s", path, expect);
+    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    if (t) {
+        topology_free(t);
+        print_error("%s: loaded, expected: %s\n", path, want);
+        return false;
+    }
+    if (strncmp(err, want, strlen(want)) != 0 || strchr(err, '\n')) {
+        print_error("\n  got:  %s\n  want: %s\n", err, want);
+        return false;
+    }
+    return true;
+}
+
+static int stream_field_count(const topology *t, int comp, const char *name) {
+    const topo_stream *s = topology_stream(t, comp, name);
+    return s ? s->nfields : -1;
+}
+
+static void test_valid_layout(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], err[1024] = "";
+    data_path(path, sizeof path, "wordcount.yaml");
+    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    assert_string_equal(t->name, "wc-test");
+    assert_string_equal(t->dir, data_dir);
+    assert_null(t->library);
+    assert_int_equal(t->workers, 2);
+    assert_int_equal(conf_int(t->conf, "topology.message.timeout.secs"), 10);
+    assert_string_equal(conf_str(t->conf, "my.user.key"), "hello");
+
+    /* spouts, bolts in file order, then the acker; tasks from 1 */
+    static const struct { const char *id; int par, first; sd_component_kind kind; } want[] = {
+        {"lines", 2, 1, SD_SPOUT}, {"split", 3, 3, SD_BOLT}, {"count", 2, 6, SD_BOLT},
+        {"sink", 1, 8, SD_BOLT},   {"__acker", 2, 9, SD_BOLT},
+    };
+    assert_int_equal(t->ncomponents, 5);
+    for (int i = 0; i < 5; i++) {
+        const topo_component *c = &t->components[i];
+        assert_int_equal(c->index, i);
+        assert_string_equal(c->id, want[i].id);
+        assert_int_equal(c->parallelism, want[i].par);
+        assert_int_equal(c->first_task, want[i].first);
+        assert_int_equal(c->kind, want[i].kind);
+        assert_ptr_equal(topology_component(t, want[i].id), c);
+        for (int k = 0; k < c->parallelism; k++) assert_ptr_equal(topology_task_component(t, c->first_task + k), c);
+    }
+    assert_int_equal(t->ntasks, 10);
+    assert_null(topology_task_component(t, 0));
+    assert_null(topology_task_component(t, 11));
+    assert_true(t->components[4].is_acker);
+    assert_null(t->components[4].def);
+    assert_string_equal(t->components[1].def->name, "split_words");
+    assert_int_equal(t->components[0].nargs, 2);
+    assert_string_equal(t->components[0].args[0].key, "path");
+    assert_string_equal(t->components[0].args[0].value, "sentences.txt");
+
+    /* declared and system streams */
+    assert_int_equal(stream_field_count(t, 0, "default"), 1);
+    assert_int_equal(stream_field_count(t, 0, "__ack_init"), 3);
+    assert_int_equal(stream_field_count(t, 0, "__ack_ack"), -1);
+    assert_int_equal(stream_field_count(t, 2, "default"), 2);
+    assert_int_equal(stream_field_count(t, 2, "__ack_ack"), 2);
+    assert_int_equal(stream_field_count(t, 2, "__ack_fail"), 1);
+    assert_int_equal(stream_field_count(t, 3, "default"), -1); /* file_sink declares nothing */
+    assert_int_equal(stream_field_count(t, 3, "__ack_fail"), 1);
+    assert_int_equal(stream_field_count(t, 4, "__ack_done"), 2);
+    assert_int_equal(t->components[4].nstreams, 1);
+    const topo_stream *tick = topology_stream(t, -1, "__tick");
+    assert_non_null(tick);
+    assert_true(tick->system);
+    assert_int_equal(tick->nfields, 0);
+    const topo_stream *init = topology_stream(t, 0, "__ack_init");
+    assert_true(init->system);
+    assert_string_equal(init->fields[2], "task");
+    for (int s = 0; s < t->nstreams; s++) assert_int_equal(t->streams[s].id, s);
+    for (int c = 0; c < t->ncomponents; c++)
+        for (int i = 0; i < t->components[c].nstreams; i++)
+            assert_int_equal(t->streams[t->components[c].stream_ids[i]].component, c);
+
+    /* resolved inputs; system streams get no inputs */
+    const topo_component *count = &t->components[2];
+    assert_int_equal(count->ninputs, 1);
+    const topo_input *in = &count->inputs[0];
+    assert_int_equal(in->from_component, 1);
+    assert_int_equal(in->grouping, GROUP_FIELDS);
+    assert_string_equal(t->streams[in->stream_id].name, "default");
+    assert_int_equal(t->streams[in->stream_id].component, 1);
+    assert_int_equal(in->nfields, 1);
+    assert_int_equal(in->field_index[0], 0);
+    assert_int_equal(in->line, 22);
+    assert_int_equal(t->components[3].inputs[0].grouping, GROUP_GLOBAL);
+    assert_int_equal(t->components[4].ninputs, 0);
+    assert_int_equal(t->components[0].ninputs, 0);
+    topology_free(t);
+}
+
+static void test_outputs_override(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], err[1024] = "";
+    data_path(path, sizeof path, "outputs.yaml");
+    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    assert_int_equal(t->ncomponents, 3); /* acking off: no __acker */
+    assert_null(topology_component(t, TOPO_ACKER_ID));
+    const topo_stream *def = topology_stream(t, 0, "default");
+    assert_int_equal(def->nfields, 2);
+    assert_string_equal(def->fields[1], "text");
+    const topo_stream *pick = topology_stream(t, 0, "pick");
+    assert_true(pick->direct);
+    assert_false(pick->system);
+    assert_int_equal(stream_field_count(t, 1, "default"), 2); /* outputs: [a, b] beats split_words' [word] */
+    const topo_input *in = &t->components[1].inputs[0];
+    assert_int_equal(in->grouping, GROUP_PARTIAL_KEY);
+    assert_int_equal(in->field_index[0], 1);
+    assert_int_equal(in->field_index[1], 0);
+    const topo_component *direct = topology_component(t, "direct");
+    assert_int_equal(direct->ninputs, 2);
+    assert_int_equal(direct->inputs[0].grouping, GROUP_DIRECT);
+    assert_int_equal(direct->inputs[0].stream_id, pick->id);
+    assert_int_equal(direct->inputs[1].grouping, GROUP_ALL);
+    assert_int_equal(t->ntasks, 6);
+    assert_string_equal(topo_grouping_name(GROUP_LOCAL_OR_SHUFFLE), "local-or-shuffle");
+    topology_free(t);
+}
+
+/* defaults < --config < config: (< workers:) < -c */
+static void test_precedence(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], err[1024] = "";
+    data_path(path, sizeof path, "precedence_conf.yaml");
+    conf *base = conf_new(), *over = conf_new();
+    assert_int_equal(conf_load_file(base, path, err, sizeof err), 0);
+    assert_int_equal(conf_set_kv(over, "topology.tick.tuple.freq.secs=7", err, sizeof err), 0);
+    data_path(path, sizeof path, "precedence.yaml");
+    topology *t = topology_load(path, base, over, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    assert_int_equal(conf_int(t->conf, "topology.max.spout.pending"), 5);      /* --config */
+    assert_int_equal(conf_int(t->conf, "topology.message.timeout.secs"), 10);  /* config: over --config */
+    assert_int_equal(conf_int(t->conf, "topology.tick.tuple.freq.secs"), 7);   /* -c over config: */
+    assert_int_equal(conf_int(t->conf, "worker.heartbeat.interval.ms"), 1000); /* default */
+    assert_int_equal(t->workers, 3);                                           /* workers: over config: */
+    assert_int_equal(t->ncomponents, 1);
+    topology_free(t);
+    /* -c topology.workers beats the file's workers: */
+    assert_int_equal(conf_set_kv(over, "topology.workers=4", err, sizeof err), 0);
+    t = topology_load(path, base, over, err, sizeof err);
+    assert_non_null(t);
+    assert_int_equal(t->workers, 4);
+    topology_free(t);
+    /* base is not consumed or changed */
+    assert_int_equal(conf_int(base, "topology.message.timeout.secs"), 20);
+    conf_free(base);
+    conf_free(over);
+}
+
+static void test_invalid_files(void **state) {
+    (void)state;
+    char dir[PATH_MAX + 16];
+    data_path(dir, sizeof dir, "topo_bad");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int checked = 0, wrong = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 5, ".yaml") != 0) continue;
+        char path[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!fails_as_expected(path)) wrong++;
+        checked++;
+    }
+    closedir(d);
+    assert_int_equal(wrong, 0);
+    assert_true(checked >= 25);
+}
+
+static void test_api_version(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64];
+    data_path(path, sizeof path, "unit/old_api.yaml");
+    assert_true(fails_as_expected(path));
+}
+
+static void test_missing_file(void **state) {
+    (void)state;
+    char err[512];
+    assert_null(topology_load("/nonexistent/t.yaml", NULL, NULL, err, sizeof err));
+    assert_string_equal(err, "/nonexistent/t.yaml: cannot open: No such file or directory");
+}
+
+int main(void) {
+    if (test_data_dir(data_dir) != 0) {
+        fprintf(stderr, "cannot find test/data\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_layout), cmocka_unit_test(test_outputs_override),
+        cmocka_unit_test(test_precedence),   cmocka_unit_test(test_invalid_files),
+        cmocka_unit_test(test_api_version),  cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
