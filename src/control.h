@@ -6,8 +6,10 @@
  * by a 4-byte big-endian length (max CONTROL_MAX_MSG).
  *
  * node -> worker
- *   {"type":"assignment", "cluster":s, "topology_id":s, "topology_path":s,
- *    "conf":{key:string,...}, "worker_index":i,
+ *   {"type":"assignment", "cluster":s, "topology_id":s, "topology_name":s,
+ *    "topology_path":s (absolute), "conf":{key:string,...} (fully merged),
+ *    "overrides":{key:string,...} (optional: the -c keys alone, to pass as
+ *    topology_load's overrides when reloading the file), "worker_index":i,
  *    "workers":[{"host":s,"port":i,"tasks":[i,...]},...]}   (first message)
  *   {"type":"activate"} | {"type":"deactivate"}
  *   {"type":"stop"}            graceful: deactivate, drain, cleanup, exit 0
@@ -21,7 +23,8 @@
  *    "rss_kb":i}
  *   {"type":"error", "task":i, "message":s}
  *
- * Functions here are plain and blocking-free except control_write.
+ * Functions here are plain and blocking-free except control_write, which
+ * waits (up to 5 s) for room on a non-blocking fd and never raises SIGPIPE.
  */
 #ifndef SD_CONTROL_H
 #define SD_CONTROL_H

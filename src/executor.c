@@ -51,11 +51,12 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
     ex->local_out = calloc((size_t)t->ntasks + 1, sizeof *ex->local_out);
     ex->local_dirty = calloc((size_t)t->ntasks + 1, sizeof *ex->local_dirty);
+    ex->local_listed = calloc((size_t)t->ntasks + 1, 1);
     ex->sent_to = calloc((size_t)t->ntasks + 1, sizeof *ex->sent_to);
     ex->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_out);
     ex->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_n);
     ex->remote_cap = rt->batch_size * 4;
-    if (!ex->inq || !ex->local_out || !ex->local_dirty || !ex->sent_to || !ex->remote_out || !ex->remote_n)
+    if (!ex->inq || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
         goto fail;
     for (int w = 0; w < rt->nworkers * 2; w++) {
         if (w / 2 == rt->worker_index) continue;
@@ -91,6 +92,7 @@ void executor_free(executor *ex) {
     free(ex->owned);
     free(ex->local_out);
     free(ex->local_dirty);
+    free(ex->local_listed);
     free(ex->sent_to);
     free(ex->remote_out);
     free(ex->remote_n);
@@ -121,7 +123,10 @@ static void flush_remote(executor *ex, int slot) {
 }
 
 void executor_flush(executor *ex) {
-    for (int i = 0; i < ex->nlocal_dirty; i++) flush_local(ex, ex->local_dirty[i]);
+    for (int i = 0; i < ex->nlocal_dirty; i++) {
+        flush_local(ex, ex->local_dirty[i]);
+        ex->local_listed[ex->local_dirty[i]] = 0;
+    }
     ex->nlocal_dirty = 0;
     for (int w = 0; w < ex->rt->nworkers * 2; w++) flush_remote(ex, w);
 }
@@ -139,13 +144,13 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
                 tuple_unref(t);
                 return;
             }
-            ex->local_dirty[ex->nlocal_dirty++] = dest;
+            if (!ex->local_listed[dest]) {
+                ex->local_listed[dest] = 1;
+                ex->local_dirty[ex->nlocal_dirty++] = dest;
+            }
         }
         b->items[b->n++] = t;
-        if (b->n == b->cap) {
-            flush_local(ex, dest);
-            /* dest stays in the dirty list; a NULL batch flushes as nothing */
-        }
+        if (b->n == b->cap) flush_local(ex, dest); /* dest stays listed; NULL flushes as nothing */
     } else {
         int slot = w * 2 + (sys ? 1 : 0);
         ex->remote_out[slot][ex->remote_n[slot]++] = t;

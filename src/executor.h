@@ -36,7 +36,8 @@ typedef struct executor {
 
     /* outgoing, flushed at the end of every round */
     tuple_batch **local_out;      /* [ntasks + 1], by destination task */
-    int *local_dirty, nlocal_dirty;
+    int *local_dirty, nlocal_dirty;  /* destinations with a batch this round */
+    char *local_listed;           /* [ntasks + 1]: dest is in local_dirty */
     /* [2 * worker + sys]: tuples for that worker; sys = acking tuples,
      * which are sent without waiting (acks must never wait for data) */
     sd_tuple ***remote_out;

@@ -132,8 +132,11 @@ static int write_assignment(local *l, const char *abs_path) {
         json_decref(workers);
         return -1;
     }
-    json_t *a = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i}", "topology_id", l->tid, "topology_name", l->topo->name,
-                          "topology_path", abs_path, "conf", conf_to_json(l->topo->conf), "workers", workers,
+    /* conf: everything merged (defaults < --config < topology config: < -c);
+     * overrides: the -c keys alone, for whoever reloads the topology file */
+    json_t *a = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:i}", "topology_id", l->tid, "topology_name",
+                          l->topo->name, "topology_path", abs_path, "conf", conf_to_json(l->topo->conf), "overrides",
+                          l->opts->overrides ? conf_to_json(l->opts->overrides) : json_object(), "workers", workers,
                           "version", 1);
     return put_json(l, l->assign_key, a);
 }

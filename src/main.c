@@ -40,9 +40,18 @@ static void usage(FILE *out) {
             "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
 }
 
+static conf *base, *overrides; /* freed on every exit path by fail_input/done */
+
+static int done(int rc) {
+    conf_free(base);
+    conf_free(overrides);
+    base = overrides = NULL;
+    return rc;
+}
+
 static int fail_input(const char *msg) {
     fprintf(stderr, "streamd: %s\n", msg);
-    return 2;
+    return done(2);
 }
 
 int main(int argc, char **argv) {
@@ -61,9 +70,9 @@ int main(int argc, char **argv) {
     int until_drained = 0, control_fd = -1;
     long duration = 0;
     char err[1024];
-    conf *overrides = conf_new();
-    conf *base = conf_new();
-    if (!overrides || !base) return 1;
+    overrides = conf_new();
+    base = conf_new();
+    if (!overrides || !base) return done(1);
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         char *end;
@@ -84,24 +93,24 @@ int main(int argc, char **argv) {
             if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);
             break;
         case 'h':
-        case OPT_HELP: usage(stdout); return 0;
-        case OPT_VERSION: printf("streamd %s\n", STREAMD_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case OPT_HELP: usage(stdout); return done(0);
+        case OPT_VERSION: printf("streamd %s\n", STREAMD_VERSION); return done(0);
+        default: usage(stderr); return done(2);
         }
     }
     if (!role) {
         usage(stderr);
-        return 2;
+        return done(2);
     }
     if (strcmp(role, "worker") == 0) {
         if (control_fd < 0) return fail_input("--role=worker needs --control-fd");
-        return worker_main(control_fd);
+        return done(worker_main(control_fd));
     }
     if (config_path && conf_load_file(base, config_path, err, sizeof err) != 0) return fail_input(err);
     {
         sd_log_level level;
         conf *eff = conf_copy(base);
-        if (!eff) return 1;
+        if (!eff) return done(1);
         conf_merge(eff, overrides);
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
         log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role);
@@ -125,15 +134,12 @@ int main(int argc, char **argv) {
             .duration_secs = (int)duration,
             .exe_path = exe,
         };
-        int rc = local_run(&lo);
-        conf_free(base);
-        conf_free(overrides);
-        return rc;
+        return done(local_run(&lo));
     }
     if (strcmp(role, "master") == 0 || strcmp(role, "node") == 0) {
         fprintf(stderr, "streamd: --role=%s (cluster mode) is not in this version yet; use --role=local\n", role);
-        return 2;
+        return done(2);
     }
     fprintf(stderr, "streamd: unknown role '%s' (local, worker, master, node)\n", role);
-    return 2;
+    return done(2);
 }

@@ -356,10 +356,11 @@ static void spawn_worker(nworker *w) {
     p->pipe.data = p;
     p->open_handles++;
     p->pipe_open = true;
-    if ((rc = uv_pipe_open(&p->pipe, sv[0])) != 0 ||
+    bool opened = false;
+    if ((rc = uv_pipe_open(&p->pipe, sv[0])) != 0 || !(opened = true) ||
         (rc = uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, on_pipe_read)) != 0) {
         log_error("worker %s port %d: control channel: %s", w->topology_id, w->port, uv_strerror(rc));
-        close(sv[0]); /* with uv_pipe_open failed, the fd is still ours */
+        if (!opened) close(sv[0]); /* else the pipe handle owns it */
         close_pipe(p);
         uv_process_kill(&p->proc, SIGKILL);
         return;
@@ -422,10 +423,14 @@ static json_t *assignment_message(node *n, json_t *a, int index) {
         json_array_append_new(workers, json_pack("{s:O?, s:O?, s:O?}", "host", json_object_get(e, "host"), "port",
                                                  json_object_get(e, "port"), "tasks", json_object_get(e, "tasks")));
     }
-    return json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:i, s:o}", "type", "assignment", "cluster", n->cluster,
-                     "topology_id", json_object_get(a, "topology_id"), "topology_name",
-                     json_object_get(a, "topology_name"), "topology_path", json_object_get(a, "topology_path"),
-                     "conf", json_object_get(a, "conf"), "worker_index", index, "workers", workers);
+    json_t *msg = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:i, s:o}", "type", "assignment", "cluster",
+                            n->cluster, "topology_id", json_object_get(a, "topology_id"), "topology_name",
+                            json_object_get(a, "topology_name"), "topology_path", json_object_get(a, "topology_path"),
+                            "conf", json_object_get(a, "conf"), "worker_index", index, "workers", workers);
+    /* -c keys, for a worker that reloads the topology file (they win over its config:) */
+    json_t *ov = json_object_get(a, "overrides");
+    if (msg && ov) json_object_set(msg, "overrides", ov);
+    return msg;
 }
 
 static nworker *new_worker(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc) {

@@ -453,7 +453,8 @@ static int setup_from_assignment(worker *w, json_t *a) {
     char tag[96];
     snprintf(tag, sizeof tag, "%d", w->rt.worker_index);
     log_set_tags(json_string_value(json_object_get(a, "cluster")), id, tag);
-    w->topo = topology_load(path, w->conf, NULL, err, sizeof err);
+    /* w->conf is already fully merged: apply it over the file, not under it */
+    w->topo = topology_load(path, NULL, w->conf, err, sizeof err);
     if (!w->topo) {
         log_error("cannot load the topology: %s", err);
         return -1;
