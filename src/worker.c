@@ -12,6 +12,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -490,8 +491,18 @@ static void close_handle(uv_handle_t *h, void *arg) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Tuples are allocated on one thread and freed on another at millions per
+ * second; glibc's default of trimming and regrowing the heap on every swing
+ * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. */
+static void tune_malloc(void) {
+    if (!mallopt(M_TRIM_THRESHOLD, 128 << 20) || !mallopt(M_TOP_PAD, 16 << 20) ||
+        !mallopt(M_MMAP_THRESHOLD, 1 << 20))
+        log_warn("mallopt failed; tuple allocation will be slower");
+}
+
 int worker_main(int control_fd) {
     signal(SIGPIPE, SIG_IGN);
+    tune_malloc();
     worker *w = calloc(1, sizeof *w);
     if (!w) return 1;
     w->control_fd = control_fd;
