@@ -410,7 +410,7 @@ static void spout_loop(executor *ex) {
             if (ex->def->deactivate) ex->def->deactivate(ex->state, &ex->col);
         }
         int r = SD_NEXT_IDLE;
-        if (active) {
+        if (active && atomic_load_explicit(&rt->throttle_votes, memory_order_relaxed) == 0) {
             for (uint32_t i = 0; i < rt->batch_size; i++) {
                 if (rt->max_pending > 0 && ex->pending.len >= (size_t)rt->max_pending) break;
                 r = ex->def->next_tuple(ex->state, &ex->col);

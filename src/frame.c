@@ -216,7 +216,7 @@ int frame_reader_next(frame_reader *r, frame *f) {
     size_t plen = get32(h), rawlen = get32(h + 8);
     uint8_t type = h[4], flags = h[5];
     /* validate the header before waiting for a payload we would reject */
-    if (type != FRAME_HANDSHAKE && type != FRAME_BATCH) return FRAME_ETYPE;
+    if (type != FRAME_HANDSHAKE && type != FRAME_BATCH && type != FRAME_THROTTLE) return FRAME_ETYPE;
     if ((flags & ~FRAME_F_LZ4) != 0 || get16(h + 6) != 0) return FRAME_EFLAGS;
     if (plen > r->max_frame || rawlen > r->max_frame) return FRAME_EOVERSIZE;
     if (flags & FRAME_F_LZ4) {

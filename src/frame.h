@@ -3,7 +3,7 @@
  *
  * Header (FRAME_HEADER_BYTES, little-endian):
  *   u32 payload_len   bytes that follow the header
- *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH
+ *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH, FRAME_THROTTLE
  *   u8  flags         FRAME_F_LZ4: payload is one LZ4 block
  *   u16 reserved      0
  *   u32 raw_len       payload length once decompressed (= payload_len if not)
@@ -12,6 +12,7 @@
  * Handshake payload: u32 FRAME_MAGIC, u16 FRAME_VERSION, u16 worker index,
  *   u16 topology id length, topology id bytes (<= FRAME_MAX_TOPOLOGY_ID).
  * Batch payload: records of (u32 len, len bytes of one codec-encoded tuple).
+ * Throttle payload: u8 1 = "my queues overflow: pause your spouts", 0 = resume.
  *
  * Threads: none; a frame_reader belongs to one connection (its loop thread).
  */
@@ -27,7 +28,7 @@
 #define FRAME_VERSION 1
 #define FRAME_MAX_TOPOLOGY_ID 255
 
-enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2 };
+enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3 };
 #define FRAME_F_LZ4 0x01
 
 enum {

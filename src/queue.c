@@ -142,8 +142,10 @@ static int ring_try_push(queue *q, tuple_batch *b) {
 int queue_push(queue *q, tuple_batch *b, bool never_block) {
     if (atomic_load_explicit(&q->closed, memory_order_relaxed)) return -1;
     size_t n = b->n;
-    b->next = NULL;
+    /* b->next is left alone until b is ours to link: a caller that keeps
+     * a chain of batches must not lose it when the push fails */
     if (!q->bounded) {
+        b->next = NULL;
         pthread_mutex_lock(&q->lock);
         if (q->list_tail) q->list_tail->next = b;
         else q->list_head = b;

@@ -53,6 +53,7 @@ typedef struct worker_rt {
     /* lifecycle, written by the loop thread */
     atomic_bool active;           /* spouts call next_tuple */
     atomic_bool stopping;         /* executors clean up and exit */
+    atomic_int throttle_votes;    /* workers asking the spouts to pause (backpressure) */
 } worker_rt;
 
 /* Builds rt->routes from the topology and rt->task_worker. 0 or -1. */

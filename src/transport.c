@@ -121,6 +121,7 @@ struct transport {
     uv_timer_t close_timer;
     atomic_bool started;       /* read by senders: no uv_async_send before start */
     bool closing, close_timer_on;
+    bool throttle_on;          /* what we last asked our peers */
     uv_thread_t loop_thread;
     conn *conns;
     int nconns;
@@ -338,7 +339,10 @@ static void conn_close(conn *c, const char *why) {
     peer *p = c->peer;
     if (p && p->conn == c) {
         p->conn = NULL;
-        if (was_up) peer_set_connected(p, false);
+        if (was_up) {
+            peer_set_connected(p, false);
+            if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, p->index, false);
+        }
     }
     if (c->held) {
         tuple_unref(c->held);
@@ -553,6 +557,22 @@ static void conn_send_handshake(conn *c) {
     if (conn_write_frame(c, fr, flen) != 0) conn_close(c, "cannot send handshake");
 }
 
+static void conn_send_throttle(conn *c, bool on) {
+    uint8_t payload = on ? 1 : 0, *fr;
+    size_t flen;
+    if (frame_build(FRAME_THROTTLE, &payload, 1, 0, &fr, &flen) != 0 || conn_write_frame(c, fr, flen) != 0)
+        log_warn("transport: cannot send a throttle frame to worker %d", conn_peer_index(c));
+}
+
+void transport_set_throttle(transport *tr, bool on) {
+    if (tr->throttle_on == on) return;
+    tr->throttle_on = on;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        conn *c = tr->peers[i].conn;
+        if (c && c->state == CONN_UP) conn_send_throttle(c, on);
+    }
+}
+
 static void conn_handshake(conn *c, const frame *f) {
     transport *tr = c->tr;
     int idx = -1;
@@ -583,6 +603,7 @@ static void conn_handshake(conn *c, const frame *f) {
     p->backoff_ms = RECONNECT_MIN_MS;
     peer_set_connected(p, true);
     log_info("transport: connected to worker %d", idx);
+    if (tr->throttle_on) conn_send_throttle(c, true);
     peer_flush(p);
 }
 
@@ -636,6 +657,12 @@ static void conn_process(conn *c) {
             STAT_ADD(tr, handshakes_rejected, 1);
             conn_reject(c, "frame", "data before the handshake");
             return;
+        } else if (f.type == FRAME_THROTTLE) {
+            if (f.len != 1 || f.payload[0] > 1) {
+                conn_reject(c, "frame", "malformed throttle frame");
+                return;
+            }
+            if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, c->peer->index, f.payload[0] == 1);
         } else {
             c->batch = f.payload;
             c->batch_len = f.len;

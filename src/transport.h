@@ -40,6 +40,9 @@ typedef struct transport_config {
     size_t max_frame_bytes;    /* larger incoming frames close the connection (16 MiB);
                                 * also caps what we send: a bigger tuple is dropped */
     size_t max_buffered_bytes; /* per peer: senders wait above this (backpressure) (8 MiB) */
+    /* loop thread: peer asks us to pause (on) or resume our spouts; a peer
+     * that disconnects counts as resumed. May be NULL. */
+    void (*on_throttle)(void *arg, int peer, bool on);
 } transport_config;
 
 /* Called on the loop thread for each tuple received, with dest_task set and
@@ -64,6 +67,10 @@ int transport_start(transport *tr);
  * never_block). `worker` must not be this worker (local tuples never travel
  * through the transport). */
 int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n, bool never_block);
+
+/* Loop thread: tell every peer (now, and each one that connects later)
+ * whether our queues overflow and their spouts should pause. */
+void transport_set_throttle(transport *tr, bool on);
 
 typedef struct transport_stats {
     uint64_t tuples_sent, tuples_received, tuples_dropped;

@@ -48,9 +48,13 @@ typedef struct worker {
     uv_check_t deliver_check;
     uv_signal_t sigterm, sigint;
     /* received tuples waiting for their executor's queue (loop thread) */
-    tuple_batch **pending_in;
-    int *pending_dirty, npending_dirty;
-    char *in_dirty;             /* [ntasks + 1]: dest is in pending_dirty */
+    tuple_batch **waiting_head, **waiting_tail; /* [ntasks + 1]: FIFO per task */
+    int *waiting_dests, nwaiting_dests;  /* tasks with tuples waiting */
+    char *listed;               /* [ntasks + 1]: task is in waiting_dests */
+    size_t nwaiting;            /* tuples waiting in all of them */
+    size_t high_watermark, low_watermark;
+    bool self_throttle;         /* we asked the spouts to pause */
+    bool *peer_throttle;        /* [nworkers]: that peer asked */
     uint64_t last_activity;
     int stopping;               /* stop sequence started */
     int64_t stop_deadline_ns, exit_deadline_ns;
@@ -139,14 +143,46 @@ static json_t *read_assignment(int fd) {
     return msg;
 }
 
-/* ---- delivery of received tuples ---------------------------------------------- */
+/* ---- delivery of received tuples ----------------------------------------------
+ *
+ * The loop never blocks and never stops reading: a worker that stopped
+ * reading while its bolts waited on another worker could close a cycle
+ * (A waits on B waits on A) and deadlock the topology. Tuples for a full
+ * queue wait here, in order, and when more than
+ * topology.backpressure.high.watermark of them wait, the worker asks every
+ * spout of the topology (its own and, by a throttle frame, its peers') to
+ * pause until they fall below the low watermark. Bolts keep running, so
+ * what is in flight drains and memory stays bounded. */
 
-static int push_pending(worker *w, int dest) {
-    tuple_batch *b = w->pending_in[dest];
-    if (!b || b->n == 0) return 0;
-    if (queue_push(w->rt.task_exec[dest]->inq, b, true) != 0) return -1;
-    w->pending_in[dest] = NULL;
+static int push_waiting(worker *w, int dest) {
+    tuple_batch *b;
+    while ((b = w->waiting_head[dest]) != NULL) {
+        tuple_batch *next = b->next;
+        uint32_t n = b->n;
+        if (queue_push(w->rt.task_exec[dest]->inq, b, true) != 0) return -1;
+        w->waiting_head[dest] = next;
+        w->nwaiting -= n;
+    }
+    w->waiting_tail[dest] = NULL;
     return 0;
+}
+
+static void update_throttle(worker *w) {
+    bool on = w->self_throttle;
+    if (!on && w->nwaiting > w->high_watermark) on = true;
+    else if (on && w->nwaiting < w->low_watermark) on = false;
+    if (on == w->self_throttle) return;
+    w->self_throttle = on;
+    atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
+    if (w->rt.tr) transport_set_throttle(w->rt.tr, on);
+    log_info("backpressure %s: %zu tuples waiting for full queues", on ? "on" : "off", w->nwaiting);
+}
+
+static void on_peer_throttle(void *arg, int peer, bool on) {
+    worker *w = arg;
+    if (peer < 0 || peer >= w->rt.nworkers || w->peer_throttle[peer] == on) return;
+    w->peer_throttle[peer] = on;
+    atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
 }
 
 static int deliver_tuple(void *arg, sd_tuple *t) {
@@ -157,40 +193,42 @@ static int deliver_tuple(void *arg, sd_tuple *t) {
         tuple_unref(t);
         return 0;
     }
-    tuple_batch *b = w->pending_in[dest];
-    if (b && b->n == b->cap) {
-        if (push_pending(w, dest) != 0) return -1; /* queue full: transport pauses */
-        b = NULL;
-    }
-    if (!b) {
-        b = w->pending_in[dest] = tuple_batch_new(w->rt.batch_size);
-        if (!b) return -1;
-        if (!w->in_dirty[dest]) {
-            w->in_dirty[dest] = 1;
-            w->pending_dirty[w->npending_dirty++] = dest;
+    tuple_batch *b = w->waiting_tail[dest];
+    if (!b || b->n == b->cap) {
+        tuple_batch *nb = tuple_batch_new(w->rt.batch_size);
+        if (!nb) return -1; /* out of memory: let the transport hold it */
+        if (b) b->next = nb;
+        else w->waiting_head[dest] = nb;
+        w->waiting_tail[dest] = nb;
+        b = nb;
+        if (!w->listed[dest]) {
+            w->listed[dest] = 1;
+            w->waiting_dests[w->nwaiting_dests++] = dest;
         }
     }
     b->items[b->n++] = t;
+    w->nwaiting++;
     return 0;
 }
 
 static void on_retry_timer(uv_timer_t *h);
 
-static void flush_pending(worker *w) {
+static void flush_waiting(worker *w) {
     int kept = 0;
-    for (int i = 0; i < w->npending_dirty; i++) {
-        int dest = w->pending_dirty[i];
-        if (push_pending(w, dest) != 0) w->pending_dirty[kept++] = dest;
-        else w->in_dirty[dest] = 0;
+    for (int i = 0; i < w->nwaiting_dests; i++) {
+        int dest = w->waiting_dests[i];
+        if (push_waiting(w, dest) != 0) w->waiting_dests[kept++] = dest;
+        else w->listed[dest] = 0;
     }
-    w->npending_dirty = kept;
+    w->nwaiting_dests = kept;
+    update_throttle(w);
     /* a full queue: try again shortly rather than spin the loop */
     if (kept && !uv_is_active((uv_handle_t *)&w->retry_timer))
         uv_timer_start(&w->retry_timer, on_retry_timer, 1, 0);
 }
 
-static void on_deliver_check(uv_check_t *h) { flush_pending(h->data); }
-static void on_retry_timer(uv_timer_t *h) { flush_pending(h->data); }
+static void on_deliver_check(uv_check_t *h) { flush_waiting(h->data); }
+static void on_retry_timer(uv_timer_t *h) { flush_waiting(h->data); }
 
 /* ---- heartbeats ------------------------------------------------------------------ */
 
@@ -234,9 +272,10 @@ static json_t *heartbeat_message(worker *w) {
     }
     bool idle = activity == w->last_activity;
     w->last_activity = activity;
-    json_t *msg = json_pack("{s:s, s:I, s:i, s:o, s:b, s:I}", "type", "heartbeat", "time_ms",
+    json_t *msg = json_pack("{s:s, s:I, s:i, s:o, s:b, s:I, s:I, s:b}", "type", "heartbeat", "time_ms",
                             (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "tasks", tasks,
-                            "idle", idle, "rss_kb", (json_int_t)rss_kb());
+                            "idle", idle, "rss_kb", (json_int_t)rss_kb(), "waiting", (json_int_t)w->nwaiting,
+                            "throttled", atomic_load(&w->rt.throttle_votes) > 0);
     if (msg && w->rt.tr) {
         transport_stats st;
         transport_get_stats(w->rt.tr, &st);
@@ -288,7 +327,7 @@ static void on_stop_timer(uv_timer_t *h) {
     worker *w = h->data;
     int64_t now = now_ns();
     if (!atomic_load(&w->rt.stopping)) {
-        bool drained = true;
+        bool drained = w->nwaiting == 0;
         for (int i = 0; i < w->rt.nexecs && drained; i++) {
             executor *ex = w->rt.execs[i];
             if (atomic_load(&ex->done)) continue;
@@ -398,10 +437,16 @@ static int build_runtime(worker *w) {
     if (routes_build(rt) != 0) return -1;
     rt->task_exec = calloc((size_t)w->topo->ntasks + 1, sizeof *rt->task_exec);
     rt->execs = calloc((size_t)w->topo->ntasks, sizeof *rt->execs);
-    w->pending_in = calloc((size_t)w->topo->ntasks + 1, sizeof *w->pending_in);
-    w->pending_dirty = calloc((size_t)w->topo->ntasks + 1, sizeof *w->pending_dirty);
-    w->in_dirty = calloc((size_t)w->topo->ntasks + 1, 1);
-    if (!rt->task_exec || !rt->execs || !w->pending_in || !w->pending_dirty || !w->in_dirty) return -1;
+    w->waiting_head = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_head);
+    w->waiting_tail = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_tail);
+    w->waiting_dests = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_dests);
+    w->listed = calloc((size_t)w->topo->ntasks + 1, 1);
+    w->peer_throttle = calloc((size_t)rt->nworkers, sizeof *w->peer_throttle);
+    if (!rt->task_exec || !rt->execs || !w->waiting_head || !w->waiting_tail || !w->waiting_dests ||
+        !w->listed || !w->peer_throttle)
+        return -1;
+    w->high_watermark = (size_t)conf_int(w->conf, "topology.backpressure.high.watermark");
+    w->low_watermark = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark");
     for (int t = 1; t <= w->topo->ntasks; t++) {
         if (rt->task_worker[t] != rt->worker_index) continue;
         executor *ex = executor_new(rt, t);
@@ -424,6 +469,7 @@ static int start_transport(worker *w) {
         .lz4_threshold = (size_t)conf_int(w->conf, "worker.transfer.lz4.threshold.bytes"),
         .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
+        .on_throttle = on_peer_throttle,
     };
     w->rt.tr = transport_new(&w->loop, &cfg, w->topo, deliver_tuple, w);
     if (!w->rt.tr || transport_start(w->rt.tr) != 0) {
@@ -469,12 +515,19 @@ static int setup_from_assignment(worker *w, json_t *a) {
 
 static void free_worker(worker *w) {
     for (int i = 0; i < w->rt.nexecs; i++) executor_free(w->rt.execs[i]);
-    if (w->pending_in) {
-        for (int t = 0; t <= w->topo->ntasks; t++) tuple_batch_free(w->pending_in[t]);
+    if (w->waiting_head) {
+        for (int t = 0; t <= w->topo->ntasks; t++) {
+            for (tuple_batch *b = w->waiting_head[t], *next; b; b = next) {
+                next = b->next;
+                tuple_batch_free(b);
+            }
+        }
     }
-    free(w->pending_in);
-    free(w->pending_dirty);
-    free(w->in_dirty);
+    free(w->waiting_head);
+    free(w->waiting_tail);
+    free(w->waiting_dests);
+    free(w->listed);
+    free(w->peer_throttle);
     routes_free(&w->rt);
     free(w->rt.task_exec);
     free(w->rt.execs);

@@ -54,9 +54,12 @@ static void test_bounded_full_never_block(void **s) {
     (void)s;
     queue *q = queue_new(true, 4);
     for (int i = 0; i < 4; i++) assert_int_equal(queue_push(q, batch_of(i, 1), true), 0);
-    tuple_batch *extra = batch_of(4, 1);
+    tuple_batch *extra = batch_of(4, 1), *chained = batch_of(5, 1);
+    extra->next = chained; /* the caller's own chain of waiting batches */
     assert_int_equal(queue_push(q, extra, true), -1); /* full, and told not to wait */
+    assert_ptr_equal(extra->next, chained);           /* a failed push keeps the chain */
     tuple_batch_free(extra);
+    tuple_batch_free(chained);
     int64_t next = 0;
     assert_int_equal(drain(q, &next, 0), 4);
     queue_free(q);
