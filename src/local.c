@@ -61,6 +61,11 @@ typedef struct local {
     bool stopping, drained, done;
     int rc;
     uint64_t start_ms;
+    /* --duration runs: counters after a warm-up and when the stop begins,
+     * so that rates exclude start-up and draining (tools/bench) */
+    uv_timer_t warmup_timer;
+    int64_t *window_start, *window_end;
+    uint64_t window_start_ms, window_end_ms;
 } local;
 
 /* ---- ports and the assignment ---------------------------------------------------- */
@@ -268,6 +273,25 @@ static json_t *latency_of(local *l, int c) {
     return any ? json_pack("{s:I, s:I, s:I}", "p50", worst[0], "p99", worst[1], "max", worst[2]) : NULL;
 }
 
+static void on_warmup(uv_timer_t *t) {
+    local *l = t->data;
+    uv_update_time(&l->loop);
+    l->window_start_ms = uv_now(&l->loop);
+    l->window_start = totals(l);
+}
+
+/* {"secs": s, "acked_per_sec": {component: rate}} over the steady window */
+static json_t *steady_rates(local *l) {
+    if (!l->window_start || !l->window_end || l->window_end_ms <= l->window_start_ms) return NULL;
+    double secs = (double)(l->window_end_ms - l->window_start_ms) / 1000.0;
+    json_t *rates = json_object();
+    for (int c = 0; c < l->topo->ncomponents && rates; c++) {
+        int64_t d = l->window_end[c * C_COUNT + C_ACKED] - l->window_start[c * C_COUNT + C_ACKED];
+        json_object_set_new(rates, l->topo->components[c].id, json_real((double)d / secs));
+    }
+    return rates ? json_pack("{s:f, s:o}", "secs", secs, "acked_per_sec", rates) : NULL;
+}
+
 static void print_summary(local *l) {
     int64_t *sums = totals(l);
     if (!sums) return;
@@ -308,6 +332,16 @@ static void print_summary(local *l) {
                                   json_pack("{s:i, s:i, s:I}", "index", w, "port", l->ports[w], "peak_rss_kb",
                                             (json_int_t)l->w[w].peak_rss_kb));
     }
+    json_t *steady = steady_rates(l);
+    if (steady) {
+        printf("steady window %.1f s (after warm-up, before the stop):", json_real_value(json_object_get(steady, "secs")));
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(steady, "acked_per_sec"), k, v) printf(" %s %.0f acked/s;", k, json_real_value(v));
+        printf("\n");
+        if (js) json_object_set(js, "steady", steady);
+        json_decref(steady);
+    }
     /* one machine-readable line for tools (tools/bench) */
     char *text = js ? json_dumps(js, JSON_COMPACT) : NULL;
     if (text) printf("summary-json: %s\n", text);
@@ -323,6 +357,7 @@ static void on_closed(uv_handle_t *h) { (void)h; }
 
 static void close_all(local *l) {
     uv_handle_t *hs[] = {(uv_handle_t *)&l->progress_timer, (uv_handle_t *)&l->duration_timer,
+                         (uv_handle_t *)&l->warmup_timer,
                          (uv_handle_t *)&l->deadline_timer, (uv_handle_t *)&l->sigint, (uv_handle_t *)&l->sigterm};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
@@ -359,6 +394,11 @@ static void begin_stop(local *l, const char *why) {
     l->stopping = true;
     log_info("stopping topology %s: %s", l->tid, why);
     uv_timer_stop(&l->duration_timer);
+    if (l->window_start && !l->window_end) {
+        uv_update_time(&l->loop);
+        l->window_end_ms = uv_now(&l->loop);
+        l->window_end = totals(l);
+    }
     if (store_del(l->st, l->assign_key) < 0) log_warn("cannot delete %s", l->assign_key);
     node_stop(l->nd, on_node_stopped, l);
     int64_t secs = conf_int(l->topo->conf, "task.cleanup.timeout.sec") + 2 + LOCAL_STOP_GRACE_SECS;
@@ -438,6 +478,8 @@ int local_run(const local_options *opts) {
     uv_timer_init(&l->loop, &l->progress_timer);
     uv_timer_init(&l->loop, &l->duration_timer);
     uv_timer_init(&l->loop, &l->deadline_timer);
+    uv_timer_init(&l->loop, &l->warmup_timer);
+    l->warmup_timer.data = l;
     uv_signal_init(&l->loop, &l->sigint);
     uv_signal_init(&l->loop, &l->sigterm);
     l->progress_timer.data = l->duration_timer.data = l->deadline_timer.data = l;
@@ -455,8 +497,11 @@ int local_run(const local_options *opts) {
     uv_update_time(&l->loop);
     l->start_ms = uv_now(&l->loop);
     uv_timer_start(&l->progress_timer, on_progress, LOCAL_PROGRESS_MS, LOCAL_PROGRESS_MS);
-    if (opts->duration_secs > 0)
+    if (opts->duration_secs > 0) {
+        uint64_t warm = (uint64_t)opts->duration_secs * 250; /* a quarter of the run, 1 to 5 s */
+        uv_timer_start(&l->warmup_timer, on_warmup, warm < 1000 ? 1000 : warm > 5000 ? 5000 : warm, 0);
         uv_timer_start(&l->duration_timer, on_duration, (uint64_t)opts->duration_secs * 1000, 0);
+    }
     uv_signal_start(&l->sigint, on_signal, SIGINT);
     uv_signal_start(&l->sigterm, on_signal, SIGTERM);
     l->rc = 0;
@@ -481,6 +526,8 @@ out_workers:
         json_decref(l->w[i].status);
     }
     free(l->w);
+    free(l->window_start);
+    free(l->window_end);
 out_topo:
     topology_free(l->topo);
     free(l);

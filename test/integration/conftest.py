@@ -125,12 +125,28 @@ def worker_pids(local_pid):
     return sorted(pids)
 
 
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 class Result:
     def __init__(self, returncode, stdout, stderr, local_dir):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
         self.local_dir = local_dir
+        self.assert_no_sanitizer_report()
+
+    def assert_no_sanitizer_report(self):
+        """With the sanitizer build a report in streamd or in any worker (which
+        the node would just restart) fails the test."""
+        texts = [("stdout", self.stdout or ""), ("stderr", self.stderr or "")]
+        for p in sorted(Path(self.local_dir).rglob("*.log")) if Path(self.local_dir).exists() else []:
+            texts.append((str(p), p.read_text(errors="replace")))
+        for where, text in texts:
+            for marker in SANITIZER_REPORTS:
+                i = text.find(marker)
+                if i >= 0:
+                    raise AssertionError(f"sanitizer report in {where}:\n{text[max(0, i - 200):i + 3000]}")
 
     def worker_logs(self):
         """Text of every worker log under the local dir (for diagnostics)."""

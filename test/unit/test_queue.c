@@ -69,8 +69,13 @@ typedef struct { queue *q; int first, batches; } producer_arg;
 
 static void *producer(void *p) {
     producer_arg *a = p;
-    for (int i = 0; i < a->batches; i++)
-        if (queue_push(a->q, batch_of(a->first + i * 4, 4), false) != 0) return (void *)1;
+    for (int i = 0; i < a->batches; i++) {
+        tuple_batch *b = batch_of(a->first + i * 4, 4);
+        if (queue_push(a->q, b, false) != 0) {
+            tuple_batch_free(b); /* refused: still ours */
+            return (void *)1;
+        }
+    }
     return NULL;
 }
 
