@@ -31,6 +31,7 @@ typedef struct file_sink {
     const char *path;
     int fd;
     bool task_field;
+    bool ticks;    /* write a line per tick tuple (diagnostics, tests) */
     int task_id;
     char *buf; /* the line being built */
     size_t len, cap;
@@ -214,6 +215,7 @@ static void *fs_prepare(sd_context *ctx, sd_collector *col) {
     st->fd = -1;
     st->path = sd_context_arg_path(ctx, "path", NULL);
     st->task_field = sd_context_arg_bool(ctx, "task_field", false);
+    st->ticks = sd_context_arg_bool(ctx, "ticks", false);
     st->task_id = sd_context_task_id(ctx);
     if (!st->path) {
         sd_log(ctx, SD_LOG_ERROR, "file_sink: arg 'path' is required");
@@ -232,7 +234,18 @@ fail:
 
 static void fs_execute(void *state, sd_collector *col, sd_tuple *input) {
     file_sink *st = state;
-    if (sd_tuple_is_tick(input)) return;
+    if (sd_tuple_is_tick(input)) {
+        /* diagnostic: with ticks: true, each tick tuple is one line */
+        if (st->ticks) {
+            char line[64];
+            int k = snprintf(line, sizeof line, "{\"__tick\": true, \"__task\": %d}\n", st->task_id);
+            st->len = 0;
+            st->oom = false;
+            fs_put(st, line, (size_t)k);
+            if (!st->oom) fs_write_all(st, col);
+        }
+        return;
+    }
     if (fs_format(st, input) != 0) {
         sd_report_error(col, "file_sink %s: out of memory formatting a tuple", st->path);
         sd_fail(col, input);

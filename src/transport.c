@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "frame.h"
@@ -820,7 +821,7 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
     peer *p = &tr->peers[worker];
     size_t max_buf = tr->cfg.max_buffered_bytes;
     int ret = 0;
-    bool wake = false;
+    bool wake = false, waited_for_peer = false;
     uint64_t dropped = 0;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
@@ -835,7 +836,23 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
             if (used == 0 || used + sz <= max_buf) break;
             /* acks may overshoot (to twice the limit) rather than wait */
             if (never_block && p->connected && used + sz <= 2 * max_buf) break;
-            if (never_block || !p->connected) goto drop;
+            if (never_block) goto drop;
+            if (!p->connected) {
+                /* a peer that is down (restarting): wait a little for it
+                 * once per call, so that a sender does not spin through
+                 * tuples dropping them as fast as it can make them */
+                if (waited_for_peer) goto drop;
+                waited_for_peer = true;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->room, &p->mu, &ts);
+                continue;
+            }
             if (wake) {
                 uv_async_send(&tr->wake);
                 wake = false;

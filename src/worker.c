@@ -44,7 +44,8 @@ typedef struct worker {
     control_inbox inbox;
     uv_async_t control_async;
     pthread_t control_thread;
-    uv_timer_t heartbeat_timer, stop_timer, retry_timer;
+    uv_timer_t heartbeat_timer, stop_timer, retry_timer, ready_timer;
+    int64_t ready_deadline_ns;
     uv_check_t deliver_check;
     uv_signal_t sigterm, sigint;
     /* received tuples waiting for their executor's queue (loop thread) */
@@ -330,7 +331,7 @@ static void on_stop_timer(uv_timer_t *h) {
         bool drained = w->nwaiting == 0;
         for (int i = 0; i < w->rt.nexecs && drained; i++) {
             executor *ex = w->rt.execs[i];
-            if (atomic_load(&ex->done)) continue;
+            if (!ex->thread_started || atomic_load(&ex->done)) continue;
             if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0) drained = false;
         }
         if (!drained && now < w->stop_deadline_ns) return;
@@ -341,7 +342,8 @@ static void on_stop_timer(uv_timer_t *h) {
         return;
     }
     bool all_done = true;
-    for (int i = 0; i < w->rt.nexecs; i++) all_done = all_done && atomic_load(&w->rt.execs[i]->done);
+    for (int i = 0; i < w->rt.nexecs; i++)
+        all_done = all_done && (!w->rt.execs[i]->thread_started || atomic_load(&w->rt.execs[i]->done));
     if (all_done || now >= w->exit_deadline_ns) {
         if (!all_done) log_warn("some tasks did not finish their cleanup in time");
         finish(w);
@@ -539,6 +541,31 @@ static void free_worker(worker *w) {
     json_decref(w->inbox.msgs);
 }
 
+static void start_executors(worker *w) {
+    atomic_store(&w->rt.active, true);
+    for (int i = 0; i < w->rt.nexecs; i++) {
+        if (executor_start(w->rt.execs[i]) != 0) {
+            begin_stop(w, "an executor failed to start");
+            return;
+        }
+    }
+    log_info("worker started: %d tasks, %d workers in the topology", w->rt.nexecs, w->rt.nworkers);
+}
+
+/* Tasks start once every peer is connected (or after a while without some
+ * of them): spouts that started earlier would only fill buffers for, or
+ * drop tuples to, workers that are not there yet. */
+static void on_ready_timer(uv_timer_t *h) {
+    worker *w = h->data;
+    transport_stats st;
+    transport_get_stats(w->rt.tr, &st);
+    bool all = st.connected_peers >= w->rt.nworkers - 1;
+    if (!all && now_ns() < w->ready_deadline_ns) return;
+    uv_timer_stop(h);
+    if (!all) log_warn("starting with %d of %d peers connected", st.connected_peers, w->rt.nworkers - 1);
+    if (!w->stopping) start_executors(w);
+}
+
 static void close_handle(uv_handle_t *h, void *arg) {
     (void)arg;
     if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -586,12 +613,13 @@ int worker_main(int control_fd) {
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     if (start_transport(w) != 0) goto out;
-    atomic_store(&w->rt.active, true);
-    for (int i = 0; i < w->rt.nexecs; i++) {
-        if (executor_start(w->rt.execs[i]) != 0) {
-            begin_stop(w, "an executor failed to start");
-            break;
-        }
+    uv_timer_init(&w->loop, &w->ready_timer);
+    w->ready_timer.data = w;
+    if (w->rt.tr) {
+        w->ready_deadline_ns = now_ns() + conf_int(w->conf, "supervisor.worker.start.timeout.secs") * 1000000000LL;
+        uv_timer_start(&w->ready_timer, on_ready_timer, 5, 5);
+    } else {
+        start_executors(w);
     }
     if (pthread_create(&w->control_thread, NULL, control_reader_thread, w) != 0) {
         log_error("cannot start the control reader thread");
@@ -603,7 +631,6 @@ int worker_main(int control_fd) {
     if (started) control_send(w, started);
     int64_t hb = conf_int(w->conf, "worker.heartbeat.interval.ms");
     uv_timer_start(&w->heartbeat_timer, on_heartbeat, (uint64_t)(hb > 0 ? hb : 1000), (uint64_t)(hb > 0 ? hb : 1000));
-    log_info("worker started: %d tasks, %d workers in the topology", w->rt.nexecs, w->rt.nworkers);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     rc = w->exit_code;
     for (int i = 0; i < w->rt.nexecs; i++) {
