@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tuple_pool.h"
 
 #define MAX_DESTS 1024 /* destination tasks of one emit */
 
@@ -49,6 +50,7 @@ executor *executor_new(worker_rt *rt, int task) {
                    strcmp(conf_str_or(rt->conf, "topology.executor.queue.type", "ring"), "unbounded") != 0;
     size_t slots = (size_t)conf_int(rt->conf, "topology.executor.receive.buffer.size") / rt->batch_size;
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
+    ex->pool = tuple_pool_new();
     ex->local_out = calloc((size_t)t->ntasks + 1, sizeof *ex->local_out);
     ex->local_dirty = calloc((size_t)t->ntasks + 1, sizeof *ex->local_dirty);
     ex->local_listed = calloc((size_t)t->ntasks + 1, 1);
@@ -56,7 +58,7 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_out);
     ex->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_n);
     ex->remote_cap = rt->batch_size * 4;
-    if (!ex->inq || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
+    if (!ex->inq || !ex->pool || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
         goto fail;
     for (int w = 0; w < rt->nworkers * 2; w++) {
         if (w / 2 == rt->worker_index) continue;
@@ -101,6 +103,7 @@ void executor_free(executor *ex) {
     if (ex->pending.keys) u64map_destroy(&ex->pending);
     if (ex->acks.keys) u64map_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
+    if (ex->pool) tuple_pool_close(ex->pool); /* after every tuple we hold is released */
     free(ex);
 }
 
@@ -160,7 +163,7 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
 }
 
 void executor_send_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n) {
-    sd_tuple *t = tuple_new(values, n, NULL, 0);
+    sd_tuple *t = tuple_new_in(ex->pool, values, n, NULL, 0);
     if (!t) return;
     t->src_task = ex->task;
     t->stream_id = (uint16_t)stream_id;
@@ -269,7 +272,7 @@ int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *
         } else if (rt->acker && nanchors) {
             na = bolt_anchors(ex, anchors, nanchors, anc, 64);
         }
-        sd_tuple *t = tuple_new(values, n, anc, na);
+        sd_tuple *t = tuple_new_in(ex->pool, values, n, anc, na);
         if (!t) {
             log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
             continue; /* acking replays it */

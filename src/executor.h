@@ -49,6 +49,7 @@ typedef struct executor {
     /* strings handed to the component (resolved paths), freed with the task */
     char **owned;
     int nowned;
+    struct tuple_pool *pool;      /* tuples this task emits are carved from it */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */

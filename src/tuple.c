@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "topology.h"
+#include "tuple_pool.h"
 
 /* Offsets of the trailing arrays; the header and both arrays are multiples
  * of 8 bytes, so values and anchors stay naturally aligned. */
@@ -20,17 +21,19 @@ _Static_assert(sizeof(sd_tuple) % 8 == 0, "tuple header must keep 8-byte alignme
 _Static_assert(sizeof(sd_value) % 8 == 0, "value array must keep 8-byte alignment");
 _Static_assert(sizeof(tuple_anchor) % 8 == 0, "anchor array must keep 8-byte alignment");
 
-sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
+static sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
     size_t vals = (size_t)nvalues * sizeof(sd_value);
     size_t anch = (size_t)nanchors * sizeof(tuple_anchor);
     size_t total = sizeof(sd_tuple) + vals + anch + (size_t)data_len;
-    sd_tuple *t = malloc(total);
+    tuple_slab *slab = NULL;
+    sd_tuple *t = pool ? tuple_pool_alloc(pool, total, &slab) : malloc(total);
     if (!t) {
         log_error("tuple: out of memory allocating %zu bytes", total);
         return NULL;
     }
     /* only the header is cleared: the arrays are always filled by the caller */
     memset(t, 0, sizeof *t);
+    t->slab = slab;
     atomic_init(&t->refs, 1);
     t->nvalues = nvalues;
     t->nanchors = nanchors;
@@ -42,7 +45,16 @@ sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
     return t;
 }
 
+sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
+    return tuple_alloc_in(NULL, nvalues, nanchors, data_len);
+}
+
 sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchors, size_t nanchors) {
+    return tuple_new_in(NULL, values, n, anchors, nanchors);
+}
+
+sd_tuple *tuple_new_in(tuple_pool *pool, const sd_value *values, size_t n, const tuple_anchor *anchors,
+                       size_t nanchors) {
     if (n > SD_MAX_FIELDS || nanchors > UINT16_MAX) {
         log_error("tuple: %zu values / %zu anchors is too many", n, nanchors);
         return NULL;
@@ -54,7 +66,7 @@ sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchor
         log_error("tuple: %llu bytes of value data is too much", (unsigned long long)data_len);
         return NULL;
     }
-    sd_tuple *t = tuple_alloc((uint16_t)n, (uint16_t)nanchors, (uint32_t)data_len);
+    sd_tuple *t = tuple_alloc_in(pool, (uint16_t)n, (uint16_t)nanchors, (uint32_t)data_len);
     if (!t) return NULL;
     char *p = t->data;
     for (size_t i = 0; i < n; i++) {
@@ -86,7 +98,9 @@ sd_tuple *tuple_clone(const sd_tuple *t) {
 void tuple_unref(sd_tuple *t) {
     if (!t) return;
     /* acq_rel: the freeing thread must see every other holder's last use */
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) free(t);
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    if (t->slab) tuple_slab_release(t->slab);
+    else free(t);
 }
 
 int value_equal(const sd_value *a, const sd_value *b) {

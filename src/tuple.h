@@ -41,6 +41,7 @@ struct sd_tuple {
     sd_value *values;          /* points into this allocation */
     tuple_anchor *anchors;     /* points into this allocation */
     char *data;                /* points into this allocation */
+    struct tuple_slab *slab;   /* the pool slab it lives in, or NULL (malloc) */
 };
 
 #define TUPLE_F_TICK 0x1
@@ -51,6 +52,10 @@ sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
 
 /* Builds a tuple copying values (strings/bytes copied into its data area). */
 sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchors, size_t nanchors);
+/* The same, carved from pool (tuple_pool.h; owner thread only); pool may be NULL. */
+struct tuple_pool;
+sd_tuple *tuple_new_in(struct tuple_pool *pool, const sd_value *values, size_t n, const tuple_anchor *anchors,
+                       size_t nanchors);
 
 /* Deep copy with refs = 1 (used when a value must be owned separately). */
 sd_tuple *tuple_clone(const sd_tuple *t);
