@@ -127,7 +127,7 @@ static int stream_of(executor *ex, const char *name) {
         if (!s->system && strcmp(s->name, name) == 0) return s->id;
     }
     log_task(SD_LOG_ERROR, ex->task, "emit on undeclared stream '%s' of %s", name, comp->id);
-    atomic_fetch_add_explicit(&ex->errors, 1, memory_order_relaxed);
+    STAT_ADD(ex->errors, 1);
     return -1;
 }
 
@@ -176,27 +176,27 @@ static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xo
 
 void sd_ack(sd_collector *col, sd_tuple *t) {
     executor *ex = col->ex;
-    atomic_fetch_add_explicit(&ex->acked, 1, memory_order_relaxed);
+    STAT_ADD(ex->acked, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
     send_to_ackers(ex, t, ex->sid_ack_ack, 1);
 }
 
 void sd_fail(sd_collector *col, sd_tuple *t) {
     executor *ex = col->ex;
-    atomic_fetch_add_explicit(&ex->failed, 1, memory_order_relaxed);
+    STAT_ADD(ex->failed, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
     send_to_ackers(ex, t, ex->sid_ack_fail, 0);
 }
 
 void sd_spout_gave_up(sd_collector *col, uint64_t msg_id) {
     executor *ex = col->ex;
-    atomic_fetch_add_explicit(&ex->failed_final, 1, memory_order_relaxed);
+    STAT_ADD(ex->failed_final, 1);
     log_task(SD_LOG_WARN, ex->task, "spout gave up on message %llu", (unsigned long long)msg_id);
 }
 
 void sd_report_error(sd_collector *col, const char *fmt, ...) {
     executor *ex = col->ex;
-    atomic_fetch_add_explicit(&ex->errors, 1, memory_order_relaxed);
+    STAT_ADD(ex->errors, 1);
     va_list ap;
     va_start(ap, fmt);
     log_taskv(SD_LOG_ERROR, ex->task, fmt, ap);

@@ -159,7 +159,7 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
         ex->remote_out[slot][ex->remote_n[slot]++] = t;
         if (ex->remote_n[slot] == ex->remote_cap) flush_remote(ex, slot);
     }
-    atomic_fetch_add_explicit(&ex->transferred, 1, memory_order_relaxed);
+    STAT_ADD(ex->transferred, 1);
 }
 
 void executor_send_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n) {
@@ -238,7 +238,7 @@ int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *
     if ((int)n != st->nfields) {
         log_task(SD_LOG_ERROR, ex->task, "emit of %zu values on stream '%s' that declares %d fields", n,
                  st->name, st->nfields);
-        atomic_fetch_add_explicit(&ex->errors, 1, memory_order_relaxed);
+        STAT_ADD(ex->errors, 1);
         return -1;
     }
     const stream_routes *sr = &rt->routes[stream_id];
@@ -248,7 +248,7 @@ int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *
         if (!st->direct || !is_direct_subscriber(sr, direct_task)) {
             log_task(SD_LOG_ERROR, ex->task, "direct emit to task %d on stream '%s': not a direct subscriber",
                      direct_task, st->name);
-            atomic_fetch_add_explicit(&ex->errors, 1, memory_order_relaxed);
+            STAT_ADD(ex->errors, 1);
             return -1;
         }
         dests[ndest++] = direct_task;
@@ -258,7 +258,7 @@ int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *
             ndest += grouping_choose(ex, &sr->targets[i], values, n, dests + ndest);
         }
     }
-    atomic_fetch_add_explicit(&ex->emitted, 1, memory_order_relaxed);
+    STAT_ADD(ex->emitted, 1);
     bool track = with_root && rt->acker;
     uint64_t root = track ? executor_random(ex) : 0, xor_all = 0;
     tuple_anchor anc[64];
@@ -321,7 +321,7 @@ static uint64_t lat_bucket_upper(int b) {
 
 static void record_latency(executor *ex, int64_t ns) {
     uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
-    atomic_fetch_add_explicit(&ex->lat_hist[lat_bucket(us)], 1, memory_order_relaxed);
+    STAT_ADD(ex->lat_hist[lat_bucket(us)], 1);
     if (us > atomic_load_explicit(&ex->lat_max_us, memory_order_relaxed))
         atomic_store_explicit(&ex->lat_max_us, us, memory_order_relaxed);
 }
@@ -352,10 +352,10 @@ static void spout_complete(executor *ex, uint64_t root, int ok) {
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     if (ok) {
         record_latency(ex, now_ns() - started);
-        atomic_fetch_add_explicit(&ex->acked, 1, memory_order_relaxed);
+        STAT_ADD(ex->acked, 1);
         if (ex->def->ack) ex->def->ack(ex->state, &ex->col, msg_id);
     } else {
-        atomic_fetch_add_explicit(&ex->failed, 1, memory_order_relaxed);
+        STAT_ADD(ex->failed, 1);
         if (ex->def->fail) ex->def->fail(ex->state, &ex->col, msg_id);
     }
 }
@@ -389,7 +389,7 @@ static void spout_expire(executor *ex, int64_t now) {
 
 static void spout_run_deferred(executor *ex) {
     for (size_t i = 0; i < ex->ndeferred; i++) {
-        atomic_fetch_add_explicit(&ex->acked, 1, memory_order_relaxed);
+        STAT_ADD(ex->acked, 1);
         if (ex->def->ack) ex->def->ack(ex->state, &ex->col, ex->deferred_acks[i]);
     }
     ex->ndeferred = 0;
@@ -434,7 +434,7 @@ static void spout_loop(executor *ex) {
 static void bolt_execute(executor *ex, sd_tuple *t) {
     if (ex->comp->is_acker) acker_execute(ex, t);
     else ex->def->execute(ex->state, &ex->col, t);
-    atomic_fetch_add_explicit(&ex->executed, 1, memory_order_relaxed);
+    STAT_ADD(ex->executed, 1);
 }
 
 static void bolt_tick(executor *ex, int64_t now) {
@@ -498,7 +498,7 @@ static void *executor_thread(void *arg) {
         if (ex->def->open && !ex->state) {
             log_task(SD_LOG_ERROR, ex->task, "%s '%s' (class %s) failed to open; the task does not run",
                      ex->comp->kind == SD_SPOUT ? "spout" : "bolt", ex->comp->id, ex->comp->class_name);
-            atomic_fetch_add_explicit(&ex->errors, 1, memory_order_relaxed);
+            STAT_ADD(ex->errors, 1);
             atomic_store(&ex->done, true);
             return NULL;
         }

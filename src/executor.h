@@ -79,6 +79,12 @@ typedef struct executor {
     atomic_uint_fast64_t lat_max_us;
 } executor;
 
+/* Statistics have one writer (the executor thread) and are read by the
+ * heartbeat: a plain relaxed load and store, not a locked add, which cost a
+ * fifth of the emit path. */
+#define STAT_ADD(c, n) \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), memory_order_relaxed)
+
 executor *executor_new(worker_rt *rt, int task); /* NULL on error (logged) */
 int executor_start(executor *ex);  /* starts the thread; 0 or -1 */
 void executor_free(executor *ex);  /* after the thread has ended */

@@ -98,7 +98,11 @@ sd_tuple *tuple_clone(const sd_tuple *t) {
 void tuple_unref(sd_tuple *t) {
     if (!t) return;
     /* acq_rel: the freeing thread must see every other holder's last use */
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    /* the sole holder needs no locked decrement: nobody else can add a
+     * reference to a tuple they do not hold */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
     if (t->slab) tuple_slab_release(t->slab);
     else free(t);
 }
