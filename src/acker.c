@@ -13,6 +13,8 @@
 #define ACK_F_FAILED 2
 
 static void tell_spout(executor *ex, uint64_t root, int spout_task, bool ok) {
+    if (ok) STAT_ADD(ex->acked, 1); /* trees completed / failed, for the statistics */
+    else STAT_ADD(ex->failed, 1);
     sd_value v[2] = {sd_int((int64_t)root), sd_bool(ok)};
     executor_send_system(ex, ex->sid_ack_done, spout_task, v, 2);
 }

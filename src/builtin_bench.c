@@ -3,7 +3,8 @@
  *   bench_spout: emits [seq int, payload bytes] as fast as it is allowed.
  *     args size (payload bytes, default 100), ack (bool, default true: emit
  *     with message ids so trees are tracked), limit (tuples per task, 0 =
- *     unlimited). Failed tuples are counted, not replayed.
+ *     unlimited), rate (tuples per second per task, 0 = as fast as allowed:
+ *     for latency at a given load). Failed tuples are counted, not replayed.
  *   pass_through: re-emits each input's values anchored to it, then acks;
  *     arg delay.ms (default 0) sleeps that long per tuple first, to make a
  *     slow stage in chaos tests.
@@ -52,6 +53,8 @@ typedef struct bench_spout {
     uint32_t size;
     bool ack;
     int64_t limit;
+    double rate;          /* tuples/s, 0 = unlimited */
+    int64_t start_ns;     /* first next_tuple, for the rate */
     int64_t seq;          /* tuples emitted by this task */
     int64_t in_flight;
     uint64_t acked, failed;
@@ -78,12 +81,21 @@ static void *bs_open(sd_context *ctx, sd_collector *col) {
     st->size = (uint32_t)size;
     st->ack = sd_context_arg_bool(ctx, "ack", true);
     st->limit = sd_context_arg_int(ctx, "limit", 0);
+    st->rate = sd_context_arg_double(ctx, "rate", 0);
     return st;
 }
 
 static int bs_next_tuple(void *state, sd_collector *col) {
     bench_spout *st = state;
     if (st->limit > 0 && st->seq >= st->limit) return st->in_flight > 0 ? SD_NEXT_IDLE : SD_NEXT_EXHAUSTED;
+    if (st->rate > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        if (!st->start_ns) st->start_ns = now;
+        /* ahead of schedule: let the runtime idle a moment */
+        if ((double)st->seq >= st->rate * (double)(now - st->start_ns) / 1e9) return SD_NEXT_IDLE;
+    }
     sd_value v[2] = {sd_int(st->seq), sd_bytes(st->payload, st->size)};
     if (st->ack) st->in_flight++;
     if (sd_spout_emit(col, NULL, v, 2, st->ack, (uint64_t)st->seq) != 0) {
