@@ -5,6 +5,7 @@
  * (so the tuple can be allocated once, at its exact size) and then fills it.
  */
 #include "codec.h"
+#include "tuple_pool.h"
 
 #include <string.h>
 
@@ -152,6 +153,10 @@ static int scan_values(const uint8_t *buf, size_t len, size_t off, uint16_t nval
 }
 
 int codec_decode(const uint8_t *buf, size_t len, const topology *topo, sd_tuple **out) {
+    return codec_decode_in(NULL, buf, len, topo, out);
+}
+
+int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topology *topo, sd_tuple **out) {
     *out = NULL;
     if (len < CODEC_HEADER_BYTES) return CODEC_ETRUNC;
     uint16_t stream_id = get16(buf + 8);
@@ -168,7 +173,7 @@ int codec_decode(const uint8_t *buf, size_t len, const topology *topo, sd_tuple 
     /* data_len < len <= SIZE_MAX; a frame is far below 4 GiB but check anyway */
     if (data_len > UINT32_MAX) return CODEC_ETRUNC;
 
-    sd_tuple *t = tuple_alloc(nvalues, nanchors, (uint32_t)data_len);
+    sd_tuple *t = tuple_alloc_in(pool, nvalues, nanchors, (uint32_t)data_len);
     if (!t) return CODEC_ENOMEM;
     t->dest_task = (int32_t)get32(buf);
     t->src_task = (int32_t)get32(buf + 4);

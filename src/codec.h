@@ -45,5 +45,8 @@ size_t codec_encode(const sd_tuple *t, uint8_t *out);
  * NULL. Returns CODEC_OK and sets *out, or a negative CODEC_E* code; never
  * reads outside buf[0..len). Does not log: the caller knows the context. */
 int codec_decode(const uint8_t *buf, size_t len, const topology *topo, sd_tuple **out);
+/* The same, with the tuple carved from pool (owner thread only; may be NULL). */
+struct tuple_pool;
+int codec_decode_in(struct tuple_pool *pool, const uint8_t *buf, size_t len, const topology *topo, sd_tuple **out);
 
 #endif

@@ -632,7 +632,7 @@ static void conn_process(conn *c) {
                 return;
             }
             sd_tuple *t;
-            int drc = codec_decode(rec, rl, tr->topo, &t);
+            int drc = codec_decode_in(tr->cfg.pool, rec, rl, tr->topo, &t);
             if (drc != CODEC_OK) {
                 conn_reject(c, "tuple", codec_strerror(drc));
                 return;

@@ -43,6 +43,9 @@ typedef struct transport_config {
     /* loop thread: peer asks us to pause (on) or resume our spouts; a peer
      * that disconnects counts as resumed. May be NULL. */
     void (*on_throttle)(void *arg, int peer, bool on);
+    /* received tuples are carved from this pool (owned by the loop thread;
+     * may be NULL: malloc) */
+    struct tuple_pool *pool;
 } transport_config;
 
 /* Called on the loop thread for each tuple received, with dest_task set and

@@ -21,7 +21,7 @@ _Static_assert(sizeof(sd_tuple) % 8 == 0, "tuple header must keep 8-byte alignme
 _Static_assert(sizeof(sd_value) % 8 == 0, "value array must keep 8-byte alignment");
 _Static_assert(sizeof(tuple_anchor) % 8 == 0, "anchor array must keep 8-byte alignment");
 
-static sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
+sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
     size_t vals = (size_t)nvalues * sizeof(sd_value);
     size_t anch = (size_t)nanchors * sizeof(tuple_anchor);
     size_t total = sizeof(sd_tuple) + vals + anch + (size_t)data_len;

@@ -54,6 +54,7 @@ sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
 sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchors, size_t nanchors);
 /* The same, carved from pool (tuple_pool.h; owner thread only); pool may be NULL. */
 struct tuple_pool;
+sd_tuple *tuple_alloc_in(struct tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
 sd_tuple *tuple_new_in(struct tuple_pool *pool, const sd_value *values, size_t n, const tuple_anchor *anchors,
                        size_t nanchors);
 

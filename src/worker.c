@@ -24,6 +24,7 @@
 #include "control.h"
 #include "executor.h"
 #include "log.h"
+#include "tuple_pool.h"
 
 void collector_set_topology(const topology *t);
 
@@ -61,6 +62,7 @@ typedef struct worker {
     int64_t stop_deadline_ns, exit_deadline_ns;
     int exit_code;
     transport_peer *peers;
+    struct tuple_pool *loop_pool; /* received tuples (loop thread) */
 } worker;
 
 /* ---- control channel ------------------------------------------------------- */
@@ -461,6 +463,8 @@ static int build_runtime(worker *w) {
 
 static int start_transport(worker *w) {
     if (w->rt.nworkers < 2) return 0;
+    w->loop_pool = tuple_pool_new();
+    if (!w->loop_pool) return -1;
     transport_config cfg = {
         .topology_id = w->topology_id,
         .worker_index = w->rt.worker_index,
@@ -472,6 +476,7 @@ static int start_transport(worker *w) {
         .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
         .on_throttle = on_peer_throttle,
+        .pool = w->loop_pool,
     };
     w->rt.tr = transport_new(&w->loop, &cfg, w->topo, deliver_tuple, w);
     if (!w->rt.tr || transport_start(w->rt.tr) != 0) {
@@ -530,6 +535,7 @@ static void free_worker(worker *w) {
     free(w->waiting_dests);
     free(w->listed);
     free(w->peer_throttle);
+    if (w->loop_pool) tuple_pool_close(w->loop_pool); /* after the tuples above are released */
     routes_free(&w->rt);
     free(w->rt.task_exec);
     free(w->rt.execs);
