@@ -120,11 +120,18 @@ const char *sd_tuple_source_component(const sd_tuple *t) {
 /* ---- emit --------------------------------------------------------------- */
 
 static int stream_of(executor *ex, const char *name) {
+    /* components mostly emit on one stream: try the last one first (the
+     * name is compared, not its pointer: a caller may reuse a buffer) */
     if (!name) name = SD_DEFAULT_STREAM;
+    if (ex->last_stream_id >= 0 && strcmp(ex->rt->topo->streams[ex->last_stream_id].name, name) == 0)
+        return ex->last_stream_id;
     const topo_component *comp = ex->comp;
     for (int i = 0; i < comp->nstreams; i++) {
         const topo_stream *s = &ex->rt->topo->streams[comp->stream_ids[i]];
-        if (!s->system && strcmp(s->name, name) == 0) return s->id;
+        if (!s->system && strcmp(s->name, name) == 0) {
+            ex->last_stream_id = s->id;
+            return s->id;
+        }
     }
     log_task(SD_LOG_ERROR, ex->task, "emit on undeclared stream '%s' of %s", name, comp->id);
     STAT_ADD(ex->errors, 1);

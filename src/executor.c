@@ -51,6 +51,7 @@ executor *executor_new(worker_rt *rt, int task) {
     size_t slots = (size_t)conf_int(rt->conf, "topology.executor.receive.buffer.size") / rt->batch_size;
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
     ex->pool = tuple_pool_new();
+    ex->last_stream_id = -1;
     ex->local_out = calloc((size_t)t->ntasks + 1, sizeof *ex->local_out);
     ex->local_dirty = calloc((size_t)t->ntasks + 1, sizeof *ex->local_dirty);
     ex->local_listed = calloc((size_t)t->ntasks + 1, 1);

@@ -50,6 +50,7 @@ typedef struct executor {
     char **owned;
     int nowned;
     struct tuple_pool *pool;      /* tuples this task emits are carved from it */
+    int last_stream_id;           /* the stream last emitted on (-1: none yet) */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */

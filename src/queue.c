@@ -11,6 +11,8 @@
 
 #include "log.h"
 
+#define QUEUE_SPINS 256
+
 typedef struct ring_slot {
     atomic_size_t seq;
     tuple_batch *batch;
@@ -222,6 +224,13 @@ static tuple_batch *take_all(queue *q) {
 tuple_batch *queue_pop_all(queue *q, int64_t timeout_ns) {
     tuple_batch *b = take_all(q);
     if (b || timeout_ns <= 0) return b;
+    /* a busy producer usually hands over the next batch within a few
+     * microseconds: look again briefly before paying for a futex sleep
+     * and the producer's wake-up call */
+    for (int spin = 0; spin < QUEUE_SPINS; spin++) {
+        __builtin_ia32_pause();
+        if (queue_depth(q) > 0 && (b = take_all(q)) != NULL) return b;
+    }
     struct timespec ts;
     deadline_in(&ts, timeout_ns);
     pthread_mutex_lock(&q->lock);

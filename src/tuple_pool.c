@@ -12,19 +12,21 @@
 #define LIVE_BIAS (1 << 30)          /* "still the current slab": no release yet */
 #define STACK_CLOSED ((tuple_slab *)1) /* the return stack of a closed pool */
 
+/* live is written by every thread that frees a tuple; nothing the owner
+ * writes while carving may share its cache line */
 struct tuple_slab {
-    atomic_int live;          /* tuples alive here (+ LIVE_BIAS while current) */
+    _Alignas(64) atomic_int live; /* tuples alive here (+ LIVE_BIAS while current) */
     tuple_pool *pool;
     tuple_slab *next;         /* in the return stack or the spare list */
-    size_t used;
-    int allocated;            /* tuples carved while current (owner only) */
-    _Alignas(16) char mem[];
+    _Alignas(64) char mem[];
 };
 
 struct tuple_pool {
     _Atomic(tuple_slab *) returned; /* pushed by any thread, taken by the owner */
     atomic_int slabs;         /* slabs alive + 1 for the owner; frees the pool at 0 */
     tuple_slab *current;
+    size_t used;              /* bytes carved from current */
+    int allocated;            /* tuples carved from current */
     tuple_slab *spare;        /* owner only */
     int nspare;
 };
@@ -68,7 +70,7 @@ static void retire_current(tuple_pool *p) {
     tuple_slab *s = p->current;
     if (!s) return;
     p->current = NULL;
-    int drop = LIVE_BIAS - s->allocated;
+    int drop = LIVE_BIAS - p->allocated;
     /* the last tuple may already be gone: then the retiring owner releases it */
     if (atomic_fetch_sub_explicit(&s->live, drop, memory_order_acq_rel) == drop) {
         atomic_store_explicit(&s->live, 1, memory_order_relaxed);
@@ -97,7 +99,7 @@ static tuple_slab *next_slab(tuple_pool *p) {
         p->spare = s->next;
         p->nspare--;
     } else {
-        s = malloc(SLAB_BYTES);
+        s = aligned_alloc(64, SLAB_BYTES);
         if (!s) {
             log_error("tuple pool: out of memory for a slab");
             return NULL;
@@ -106,9 +108,9 @@ static tuple_slab *next_slab(tuple_pool *p) {
         atomic_fetch_add_explicit(&p->slabs, 1, memory_order_relaxed);
     }
     atomic_init(&s->live, LIVE_BIAS);
-    s->used = 0;
-    s->allocated = 0;
     s->next = NULL;
+    p->used = 0;
+    p->allocated = 0;
     return s;
 }
 
@@ -119,14 +121,14 @@ void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab) {
         return malloc(size);
     }
     tuple_slab *s = p->current;
-    if (!s || s->used + size > payload) {
+    if (!s || p->used + size > payload) {
         retire_current(p);
         s = p->current = next_slab(p);
         if (!s) return NULL;
     }
-    void *mem = s->mem + s->used;
-    s->used += size;
-    s->allocated++;
+    void *mem = s->mem + p->used;
+    p->used += size;
+    p->allocated++;
     *slab = s;
     return mem;
 }
