@@ -1,6 +1,13 @@
 /*
  * transport: worker-to-worker TCP data plane (interface in transport.h).
  *
+ * Job: the transport object and its peers: setup, each peer's send buffer
+ * (transport_send), flushing and writing batches, the reconnect timer and
+ * backoff, stats, the throttle state we ask of peers, and closing. The
+ * connections themselves (accept/dial, handshake, reading and delivering,
+ * throttle frames received) are in transport_conn.c; the structures both
+ * share are in transport_internal.h (private to the transport).
+ *
  * Connections: worker i dials every worker j > i; j accepts and learns i
  * from the handshake, so each pair shares exactly one bidirectional
  * connection. The dialer sends its handshake first; the acceptor checks it
@@ -8,14 +15,11 @@
  * only then do batches flow. The dialer reconnects with exponential backoff
  * (RECONNECT_MIN_MS .. RECONNECT_MAX_MS) whenever its connection is lost.
  *
- * Threads and data:
- * - the loop thread owns every uv handle, every conn (reader state, the
- *   batch being delivered, a held tuple), the write requests, each peer's
- *   `conn`, reconnect timer and backoff, and tr->conns;
- * - sender threads (transport_send) and the loop thread share each peer's
- *   out buffer, its in-flight byte count and its connected/closed flags,
- *   under peer->mu; senders wait on peer->room for backpressure;
- * - statistics are atomics, readable from any thread.
+ * Threads: the loop thread owns every socket, timer and conn (the full
+ * ownership rules are in transport_internal.h); transport_send runs on
+ * executor (sender) threads and shares only each peer's buffer, in-flight
+ * count and connected/closed flags with the loop, under peer->mu;
+ * statistics are atomics, readable from any thread.
  *
  * Batching: a sender wakes the loop (uv_async) only when a peer's buffer
  * goes from empty to non-empty or crosses batch_bytes. The loop sends a
@@ -36,63 +40,17 @@
 #include "codec.h"
 #include "frame.h"
 #include "log.h"
+#include "transport_conn.h"
+#include "transport_internal.h"
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
-#define HANDSHAKE_TIMEOUT_MS 5000
-#define DELIVER_RETRY_MS 1
 #define CLOSE_GRACE_MS 2000
-#define READ_BUF_BYTES 65536
 
 #define DEFAULT_BATCH_BYTES (64u << 10)
 #define DEFAULT_FLUSH_MS 5
 #define DEFAULT_MAX_FRAME (16u << 20)
 #define DEFAULT_MAX_BUFFERED (8u << 20)
-
-enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_UP, CONN_CLOSING };
-
-typedef struct conn conn;
-
-typedef struct peer {
-    transport *tr;
-    int index;
-    bool dial;                 /* we connect to it (its index is above ours) */
-    /* shared with senders, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t room;
-    uint8_t *buf;              /* batch records: (u32 len, codec bytes)... */
-    size_t len, cap;
-    uint32_t ntuples;          /* records in buf */
-    uint8_t *spare;            /* a recycled buffer, saves a malloc per flush */
-    size_t spare_cap;
-    size_t inflight;           /* record bytes handed to uv_write, not completed */
-    bool connected;
-    bool closed;               /* transport closing: no more uv_async_send */
-    /* loop thread only */
-    conn *conn;                /* the handshaken connection, or NULL */
-    int writes;                /* uv_write requests outstanding */
-    uv_timer_t reconnect;
-    bool reconnect_init;
-    int backoff_ms;
-} peer;
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;          /* handshake deadline, then deliver retries */
-    uv_connect_t connect_req;
-    uv_shutdown_t shutdown_req;
-    transport *tr;
-    peer *peer;                /* dialer: the target; acceptor: set by the handshake */
-    enum conn_state state;
-    bool outgoing;
-    bool paused;               /* reading stopped: deliver said the destination is full */
-    int open_handles;
-    frame_reader rd;
-    const uint8_t *batch;      /* payload of the batch being delivered (inside rd) */
-    size_t batch_len, batch_off;
-    sd_tuple *held;            /* refused by deliver, offered again on the timer */
-    conn *prev, *next;
-};
 
 /* one uv_write of a peer's swapped-out buffer, cut into frames */
 typedef struct wreq {
@@ -106,44 +64,7 @@ typedef struct wreq {
     /* followed by uv_buf_t[2 * nframes] (header, payload) and frame_slice[nframes] */
 } wreq;
 
-struct transport {
-    uv_loop_t *loop;
-    transport_config cfg;      /* peers and topology_id point at our copies */
-    char *topology_id;
-    transport_peer *addrs;
-    const topology *topo;
-    transport_deliver_cb deliver;
-    void *deliver_arg;
-    size_t frame_limit;        /* max payload of a frame we send */
-    peer *peers;
-    uv_tcp_t listener;
-    uv_async_t wake;
-    uv_timer_t flush_timer;
-    uv_timer_t close_timer;
-    atomic_bool started;       /* read by senders: no uv_async_send before start */
-    bool closing, close_timer_on;
-    bool throttle_on;          /* what we last asked our peers */
-    uv_thread_t loop_thread;
-    conn *conns;
-    int nconns;
-    int open_handles;
-    void (*done)(void *);
-    void *done_arg;
-    uint8_t rbuf[READ_BUF_BYTES]; /* loop thread: every read lands here, then is copied to a reader */
-    _Atomic uint64_t tuples_sent, tuples_received, tuples_dropped;
-    _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
-    _Atomic uint64_t frames_rejected, handshakes_rejected;
-    atomic_int connected_peers;
-};
-
-#define STAT_ADD(tr, field, n) atomic_fetch_add_explicit(&(tr)->field, (n), memory_order_relaxed)
-
-static void conn_close(conn *c, const char *why);
-static void conn_process(conn *c);
 static void peer_flush(peer *p);
-static void maybe_finish(transport *tr);
-
-static void peer_schedule_reconnect(peer *p);
 
 /* ---- setup ------------------------------------------------------------- */
 
@@ -225,15 +146,15 @@ static int parse_addr(const char *host, int port, struct sockaddr_storage *ss) {
     return -1;
 }
 
-/* ---- handles and closing ----------------------------------------------- */
+/* ---- handles, peers going up and down ------------------------------------ */
 
 static void on_handle_closed(uv_handle_t *h) {
     transport *tr = h->data;
     tr->open_handles--;
-    maybe_finish(tr);
+    transport_maybe_finish(tr);
 }
 
-static void maybe_finish(transport *tr) {
+void transport_maybe_finish(transport *tr) {
     if (!tr->closing) return;
     if (tr->nconns == 0 && tr->close_timer_on) {
         tr->close_timer_on = false;
@@ -248,77 +169,10 @@ static void maybe_finish(transport *tr) {
     }
 }
 
-static void conn_free(conn *c) {
-    transport *tr = c->tr;
-    if (c->prev) c->prev->next = c->next;
-    else tr->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    tr->nconns--;
-    frame_reader_free(&c->rd);
-    free(c);
-    maybe_finish(tr);
-}
-
 static void on_reconnect_closed(uv_handle_t *h) {
     peer *p = h->data;
     p->tr->open_handles--;
-    maybe_finish(p->tr);
-}
-
-static void on_conn_handle_closed(uv_handle_t *h) {
-    conn *c = h->data;
-    if (--c->open_handles == 0) conn_free(c);
-}
-
-static conn *conn_new(transport *tr, bool outgoing, peer *p) {
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        log_error("transport: out of memory for a connection");
-        return NULL;
-    }
-    c->tr = tr;
-    c->outgoing = outgoing;
-    c->peer = p;
-    c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
-    frame_reader_init(&c->rd, tr->cfg.max_frame_bytes);
-    int rc = uv_tcp_init(tr->loop, &c->tcp);
-    if (rc != 0) {
-        log_error("transport: uv_tcp_init: %s", uv_strerror(rc));
-        free(c);
-        return NULL;
-    }
-    c->tcp.data = c;
-    uv_timer_init(tr->loop, &c->timer); /* cannot fail for a valid loop */
-    c->timer.data = c;
-    c->open_handles = 2;
-    c->next = tr->conns;
-    if (tr->conns) tr->conns->prev = c;
-    tr->conns = c;
-    tr->nconns++;
-    return c;
-}
-
-static int conn_peer_index(const conn *c) { return c->peer ? c->peer->index : -1; }
-
-/* "ip:port" of the remote end, for log lines about connections we refuse */
-static const char *conn_addr(const conn *c, char *buf, size_t len) {
-    struct sockaddr_storage ss;
-    int n = sizeof ss;
-    char ip[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-            uv_ip4_name(a, ip, sizeof ip);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-        }
-    }
-    snprintf(buf, len, "%s:%d", ip, port);
-    return buf;
+    transport_maybe_finish(p->tr);
 }
 
 /* Marks a peer up or down for the senders. */
@@ -331,37 +185,23 @@ static void peer_set_connected(peer *p, bool up) {
     atomic_fetch_add(&p->tr->connected_peers, up ? 1 : -1);
 }
 
-static void conn_close(conn *c, const char *why) {
-    if (c->state == CONN_CLOSING) return;
-    transport *tr = c->tr;
-    bool was_up = c->state == CONN_UP;
-    c->state = CONN_CLOSING;
-    if (why) log_info("transport: connection with worker %d closed: %s", conn_peer_index(c), why);
-    peer *p = c->peer;
-    if (p && p->conn == c) {
-        p->conn = NULL;
-        if (was_up) {
-            peer_set_connected(p, false);
-            if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, p->index, false);
-        }
+void transport_peer_lost(peer *p, bool was_up) {
+    transport *tr = p->tr;
+    p->conn = NULL;
+    if (was_up) {
+        peer_set_connected(p, false);
+        if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, p->index, false);
     }
-    if (c->held) {
-        tuple_unref(c->held);
-        c->held = NULL;
-        STAT_ADD(tr, tuples_dropped, 1);
-    }
-    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
-    if (c->outgoing && p && !tr->closing) peer_schedule_reconnect(p);
 }
 
-/* a protocol violation: counted, logged, only this connection closed */
-static void conn_reject(conn *c, const char *what, const char *detail) {
-    char addr[96];
-    STAT_ADD(c->tr, frames_rejected, 1);
-    log_warn("transport: rejecting %s from %s (worker %d): %s; closing that connection", what,
-             conn_addr(c, addr, sizeof addr), conn_peer_index(c), detail);
-    conn_close(c, NULL);
+void transport_peer_connected(peer *p, conn *c) {
+    transport *tr = p->tr;
+    p->conn = c;
+    p->backoff_ms = RECONNECT_MIN_MS;
+    peer_set_connected(p, true);
+    log_info("transport: connected to worker %d", p->index);
+    if (tr->throttle_on) tconn_send_throttle(c, true);
+    peer_flush(p);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -393,32 +233,6 @@ static void on_write_done(uv_write_t *req, int status) {
     free(w);
     /* what accumulated behind this write goes out now, as one batch */
     if (more && p->writes == 0 && !tr->closing) peer_flush(p);
-}
-
-/* Sends a whole frame built elsewhere (handshakes); takes buf. */
-static void on_simple_write(uv_write_t *req, int status) {
-    (void)status; /* a failed handshake write shows up as a read error */
-    free(req->data);
-    free(req);
-}
-
-static int conn_write_frame(conn *c, uint8_t *buf, size_t len) {
-    uv_write_t *req = malloc(sizeof *req);
-    if (!req) {
-        log_error("transport: out of memory for a write");
-        free(buf);
-        return -1;
-    }
-    req->data = buf;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_simple_write);
-    if (rc != 0) {
-        log_warn("transport: write to worker %d: %s", conn_peer_index(c), uv_strerror(rc));
-        free(buf);
-        free(req);
-        return -1;
-    }
-    return 0;
 }
 
 /* Loop thread: sends everything buffered for p as one write of one or more frames. */
@@ -489,7 +303,7 @@ static void peer_flush(peer *p) {
         free(w->data);
         free(w->lz4);
         free(w);
-        conn_close(c, uv_strerror(rc));
+        tconn_close(c, uv_strerror(rc));
     }
 }
 
@@ -512,201 +326,18 @@ static void on_flush_timer(uv_timer_t *t) {
     for (int i = 0; i < tr->cfg.nworkers; i++) peer_flush(&tr->peers[i]);
 }
 
-/* ---- reading ----------------------------------------------------------- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)suggested;
-    conn *c = h->data;
-    *buf = uv_buf_init((char *)c->tr->rbuf, READ_BUF_BYTES);
-}
-
-static void conn_start_reading(conn *c);
-
-static void on_conn_timer(uv_timer_t *t) {
-    conn *c = t->data;
-    if (c->state == CONN_CLOSING) return;
-    if (c->state != CONN_UP) {
-        conn_close(c, "handshake timed out");
-        return;
-    }
-    if (!c->paused) return;
-    c->paused = false;
-    conn_process(c);
-    if (!c->paused && c->state == CONN_UP) {
-        uv_timer_stop(&c->timer);
-        conn_start_reading(c);
-    }
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
-static void conn_start_reading(conn *c) {
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc != 0) conn_close(c, uv_strerror(rc));
-}
-
-static void conn_send_handshake(conn *c) {
-    transport *tr = c->tr;
-    uint8_t payload[16 + FRAME_MAX_TOPOLOGY_ID];
-    size_t n = frame_handshake_encode(payload, sizeof payload, tr->topology_id, tr->cfg.worker_index);
-    uint8_t *fr;
-    size_t flen;
-    if (n == 0 || frame_build(FRAME_HANDSHAKE, payload, n, 0, &fr, &flen) != 0) {
-        conn_close(c, "cannot build handshake");
-        return;
-    }
-    if (conn_write_frame(c, fr, flen) != 0) conn_close(c, "cannot send handshake");
-}
-
-static void conn_send_throttle(conn *c, bool on) {
-    uint8_t payload = on ? 1 : 0, *fr;
-    size_t flen;
-    if (frame_build(FRAME_THROTTLE, &payload, 1, 0, &fr, &flen) != 0 || conn_write_frame(c, fr, flen) != 0)
-        log_warn("transport: cannot send a throttle frame to worker %d", conn_peer_index(c));
-}
+/* ---- throttling our peers ------------------------------------------------ */
 
 void transport_set_throttle(transport *tr, bool on) {
     if (tr->throttle_on == on) return;
     tr->throttle_on = on;
     for (int i = 0; i < tr->cfg.nworkers; i++) {
         conn *c = tr->peers[i].conn;
-        if (c && c->state == CONN_UP) conn_send_throttle(c, on);
+        if (c && c->state == CONN_UP) tconn_send_throttle(c, on);
     }
-}
-
-static void conn_handshake(conn *c, const frame *f) {
-    transport *tr = c->tr;
-    int idx = -1;
-    int rc = frame_handshake_check(f->payload, f->len, tr->topology_id, &idx);
-    const char *why = rc ? frame_strerror(rc) : NULL;
-    int self = tr->cfg.worker_index;
-    if (!why && c->outgoing && idx != c->peer->index) why = "peer answered with another worker index";
-    if (!why && !c->outgoing && (idx >= tr->cfg.nworkers || idx >= self))
-        why = "worker index out of range (only lower-indexed workers dial us)";
-    if (why) {
-        char addr[96];
-        STAT_ADD(tr, handshakes_rejected, 1);
-        log_warn("transport: handshake from %s rejected: %s", conn_addr(c, addr, sizeof addr), why);
-        conn_close(c, NULL);
-        return;
-    }
-    peer *p = &tr->peers[idx];
-    if (!c->outgoing) {
-        if (p->conn && p->conn != c) conn_close(p->conn, "replaced by a new connection from the same worker");
-        c->peer = p;
-        conn_send_handshake(c);
-        if (c->state == CONN_CLOSING) return;
-    }
-    c->state = CONN_UP;
-    uv_timer_stop(&c->timer);
-    uv_tcp_nodelay(&c->tcp, 1); /* we batch ourselves */
-    p->conn = c;
-    p->backoff_ms = RECONNECT_MIN_MS;
-    peer_set_connected(p, true);
-    log_info("transport: connected to worker %d", idx);
-    if (tr->throttle_on) conn_send_throttle(c, true);
-    peer_flush(p);
-}
-
-/* Delivers tuples and handles frames until the input is exhausted, the
- * destination refuses a tuple (pause), or the connection is closed. */
-static void conn_process(conn *c) {
-    transport *tr = c->tr;
-    while (!c->paused && c->state != CONN_CLOSING) {
-        if (c->held) {
-            if (tr->deliver(tr->deliver_arg, c->held) != 0) goto pause;
-            c->held = NULL;
-            STAT_ADD(tr, tuples_received, 1);
-            continue;
-        }
-        if (c->batch) {
-            const uint8_t *rec;
-            size_t rl;
-            int rc = frame_batch_next(c->batch, c->batch_len, &c->batch_off, &rec, &rl);
-            if (rc == 0) {
-                c->batch = NULL;
-                continue;
-            }
-            if (rc < 0) {
-                conn_reject(c, "batch", "record overruns the frame");
-                return;
-            }
-            sd_tuple *t;
-            int drc = codec_decode_in(tr->cfg.pool, rec, rl, tr->topo, &t);
-            if (drc != CODEC_OK) {
-                conn_reject(c, "tuple", codec_strerror(drc));
-                return;
-            }
-            c->held = t;
-            continue;
-        }
-        frame f;
-        int rc = frame_reader_next(&c->rd, &f);
-        if (rc == FRAME_NEED_MORE) return;
-        if (rc < 0) {
-            conn_reject(c, "frame", frame_strerror(rc));
-            return;
-        }
-        STAT_ADD(tr, frames_received, 1);
-        if (f.type == FRAME_HANDSHAKE) {
-            if (c->state != CONN_HANDSHAKE) {
-                conn_reject(c, "frame", "unexpected handshake");
-                return;
-            }
-            conn_handshake(c, &f);
-        } else if (c->state != CONN_UP) {
-            STAT_ADD(tr, handshakes_rejected, 1);
-            conn_reject(c, "frame", "data before the handshake");
-            return;
-        } else if (f.type == FRAME_THROTTLE) {
-            if (f.len != 1 || f.payload[0] > 1) {
-                conn_reject(c, "frame", "malformed throttle frame");
-                return;
-            }
-            if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, c->peer->index, f.payload[0] == 1);
-        } else {
-            c->batch = f.payload;
-            c->batch_len = f.len;
-            c->batch_off = 0;
-        }
-    }
-    return;
-pause:
-    c->paused = true;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, on_conn_timer, DELIVER_RETRY_MS, DELIVER_RETRY_MS);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    (void)buf;
-    conn *c = s->data;
-    if (nread < 0) {
-        conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
-        return;
-    }
-    if (nread == 0 || c->state == CONN_CLOSING) return;
-    STAT_ADD(c->tr, bytes_received, (uint64_t)nread);
-    if (frame_reader_push(&c->rd, c->tr->rbuf, (size_t)nread) != 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    conn_process(c);
 }
 
 /* ---- connecting ---------------------------------------------------------- */
-
-static void on_connect(uv_connect_t *req, int status) {
-    conn *c = req->data;
-    if (c->state == CONN_CLOSING) return;
-    if (status != 0) {
-        log_debug("transport: connect to worker %d: %s", conn_peer_index(c), uv_strerror(status));
-        conn_close(c, NULL);
-        return;
-    }
-    c->state = CONN_HANDSHAKE;
-    conn_start_reading(c);
-    if (c->state == CONN_HANDSHAKE) conn_send_handshake(c);
-}
 
 static void peer_dial(peer *p) {
     transport *tr = p->tr;
@@ -715,47 +346,18 @@ static void peer_dial(peer *p) {
     const transport_peer *a = &tr->addrs[p->index];
     if (parse_addr(a->host, a->port, &ss) != 0) {
         log_error("transport: worker %d address '%s' is not an IP address", p->index, a->host);
-        peer_schedule_reconnect(p);
+        transport_schedule_reconnect(p);
         return;
     }
-    conn *c = conn_new(tr, true, p);
-    if (!c) {
-        peer_schedule_reconnect(p);
-        return;
-    }
-    c->connect_req.data = c;
-    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
-    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
-    if (rc != 0) {
-        log_warn("transport: connect to worker %d: %s", p->index, uv_strerror(rc));
-        conn_close(c, NULL);
-    }
+    if (tconn_dial(p, (const struct sockaddr *)&ss) != 0) transport_schedule_reconnect(p);
 }
 
 static void on_reconnect_timer(uv_timer_t *t) { peer_dial(t->data); }
 
-static void peer_schedule_reconnect(peer *p) {
+void transport_schedule_reconnect(peer *p) {
     if (p->tr->closing || !p->reconnect_init) return;
     uv_timer_start(&p->reconnect, on_reconnect_timer, (uint64_t)p->backoff_ms, 0);
     p->backoff_ms = p->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : p->backoff_ms * 2;
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-    transport *tr = server->data;
-    if (status != 0) {
-        log_warn("transport: accept: %s", uv_strerror(status));
-        return;
-    }
-    conn *c = conn_new(tr, false, NULL);
-    if (!c) return;
-    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rc != 0) {
-        log_warn("transport: accept: %s", uv_strerror(rc));
-        conn_close(c, NULL);
-        return;
-    }
-    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
-    conn_start_reading(c);
 }
 
 int transport_start(transport *tr) {
@@ -774,7 +376,7 @@ int transport_start(transport *tr) {
     tr->listener.data = tr;
     tr->open_handles++;
     rc = uv_tcp_bind(&tr->listener, (const struct sockaddr *)&ss, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&tr->listener, 128, on_connection);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&tr->listener, 128, tconn_on_connection);
     if (rc != 0) {
         log_error("transport: cannot listen on %s:%d: %s", me->host, me->port, uv_strerror(rc));
         /* transport_close() still completes once this close is done */
@@ -908,18 +510,13 @@ void transport_get_stats(transport *tr, transport_stats *out) {
 
 /* ---- closing ------------------------------------------------------------- */
 
-static void on_shutdown(uv_shutdown_t *req, int status) {
-    (void)status;
-    conn_close(req->data, NULL);
-}
-
 static void on_close_timer(uv_timer_t *t) {
     transport *tr = t->data;
     /* peers that did not drain in time: give up on them */
     conn *c = tr->conns;
     while (c) {
         conn *next = c->next;
-        conn_close(c, "transport closing");
+        tconn_close(c, "transport closing");
         c = next;
     }
 }
@@ -929,7 +526,7 @@ void transport_close(transport *tr, void (*done)(void *arg), void *arg) {
     tr->done_arg = arg;
     if (!tr->started) {
         tr->closing = true;
-        maybe_finish(tr);
+        transport_maybe_finish(tr);
         return;
     }
     /* best-effort flush before closing anything */
@@ -956,14 +553,8 @@ void transport_close(transport *tr, void (*done)(void *arg), void *arg) {
     conn *c = tr->conns;
     while (c) {
         conn *next = c->next;
-        /* shutdown waits for queued writes, then closes; others close now */
-        if (c->state == CONN_UP && c->peer && c->peer->writes > 0) {
-            c->shutdown_req.data = c;
-            if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close(c, NULL);
-        } else {
-            conn_close(c, NULL);
-        }
+        tconn_shutdown(c); /* closes once its queued writes are done */
         c = next;
     }
-    maybe_finish(tr);
+    transport_maybe_finish(tr);
 }
