@@ -181,8 +181,21 @@ static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xo
     }
 }
 
+/* a second ack (or an ack after a fail) would XOR the edge back in and
+ * leave the tree to time out: refuse it, as a user error */
+static int already_done(executor *ex, sd_tuple *t, const char *what) {
+    if (t->flags & TUPLE_F_DONE) {
+        log_task(SD_LOG_WARN, ex->task, "%s of a tuple already acked or failed: ignored", what);
+        STAT_ADD(ex->errors, 1);
+        return 1;
+    }
+    t->flags |= TUPLE_F_DONE;
+    return 0;
+}
+
 void sd_ack(sd_collector *col, sd_tuple *t) {
     executor *ex = col->ex;
+    if (already_done(ex, t, "ack")) return;
     STAT_ADD(ex->acked, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
     send_to_ackers(ex, t, ex->sid_ack_ack, 1);
@@ -190,6 +203,7 @@ void sd_ack(sd_collector *col, sd_tuple *t) {
 
 void sd_fail(sd_collector *col, sd_tuple *t) {
     executor *ex = col->ex;
+    if (already_done(ex, t, "fail")) return;
     STAT_ADD(ex->failed, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
     send_to_ackers(ex, t, ex->sid_ack_fail, 0);

@@ -10,6 +10,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,7 +19,6 @@
 #include "log.h"
 #include "tuple_pool.h"
 
-#define MAX_DESTS 1024 /* destination tasks of one emit */
 
 static int sys_stream(const worker_rt *rt, int comp, const char *name) {
     const topo_stream *s = topology_stream(rt->topo, comp, name);
@@ -51,6 +51,7 @@ executor *executor_new(worker_rt *rt, int task) {
     size_t slots = (size_t)conf_int(rt->conf, "topology.executor.receive.buffer.size") / rt->batch_size;
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
     ex->pool = tuple_pool_new();
+    ex->dests = calloc((size_t)rt->max_fanout + 1, sizeof *ex->dests);
     ex->last_stream_id = -1;
     ex->local_out = calloc((size_t)t->ntasks + 1, sizeof *ex->local_out);
     ex->local_dirty = calloc((size_t)t->ntasks + 1, sizeof *ex->local_dirty);
@@ -59,7 +60,7 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_out);
     ex->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_n);
     ex->remote_cap = rt->batch_size * 4;
-    if (!ex->inq || !ex->pool || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
+    if (!ex->inq || !ex->pool || !ex->dests || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
         goto fail;
     for (int w = 0; w < rt->nworkers * 2; w++) {
         if (w / 2 == rt->worker_index) continue;
@@ -101,6 +102,8 @@ void executor_free(executor *ex) {
     free(ex->remote_n);
     free(ex->fifo);
     free(ex->deferred_acks);
+    free(ex->dests);
+    free(ex->anc);
     if (ex->pending.keys) u64map_destroy(&ex->pending);
     if (ex->acks.keys) u64map_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
@@ -186,14 +189,46 @@ static void defer_ack(executor *ex, uint64_t msg_id) {
     if (ex->ndeferred == ex->deferred_cap) {
         size_t cap = ex->deferred_cap ? ex->deferred_cap * 2 : 64;
         uint64_t *grown = realloc(ex->deferred_acks, cap * sizeof *grown);
-        if (!grown) return; /* the message then times out and is replayed */
+        if (!grown) {
+            /* nothing tracks this message: ack it now rather than lose it */
+            log_task(SD_LOG_WARN, ex->task, "out of memory deferring an ack; acking inline");
+            STAT_ADD(ex->acked, 1);
+            if (ex->def->ack) ex->def->ack(ex->state, &ex->col, msg_id);
+            return;
+        }
         ex->deferred_acks = grown;
         ex->deferred_cap = cap;
     }
     ex->deferred_acks[ex->ndeferred++] = msg_id;
 }
 
+/* Drops FIFO entries of trees already completed, once they outnumber the
+ * trees in flight: one slow tree at the head must not let completed ones
+ * pile up behind it (amortised O(1) per emit). */
+static void fifo_compact(executor *ex) {
+    size_t kept = 0;
+    for (size_t i = 0; i < ex->fifo_len; i++) {
+        uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+        if (u64map_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
+    }
+    /* the kept entries now start at index 0 (fifo_head was rotated away) */
+    ex->fifo_head = 0;
+    ex->fifo_len = kept;
+}
+
 static int fifo_push(executor *ex, uint64_t root) {
+    if (ex->fifo_len == ex->fifo_cap) {
+        if (ex->fifo_len > 2 * ex->pending.len + 1024) {
+            /* rotate to a linear layout first, then compact */
+            uint64_t *lin = malloc(ex->fifo_cap * sizeof *lin);
+            if (!lin) return -1;
+            for (size_t i = 0; i < ex->fifo_len; i++) lin[i] = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+            free(ex->fifo);
+            ex->fifo = lin;
+            ex->fifo_head = 0;
+            fifo_compact(ex);
+        }
+    }
     if (ex->fifo_len == ex->fifo_cap) {
         size_t cap = ex->fifo_cap * 2;
         uint64_t *grown = malloc(cap * sizeof *grown);
@@ -208,10 +243,22 @@ static int fifo_push(executor *ex, uint64_t root) {
     return 0;
 }
 
+/* room for n entries in a growable executor-owned array; 0 or -1 */
+static int reserve(void **arr, size_t *cap, size_t n, size_t elem) {
+    if (n <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < n) c *= 2;
+    void *grown = realloc(*arr, c * elem);
+    if (!grown) return -1;
+    *arr = grown;
+    *cap = c;
+    return 0;
+}
+
 /* anchors of a new tuple emitted from a bolt: one fresh edge id per anchor
- * input, XORed into that input's ack value and into every root it carries */
-static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nanchors, tuple_anchor *out,
-                           size_t cap) {
+ * input, XORed into that input's ack value and into every root it carries.
+ * out has room for the sum of the inputs' anchors. */
+static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nanchors, tuple_anchor *out) {
     size_t n = 0;
     for (size_t a = 0; a < nanchors; a++) {
         sd_tuple *in = anchors[a];
@@ -222,7 +269,6 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
             size_t j = 0;
             while (j < n && out[j].root != in->anchors[k].root) j++;
             if (j == n) {
-                if (n == cap) break;
                 out[n].root = in->anchors[k].root;
                 out[n++].edge = 0;
             }
@@ -232,71 +278,87 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
     return n;
 }
 
+static int emit_error(executor *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int emit_error(executor *ex, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_taskv(SD_LOG_ERROR, ex->task, fmt, ap);
+    va_end(ap);
+    STAT_ADD(ex->errors, 1);
+    return -1;
+}
+
 int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                   sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
     worker_rt *rt = ex->rt;
     const topo_stream *st = &rt->topo->streams[stream_id];
-    if ((int)n != st->nfields) {
-        log_task(SD_LOG_ERROR, ex->task, "emit of %zu values on stream '%s' that declares %d fields", n,
-                 st->name, st->nfields);
-        STAT_ADD(ex->errors, 1);
-        return -1;
-    }
+    if ((int)n != st->nfields)
+        return emit_error(ex, "emit of %zu values on stream '%s' that declares %d fields", n, st->name,
+                          st->nfields);
     const stream_routes *sr = &rt->routes[stream_id];
-    int dests[MAX_DESTS];
     int ndest = 0;
+    /* a direct stream's subscribers are all direct: a plain emit would reach
+     * nobody and its message would be acked as if processed */
+    if (st->direct && direct_task <= 0)
+        return emit_error(ex, "stream '%s' is direct: emit on it with a task (*_emit_direct)", st->name);
+    if (!st->direct && direct_task != 0)
+        return emit_error(ex, "stream '%s' is not direct: task %d given", st->name, direct_task);
     if (direct_task > 0) {
-        if (!st->direct || !is_direct_subscriber(sr, direct_task)) {
-            log_task(SD_LOG_ERROR, ex->task, "direct emit to task %d on stream '%s': not a direct subscriber",
-                     direct_task, st->name);
-            STAT_ADD(ex->errors, 1);
-            return -1;
-        }
-        dests[ndest++] = direct_task;
+        if (!is_direct_subscriber(sr, direct_task))
+            return emit_error(ex, "direct emit on stream '%s' to task %d, which does not subscribe directly",
+                              st->name, direct_task);
+        ex->dests[ndest++] = direct_task;
     } else {
-        for (int i = 0; i < sr->ntargets; i++) {
-            if (ndest + sr->targets[i].ntasks > MAX_DESTS) break;
-            ndest += grouping_choose(ex, &sr->targets[i], values, n, dests + ndest);
+        /* dests has room for every task of every subscriber (routes_build) */
+        for (int i = 0; i < sr->ntargets; i++)
+            ndest += grouping_choose(ex, &sr->targets[i], values, n, ex->dests + ndest);
+    }
+    bool track = with_root && rt->acker;
+    uint64_t root = 0, xor_all = 0;
+    size_t anc_need = track ? 1 : 0;
+    if (!track && rt->acker)
+        for (size_t a = 0; a < nanchors; a++) anc_need += anchors[a] ? anchors[a]->nanchors : 0;
+    if (anc_need > UINT16_MAX || reserve((void **)&ex->anc, &ex->anc_cap, anc_need, sizeof *ex->anc) != 0)
+        return emit_error(ex, "cannot anchor an emit on stream '%s' (%zu anchors)", st->name, anc_need);
+    if (track && ndest > 0) {
+        /* track the tree before anything is sent: a tree in flight that we
+         * could not track would be neither acked nor failed */
+        root = executor_random(ex);
+        int created;
+        u64map_rec *rec = u64map_upsert(&ex->pending, root, &created);
+        if (!rec || fifo_push(ex, root) != 0) {
+            if (rec) u64map_del(&ex->pending, root);
+            return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
         }
+        rec->a = msg_id;
+        rec->t = now_ns();
+        atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     }
     STAT_ADD(ex->emitted, 1);
-    bool track = with_root && rt->acker;
-    uint64_t root = track ? executor_random(ex) : 0, xor_all = 0;
-    tuple_anchor anc[64];
     for (int d = 0; d < ndest; d++) {
         size_t na = 0;
         if (track) {
-            anc[0].root = root;
-            anc[0].edge = executor_random(ex);
-            xor_all ^= anc[0].edge;
+            ex->anc[0].root = root;
+            ex->anc[0].edge = executor_random(ex);
+            xor_all ^= ex->anc[0].edge;
             na = 1;
         } else if (rt->acker && nanchors) {
-            na = bolt_anchors(ex, anchors, nanchors, anc, 64);
+            na = bolt_anchors(ex, anchors, nanchors, ex->anc);
         }
-        sd_tuple *t = tuple_new_in(ex->pool, values, n, anc, na);
+        sd_tuple *t = tuple_new_in(ex->pool, values, n, ex->anc, na);
         if (!t) {
             log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
-            continue; /* acking replays it */
+            continue; /* its tree times out and is replayed */
         }
         t->src_task = ex->task;
         t->stream_id = (uint16_t)stream_id;
         t->stream = st;
-        route_tuple(ex, t, dests[d], 0);
+        route_tuple(ex, t, ex->dests[d], 0);
     }
     if (with_root) {
         if (!track || ndest == 0) {
             defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
         } else {
-            int created;
-            u64map_rec *rec = u64map_upsert(&ex->pending, root, &created);
-            if (!rec || fifo_push(ex, root) != 0) {
-                if (rec) u64map_del(&ex->pending, root);
-                log_task(SD_LOG_ERROR, ex->task, "out of memory tracking a tuple tree");
-                return -1;
-            }
-            rec->a = msg_id;
-            rec->t = now_ns();
-            atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
             sd_value v[3] = {sd_int((int64_t)root), sd_int((int64_t)xor_all), sd_int(ex->task)};
             executor_send_system(ex, ex->sid_ack_init,
                                  rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism), v, 3);

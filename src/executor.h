@@ -57,6 +57,9 @@ typedef struct executor {
     uint64_t rng;
     uint32_t rr;
     uint32_t *sent_to;            /* [ntasks + 1]: partial-key load estimate */
+    int *dests;                   /* [rt->max_fanout]: destinations of one emit */
+    tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */
+    size_t anc_cap;
     /* anchoring: the input being executed (bolts), for auto-anchoring checks */
     int64_t round_start_ns;
 

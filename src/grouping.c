@@ -44,6 +44,12 @@ int routes_build(worker_rt *rt) {
             }
         }
     }
+    /* an emit reaches at most every task of every subscriber of its stream */
+    for (int s = 0; s < t->nstreams; s++) {
+        int fan = 1;
+        for (int i = 0; i < rt->routes[s].ntargets; i++) fan += rt->routes[s].targets[i].ntasks;
+        if (fan > rt->max_fanout) rt->max_fanout = fan;
+    }
     return 0;
 }
 

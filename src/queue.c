@@ -157,19 +157,31 @@ int queue_push(queue *q, tuple_batch *b, bool never_block) {
         pthread_mutex_unlock(&q->lock);
         return 0;
     }
+    /* counted before it is visible, so the consumer never subtracts first */
+    atomic_fetch_add_explicit(&q->depth, n, memory_order_relaxed);
     for (int spins = 0;; spins++) {
         if (ring_try_push(q, b) == 0) {
-            atomic_fetch_add_explicit(&q->depth, n, memory_order_relaxed);
             wake_consumer(q);
             return 0;
         }
-        if (never_block || atomic_load(&q->closed)) return -1;
+        if (never_block || atomic_load(&q->closed)) {
+            atomic_fetch_sub_explicit(&q->depth, n, memory_order_relaxed);
+            return -1;
+        }
         wake_consumer(q); /* a full ring whose consumer sleeps must be woken */
         if (spins < 64) continue;
-        /* full: park until the consumer frees a slot (bounded wait guards
-         * against a missed signal) */
+        /* full: park until the consumer frees a slot; announce the wait, then
+         * look once more (a consumer that emptied slots before seeing us
+         * did not signal); the bounded wait guards against anything else */
         pthread_mutex_lock(&q->lock);
         atomic_fetch_add(&q->producers_waiting, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (ring_try_push(q, b) == 0) {
+            atomic_fetch_sub(&q->producers_waiting, 1);
+            pthread_mutex_unlock(&q->lock);
+            wake_consumer(q);
+            return 0;
+        }
         struct timespec ts;
         deadline_in(&ts, 1000000);
         pthread_cond_timedwait(&q->not_full, &q->lock, &ts);

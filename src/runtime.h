@@ -44,6 +44,7 @@ typedef struct worker_rt {
     struct executor **execs;
     stream_routes *routes;        /* [nstreams] */
     uint8_t *stream_kind;         /* [nstreams]: STREAM_* */
+    int max_fanout;               /* most destination tasks one emit can have */
     const topo_component *acker;  /* NULL when acking is off */
     transport *tr;                /* NULL with a single worker */
     /* configuration read once */

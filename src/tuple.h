@@ -45,6 +45,7 @@ struct sd_tuple {
 };
 
 #define TUPLE_F_TICK 0x1
+#define TUPLE_F_DONE 0x2  /* acked or failed by the bolt holding it */
 
 /* Allocates a tuple with room for nvalues values, nanchors anchors and
  * data_len bytes of value data; refs = 1. NULL on allocation failure. */

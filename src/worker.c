@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -45,6 +46,7 @@ typedef struct worker {
     control_inbox inbox;
     uv_async_t control_async;
     pthread_t control_thread;
+    bool control_thread_started;
     uv_timer_t heartbeat_timer, stop_timer, retry_timer, ready_timer;
     int64_t ready_deadline_ns;
     uv_check_t deliver_check;
@@ -315,11 +317,13 @@ static void transport_closed(void *arg) {
     uv_stop(&w->loop);
 }
 
-static void finish(worker *w) {
+static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
     json_t *msg = heartbeat_message(w);
     if (msg) control_send(w, msg);
-    if (w->rt.tr) transport_close(w->rt.tr, transport_closed, w);
+    /* a task still running may still send: leave the transport alone then,
+     * the process exits without freeing it */
+    if (w->rt.tr && all_done) transport_close(w->rt.tr, transport_closed, w);
     else uv_stop(&w->loop);
 }
 
@@ -348,7 +352,7 @@ static void on_stop_timer(uv_timer_t *h) {
         all_done = all_done && (!w->rt.execs[i]->thread_started || atomic_load(&w->rt.execs[i]->done));
     if (all_done || now >= w->exit_deadline_ns) {
         if (!all_done) log_warn("some tasks did not finish their cleanup in time");
-        finish(w);
+        finish(w, all_done);
     }
 }
 
@@ -631,7 +635,7 @@ int worker_main(int control_fd) {
         log_error("cannot start the control reader thread");
         begin_stop(w, "no control channel");
     } else {
-        pthread_detach(w->control_thread);
+        w->control_thread_started = true;
     }
     json_t *started = json_pack("{s:s, s:i}", "type", "started", "pid", (int)getpid());
     if (started) control_send(w, started);
@@ -651,6 +655,11 @@ int worker_main(int control_fd) {
     }
     log_info("worker stopped");
 out:
+    if (w->control_thread_started) {
+        /* end the reader's blocking read, and wait for it: it uses w */
+        shutdown(control_fd, SHUT_RDWR);
+        pthread_join(w->control_thread, NULL);
+    }
     uv_walk(&w->loop, close_handle, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
