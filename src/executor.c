@@ -517,7 +517,7 @@ static void bolt_tick(executor *ex, int64_t now) {
     t->stream_id = (uint16_t)ex->sid_tick;
     t->stream = &rt->topo->streams[ex->sid_tick];
     t->dest_task = ex->task;
-    bolt_execute(ex, t);
+    ex->def->execute(ex->state, &ex->col, t);
     tuple_unref(t);
 }
 
@@ -533,6 +533,7 @@ static void bolt_loop(executor *ex) {
             if (until < wait) wait = until > 0 ? until : 0;
         }
         tuple_batch *b = queue_pop_all(ex->inq, wait);
+        for (tuple_batch *x = b; x; x = x->next) STAT_ADD(ex->received, x->n);
         while (b) {
             tuple_batch *next = b->next;
             for (uint32_t i = 0; i < b->n; i++) {

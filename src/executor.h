@@ -75,7 +75,9 @@ typedef struct executor {
     int64_t next_tick_ns;
 
     /* statistics, read by the heartbeat (relaxed atomics) */
-    atomic_uint_fast64_t emitted, transferred, executed, acked, failed, failed_final, errors;
+    /* received: tuples taken from the queue (bolts); executed: of those,
+     * handed to execute (ticks are not counted: they are not work) */
+    atomic_uint_fast64_t emitted, transferred, received, executed, acked, failed, failed_final, errors;
     atomic_int pending_count;
     atomic_bool exhausted;
     atomic_bool done;             /* thread finished cleanup */

@@ -29,6 +29,7 @@
 
 #define LOCAL_NODE_ID "local"
 #define LOCAL_PROGRESS_MS 5000
+#define LOCAL_MAX_FAILURES 5 /* a worker that fails this often in a row never starts */
 #define LOCAL_MAX_PORTS 256
 #define LOCAL_STOP_GRACE_SECS 5 /* beyond the node's own kill deadline */
 
@@ -179,17 +180,25 @@ static int64_t *totals(local *l) {
     return sums;
 }
 
-/* Every worker heard from, and every spout task exhausted with nothing pending. */
+static json_int_t field(json_t *obj, const char *key) { return json_integer_value(json_object_get(obj, key)); }
+
+/* Every worker heard from; every spout task exhausted with no tree pending;
+ * and nothing in between: no tuple queued, taken but not yet executed,
+ * waiting in a worker for a full queue, or buffered for another worker
+ * (trees without acking have no "pending" to tell us). */
 static bool spouts_done(local *l) {
     for (int w = 0; w < l->nworkers; w++) {
-        if (!l->w[w].status) return false;
+        json_t *st = l->w[w].status;
+        if (!st) return false;
+        if (field(st, "waiting") != 0 || field(json_object_get(st, "transport"), "buffered_bytes") != 0) return false;
         size_t i;
         json_t *t;
-        json_array_foreach(json_object_get(l->w[w].status, "tasks"), i, t) {
+        json_array_foreach(json_object_get(st, "tasks"), i, t) {
             const char *kind = json_string_value(json_object_get(t, "kind"));
             if (kind && strcmp(kind, "spout") == 0 &&
-                (!json_is_true(json_object_get(t, "exhausted")) || json_integer_value(json_object_get(t, "pending")) != 0))
+                (!json_is_true(json_object_get(t, "exhausted")) || field(t, "pending") != 0))
                 return false;
+            if (field(t, "queue") != 0 || field(t, "received") != field(t, "executed")) return false;
         }
     }
     return true;
@@ -250,6 +259,10 @@ static void on_progress(uv_timer_t *t) {
     }
     log_info("progress: %s (restarts %d)", line, node_restarts(l->nd));
     free(sums);
+    if (node_max_failures(l->nd) >= LOCAL_MAX_FAILURES && !l->stopping) {
+        l->rc = 1;
+        begin_stop(l, "a worker keeps exiting before its first heartbeat (see its log)");
+    }
 }
 
 /* Worst spout-task complete latency of component c among the latest heartbeats. */
@@ -401,7 +414,7 @@ static void begin_stop(local *l, const char *why) {
     }
     if (store_del(l->st, l->assign_key) < 0) log_warn("cannot delete %s", l->assign_key);
     node_stop(l->nd, on_node_stopped, l);
-    int64_t secs = conf_int(l->topo->conf, "task.cleanup.timeout.sec") + 2 + LOCAL_STOP_GRACE_SECS;
+    int64_t secs = conf_int(l->topo->conf, "task.cleanup.timeout.sec") + NODE_STOP_SLACK_SECS + LOCAL_STOP_GRACE_SECS;
     l->deadline_timer.data = l;
     uv_timer_start(&l->deadline_timer, on_deadline, (uint64_t)secs * 1000, 0);
 }

@@ -82,8 +82,8 @@ int main(int argc, char **argv) {
         case OPT_UNTIL_DRAINED: until_drained = 1; break;
         case OPT_DURATION:
             duration = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || duration <= 0)
-                return fail_input("--duration: expected a positive number of seconds");
+            if (*optarg == '\0' || *end != '\0' || duration <= 0 || duration > 365L * 24 * 3600)
+                return fail_input("--duration: expected a number of seconds from 1 to 31536000");
             break;
         case OPT_CONTROL_FD:
             control_fd = (int)strtol(optarg, &end, 10);

@@ -57,6 +57,7 @@ struct nworker {
     wproc *p;            /* the live process, or NULL */
     int pid;
     int restarts;
+    int failures;        /* exits in a row without a heartbeat between them */
     uint64_t spawned_ms, last_hb_ms;
     uv_timer_t timer;    /* restart delay or kill deadline */
 };
@@ -192,6 +193,7 @@ static void on_control_msg(void *arg, json_t *msg) {
         log_warn("worker %s:%d: control message without a type", w->topology_id, w->port);
     } else if (strcmp(type, "heartbeat") == 0) {
         w->last_hb_ms = uv_now(w->n->loop);
+        w->failures = 0;
         put_status(w, msg);
     } else if (strcmp(type, "started") == 0) {
         log_info("worker %s port %d started (pid %lld)", w->topology_id, w->port,
@@ -255,10 +257,15 @@ static void schedule_restart(nworker *w) {
     node *n = w->n;
     w->restarts++;
     n->restarts++;
+    w->failures++;
     w->state = W_WAIT_RESTART;
-    log_info("restarting worker %s port %d in %lld ms (restart %d)", w->topology_id, w->port,
-             (long long)n->restart_delay_ms, w->restarts);
-    uv_timer_start(&w->timer, on_restart_timer, (uint64_t)n->restart_delay_ms, 0);
+    /* a worker that keeps dying before its first heartbeat backs off,
+     * doubling the delay up to 32 times (the caller may give up: node_max_failures) */
+    int shift = w->failures - 1 < 5 ? w->failures - 1 : 5;
+    uint64_t delay = (uint64_t)n->restart_delay_ms << shift;
+    log_info("restarting worker %s port %d in %llu ms (restart %d)", w->topology_id, w->port,
+             (unsigned long long)delay, w->restarts);
+    uv_timer_start(&w->timer, on_restart_timer, delay, 0);
 }
 
 static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
@@ -384,7 +391,7 @@ static void on_kill_timer(uv_timer_t *t) {
     nworker *w = t->data;
     if (w->p) {
         log_warn("worker %s port %d (pid %d) did not stop within %lld s; killing it", w->topology_id, w->port,
-                 w->pid, (long long)w->cleanup_secs + 2);
+                 w->pid, (long long)w->cleanup_secs + NODE_STOP_SLACK_SECS);
         uv_process_kill(&w->p->proc, SIGKILL);
     }
 }
@@ -403,7 +410,7 @@ static void stop_worker(nworker *w) {
         uv_process_kill(&w->p->proc, SIGTERM);
     }
     json_decref(stop);
-    uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + 2) * 1000, 0);
+    uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + NODE_STOP_SLACK_SECS) * 1000, 0);
 }
 
 /* ---- assignments ------------------------------------------------------------------ */
@@ -682,6 +689,13 @@ void node_kill_all(node *n) {
 }
 
 int node_restarts(const node *n) { return n->restarts; }
+
+int node_max_failures(const node *n) {
+    int most = 0;
+    for (const nworker *w = n->workers; w; w = w->next)
+        if (w->failures > most) most = w->failures;
+    return most;
+}
 
 void node_free(node *n) {
     if (!n) return;

@@ -506,6 +506,13 @@ void transport_get_stats(transport *tr, transport_stats *out) {
     out->frames_rejected = atomic_load(&tr->frames_rejected);
     out->handshakes_rejected = atomic_load(&tr->handshakes_rejected);
     out->connected_peers = atomic_load(&tr->connected_peers);
+    out->buffered_bytes = 0;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        pthread_mutex_lock(&p->mu);
+        out->buffered_bytes += p->len + p->inflight;
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 /* ---- closing ------------------------------------------------------------- */

@@ -81,6 +81,7 @@ typedef struct transport_stats {
     uint64_t frames_rejected;   /* malformed/oversized: connection closed */
     uint64_t handshakes_rejected;
     int connected_peers;
+    uint64_t buffered_bytes;    /* waiting to be written or in writes not yet done */
 } transport_stats;
 void transport_get_stats(transport *tr, transport_stats *out); /* any thread */
 

@@ -257,10 +257,10 @@ static json_t *heartbeat_message(worker *w) {
     uint64_t activity = 0;
     for (int i = 0; i < w->rt.nexecs; i++) {
         executor *ex = w->rt.execs[i];
-        json_t *t = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:I}",
+        json_t *t = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:I}",
                               "task", ex->task, "component", ex->comp->id, "kind", task_kind(ex),
                               "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
-                              "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
+                              "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
                               LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
                               atomic_load(&ex->pending_count), "queue", (json_int_t)queue_depth(ex->inq),
                               "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
@@ -285,7 +285,8 @@ static json_t *heartbeat_message(worker *w) {
         transport_stats st;
         transport_get_stats(w->rt.tr, &st);
         json_object_set_new(msg, "transport",
-                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}", "tuples_sent", (json_int_t)st.tuples_sent,
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "buffered_bytes",
+                                      (json_int_t)st.buffered_bytes, "tuples_sent", (json_int_t)st.tuples_sent,
                                       "tuples_received", (json_int_t)st.tuples_received, "tuples_dropped",
                                       (json_int_t)st.tuples_dropped, "frames_rejected",
                                       (json_int_t)st.frames_rejected, "bytes_sent", (json_int_t)st.bytes_sent,
@@ -300,11 +301,13 @@ static void on_heartbeat(uv_timer_t *h) {
     worker *w = h->data;
     for (int i = 0; i < w->rt.nexecs && !w->stopping; i++) {
         if (atomic_load(&w->rt.execs[i]->done)) {
-            /* a task that could not open: exit non-zero so the node restarts us */
+            /* a task that could not open: exit non-zero, without a heartbeat,
+             * so the node counts a failed start (and backs off, or gives up) */
             w->exit_code = 1;
             begin_stop(w, "a task ended unexpectedly");
         }
     }
+    if (w->exit_code != 0) return;
     json_t *msg = heartbeat_message(w);
     if (msg && control_send(w, msg) != 0) log_warn("cannot send a heartbeat: %s", strerror(errno));
 }
@@ -319,7 +322,7 @@ static void transport_closed(void *arg) {
 
 static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
-    json_t *msg = heartbeat_message(w);
+    json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
     if (msg) control_send(w, msg);
     /* a task still running may still send: leave the transport alone then,
      * the process exits without freeing it */

@@ -56,3 +56,53 @@ def test_duration_stops_in_time(streamd, tmp_path):
     assert "duration reached" in res.stderr, res.explain()
     # 3 s, then a graceful stop well inside task.cleanup.timeout.sec
     assert 3 <= took < 3 + 5 + 5, took
+
+
+def summary(res):
+    import json
+    for line in res.stdout.splitlines():
+        if line.startswith("summary-json: "):
+            return json.loads(line[len("summary-json: "):])
+    raise AssertionError("no summary-json line\n" + res.explain())
+
+
+def test_until_drained_waits_for_a_slow_bolt_without_acking(streamd):
+    # no acking: nothing is "pending", so draining must look at the queues
+    # and at the tuple inside execute()
+    topo = {
+        "name": "slowdrain",
+        "workers": 1,
+        "config": {"topology.acker.executors": 0},
+        "spouts": [{"id": "gen", "class": "bench_spout", "args": {"ack": False, "limit": 5}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "args": {"delay.ms": 2500},
+             "outputs": ["seq", "payload"], "inputs": [{"from": "gen", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "null_sink", "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    res = streamd.run(topo, timeout=90)
+    assert res.returncode == 0, res.explain()
+    assert summary(res)["components"]["sink"]["acked"] == 5, res.explain()
+
+
+def test_until_drained_with_tick_tuples(streamd, tmp_path):
+    # ticks keep arriving after the input is done: they must not count as work
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"line {i}\n" for i in range(50)))
+    topo = slow_topology(src, tmp_path / "sink.jsonl")
+    topo["config"]["topology.tick.tuple.freq.secs"] = 1
+    res = streamd.run(topo, timeout=60)
+    assert res.returncode == 0, res.explain()
+    assert len(read_jsonl(tmp_path / "sink.jsonl")) == 50
+
+
+def test_worker_that_cannot_start_ends_the_run(streamd):
+    topo = {
+        "name": "cannotstart",
+        "workers": 1,
+        "spouts": [{"id": "gen", "class": "bench_spout", "args": {"size": -1}}],
+        "bolts": [{"id": "sink", "class": "null_sink", "inputs": [{"from": "gen", "grouping": "shuffle"}]}],
+    }
+    res = streamd.run(topo, timeout=120)
+    assert res.returncode == 1, res.explain()
+    assert "keeps exiting before its first heartbeat" in res.stderr, res.explain()
