@@ -226,8 +226,12 @@ static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         if (p->w) log_error("worker %s port %d: bad control message; closing its channel", p->w->topology_id,
                             p->w->port);
         close_pipe(p);
+        /* a worker we cannot hear is restarted now rather than at the
+         * heartbeat deadline */
+        if (p->w) uv_process_kill(&p->proc, SIGTERM);
     } else if (nread < 0) {
         close_pipe(p);
+        if (p->w && nread != UV_EOF) uv_process_kill(&p->proc, SIGTERM);
     }
     free(buf->base);
 }
@@ -555,6 +559,9 @@ static void on_check(uv_timer_t *t) {
     uint64_t now = uv_now(n->loop);
     for (nworker *w = n->workers; w; w = w->next) {
         if (w->state != W_RUNNING || !w->p) continue;
+        /* timers run before I/O: after a stall of our own loop, heartbeats
+         * may be waiting in the socket; read them before judging */
+        drain_pipe(w->p);
         uint64_t last = w->last_hb_ms > w->spawned_ms ? w->last_hb_ms : w->spawned_ms;
         uint64_t limit = (uint64_t)(3 * w->hb_interval_ms + n->start_timeout_ms);
         if (now - last > limit) {
