@@ -508,7 +508,9 @@ static void apply_assignment(node *n, const char *value) {
         nworker *w = find_worker(n, tid, port);
         if (!w) {
             if ((w = new_worker(n, tid, port, (int)i, msg, tc))) spawn_worker(w);
-        } else if (!json_equal(w->msg, msg)) {
+        } else if (w->state == W_STOPPING || !json_equal(w->next_msg ? w->next_msg : w->msg, msg)) {
+            /* compared with what the worker will run next; a worker being
+             * stopped (its assignment was removed) is respawned with this one */
             /* no in-place rebalance yet: restart the worker with its new tasks */
             log_info("assignment of %s port %d changed; restarting the worker", tid, port);
             json_decref(w->next_msg);
