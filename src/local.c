@@ -162,8 +162,12 @@ static void add_counters(local *l, json_t *status, int64_t *sums) {
     json_array_foreach(json_object_get(status, "tasks"), i, t) {
         int c = component_of(l, t);
         if (c < 0) continue;
-        for (int k = 0; k < C_COUNT; k++)
-            sums[c * C_COUNT + k] += json_integer_value(json_object_get(t, counter_names[k]));
+        for (int k = 0; k < C_COUNT; k++) {
+            /* a worker's numbers are input: no negative counts, no overflow */
+            json_int_t v = json_integer_value(json_object_get(t, counter_names[k]));
+            int64_t *sum = &sums[c * C_COUNT + k];
+            if (v > 0) *sum = v > INT64_MAX - *sum ? INT64_MAX : *sum + v;
+        }
     }
 }
 
