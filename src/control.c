@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,7 +20,16 @@
  * the node's loop for ever. */
 #define CONTROL_WRITE_TIMEOUT_MS 5000
 
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The deadline covers the whole message, not each wait: a reader that
+ * takes a byte now and then must not hold the writer's loop forever. */
 static int write_all(int fd, const uint8_t *p, size_t n) {
+    int64_t deadline = monotonic_ms() + CONTROL_WRITE_TIMEOUT_MS;
     while (n > 0) {
         /* send(MSG_NOSIGNAL): a dead peer must give EPIPE, not kill us with SIGPIPE */
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -31,8 +41,9 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
         }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int64_t left = deadline - monotonic_ms();
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int r = poll(&pfd, 1, CONTROL_WRITE_TIMEOUT_MS);
+            int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
             if (r < 0 && errno == EINTR) continue;
             if (r == 0) errno = ETIMEDOUT;
             if (r <= 0) return -1;
