@@ -534,17 +534,19 @@ static void bolt_loop(executor *ex) {
         }
         tuple_batch *b = queue_pop_all(ex->inq, wait);
         for (tuple_batch *x = b; x; x = x->next) STAT_ADD(ex->received, x->n);
+        tuple_releaser rel = {0};
         while (b) {
             tuple_batch *next = b->next;
             for (uint32_t i = 0; i < b->n; i++) {
                 bolt_execute(ex, b->items[i]);
-                tuple_unref(b->items[i]);
+                tuple_unref_deferred(b->items[i], &rel);
             }
             b->n = 0;
             free(b);
             b = next;
             executor_flush(ex);
         }
+        tuple_releaser_flush(&rel);
         bolt_tick(ex, now_ns());
         executor_flush(ex);
     }

@@ -107,6 +107,27 @@ void tuple_unref(sd_tuple *t) {
     else free(t);
 }
 
+void tuple_releaser_flush(tuple_releaser *r) {
+    if (r->n) tuple_slab_release_n(r->slab, r->n);
+    r->slab = NULL;
+    r->n = 0;
+}
+
+void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r) {
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (!t->slab) {
+        free(t);
+        return;
+    }
+    if (t->slab != r->slab) {
+        tuple_releaser_flush(r);
+        r->slab = t->slab;
+    }
+    r->n++;
+}
+
 int value_equal(const sd_value *a, const sd_value *b) {
     if (a->type != b->type) return 0;
     switch (a->type) {

@@ -65,6 +65,16 @@ sd_tuple *tuple_clone(const sd_tuple *t);
 static inline void tuple_ref(sd_tuple *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
 void tuple_unref(sd_tuple *t);  /* frees at zero */
 
+/* A consumer dropping many tuples in a row (a batch it executed): tuples
+ * of one slab are counted here and released together, one atomic operation
+ * for a run instead of one per tuple. Flush before blocking or exiting. */
+typedef struct tuple_releaser {
+    struct tuple_slab *slab;
+    int n;
+} tuple_releaser;
+void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r);
+void tuple_releaser_flush(tuple_releaser *r);
+
 /* Field-wise equality of values (type and content); for tests and grouping. */
 int value_equal(const sd_value *a, const sd_value *b);
 /* Stable 64-bit hash of a value (fields and partial-key groupings): the same

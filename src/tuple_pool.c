@@ -51,8 +51,10 @@ static void slab_free(tuple_slab *s) {
     pool_unref(p);
 }
 
-void tuple_slab_release(tuple_slab *s) {
-    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) != 1) return;
+void tuple_slab_release(tuple_slab *s) { tuple_slab_release_n(s, 1); }
+
+void tuple_slab_release_n(tuple_slab *s, int n) {
+    if (atomic_fetch_sub_explicit(&s->live, n, memory_order_acq_rel) != n) return;
     tuple_pool *p = s->pool;
     tuple_slab *head = atomic_load_explicit(&p->returned, memory_order_acquire);
     do {

@@ -31,5 +31,7 @@ void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab);
 void tuple_pool_close(tuple_pool *p);
 /* Any thread: one tuple of this slab is gone. */
 void tuple_slab_release(tuple_slab *s);
+/* Any thread: n tuples of this slab are gone (one atomic operation). */
+void tuple_slab_release_n(tuple_slab *s, int n);
 
 #endif
