@@ -331,7 +331,7 @@ int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *
             return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
         }
         rec->a = msg_id;
-        rec->t = now_ns();
+        rec->t = ex->round_ns; /* the round's clock: one clock read per round, not per tuple */
         atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     }
     STAT_ADD(ex->emitted, 1);
@@ -414,7 +414,7 @@ static void spout_complete(executor *ex, uint64_t root, int ok) {
     u64map_del(&ex->pending, root);
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     if (ok) {
-        record_latency(ex, now_ns() - started);
+        record_latency(ex, ex->round_ns - started);
         STAT_ADD(ex->acked, 1);
         if (ex->def->ack) ex->def->ack(ex->state, &ex->col, msg_id);
     } else {
@@ -424,6 +424,7 @@ static void spout_complete(executor *ex, uint64_t root, int ok) {
 }
 
 static void spout_take_inbound(executor *ex, tuple_batch *b) {
+    if (b) ex->round_ns = now_ns();
     while (b) {
         tuple_batch *next = b->next;
         for (uint32_t i = 0; i < b->n; i++) {
@@ -464,7 +465,7 @@ static void spout_loop(executor *ex) {
     ex->last_next = SD_NEXT_IDLE;
     while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
         spout_take_inbound(ex, queue_pop_all(ex->inq, 0));
-        int64_t now = now_ns();
+        int64_t now = ex->round_ns = now_ns();
         spout_expire(ex, now);
         spout_run_deferred(ex);
         bool active = atomic_load_explicit(&rt->active, memory_order_acquire);

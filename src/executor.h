@@ -60,8 +60,7 @@ typedef struct executor {
     int *dests;                   /* [rt->max_fanout]: destinations of one emit */
     tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */
     size_t anc_cap;
-    /* anchoring: the input being executed (bolts), for auto-anchoring checks */
-    int64_t round_start_ns;
+    int64_t round_ns;             /* spout: the clock read once per round */
 
     /* spout: trees in flight and the order they were emitted in */
     u64map pending;
