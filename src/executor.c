@@ -459,6 +459,8 @@ static void spout_run_deferred(executor *ex) {
     ex->ndeferred = 0;
 }
 
+#define SPOUT_DONE_WAIT_NS 100000000LL
+
 static void spout_loop(executor *ex) {
     worker_rt *rt = ex->rt;
     ex->deactivated = 1;
@@ -489,7 +491,12 @@ static void spout_loop(executor *ex) {
         spout_run_deferred(ex);
         atomic_store_explicit(&ex->exhausted, ex->last_next == SD_NEXT_EXHAUSTED && ex->pending.len == 0,
                               memory_order_relaxed);
-        if (r != SD_NEXT_EMITTED) spout_take_inbound(ex, queue_pop_all(ex->inq, rt->spout_idle_ns));
+        /* an exhausted source has nothing to offer soon: wake ten times a
+         * second (acks and fails still wake us at once through the queue) */
+        if (r != SD_NEXT_EMITTED)
+            spout_take_inbound(ex, queue_pop_all(ex->inq, r == SD_NEXT_EXHAUSTED || !active
+                                                              ? SPOUT_DONE_WAIT_NS
+                                                              : rt->spout_idle_ns));
     }
 }
 

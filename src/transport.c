@@ -308,6 +308,20 @@ static void peer_flush(peer *p) {
 }
 
 /* Loop thread, on wake-up: flush idle peers at once, busy ones only when full. */
+static void on_flush_timer(uv_timer_t *t);
+
+/* loop thread: does any peer hold bytes not yet handed to a write? */
+static bool any_buffered(transport *tr) {
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        pthread_mutex_lock(&p->mu);
+        size_t len = p->len;
+        pthread_mutex_unlock(&p->mu);
+        if (len > 0) return true;
+    }
+    return false;
+}
+
 static void on_wake(uv_async_t *a) {
     transport *tr = a->data;
     if (tr->closing) return;
@@ -319,11 +333,18 @@ static void on_wake(uv_async_t *a) {
         pthread_mutex_unlock(&p->mu);
         if (len > 0 && (p->writes == 0 || len >= tr->cfg.batch_bytes)) peer_flush(p);
     }
+    /* what could not go out now goes with the flush timer */
+    if (any_buffered(tr) && !uv_is_active((uv_handle_t *)&tr->flush_timer))
+        uv_timer_start(&tr->flush_timer, on_flush_timer, (uint64_t)tr->cfg.flush_interval_ms,
+                       (uint64_t)tr->cfg.flush_interval_ms);
 }
 
 static void on_flush_timer(uv_timer_t *t) {
     transport *tr = t->data;
     for (int i = 0; i < tr->cfg.nworkers; i++) peer_flush(&tr->peers[i]);
+    /* idle: stop ticking (a sender's first bytes wake the loop, which
+     * restarts it); an idle worker then costs no wake-ups here */
+    if (!any_buffered(tr)) uv_timer_stop(t);
 }
 
 /* ---- throttling our peers ------------------------------------------------ */
