@@ -11,26 +11,43 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "local.h"
-#include "log.h"
-#include "topology.h"
-#include "worker.h"
+#include "base/conf.h"
+#include "local/local.h"
+#include "base/log.h"
+#include "client/client.h"
+#include "master/master.h"
+#include "node/node_role.h"
+#include "topology/topology.h"
+#include "worker/worker.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: streamd --role=ROLE [options] [TOPOLOGY.yaml]\n"
+            "       streamd COMMAND [options] [ARGS]\n"
             "\n"
             "roles:\n"
             "  local     run TOPOLOGY.yaml on this machine: master and node logic in one\n"
             "            process on the embedded store, with real worker processes\n"
             "  worker    internal: started by a node, never by hand\n"
-            "  master    cluster master (nimbus)   [not in this version yet]\n"
-            "  node      cluster node (supervisor) [not in this version yet]\n"
+            "  master    cluster master (nimbus): election, scheduling, HTTP API\n"
+            "  node      cluster node (supervisor): runs the workers assigned to it\n"
+            "\n"
+            "commands (cluster mode; they find the leader through etcd or --master):\n"
+            "  submit TOPOLOGY.yaml   pack the topology and what it needs, and run it\n"
+            "  list                   the cluster's topologies\n"
+            "  status NAME            a topology's components, workers and counters\n"
+            "  kill NAME [--wait S]   deactivate, wait S seconds, then stop its workers\n"
+            "  activate NAME, deactivate NAME\n"
             "\n"
             "options:\n"
             "  --config FILE       configuration file (see etc/streamd.yaml)\n"
             "  -c KEY=VALUE        set one configuration key (wins over everything)\n"
+            "  --etcd URL[,URL]    etcd endpoints (store.etcd.endpoints)\n"
+            "  --cluster NAME      cluster name (cluster.name)\n"
+            "  --node-id ID        node: this node's id (node.id)\n"
+            "  --master URL        commands: the master's API instead of finding it in etcd\n"
+            "  --json              commands: JSON output for scripts\n"
+            "  --wait SECS         kill: seconds between deactivating and stopping\n"
             "  --until-drained     local: exit once every spout is exhausted and every tuple\n"
             "                      tree has completed (status 1 if any tuple failed for good)\n"
             "  --duration SECS     local: stop gracefully after SECS seconds\n"
@@ -41,6 +58,14 @@ static void usage(FILE *out) {
 }
 
 static conf *base, *overrides; /* freed on every exit path by fail_input/done */
+static char exe[4096];           /* this executable, run as the workers */
+
+static int self_exe(char *buf, size_t cap) {
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    return 0;
+}
 
 static int done(int rc) {
     conf_free(base);
@@ -55,7 +80,21 @@ static int fail_input(const char *msg) {
 }
 
 int main(int argc, char **argv) {
-    enum { OPT_ROLE = 256, OPT_CONFIG, OPT_UNTIL_DRAINED, OPT_DURATION, OPT_CONTROL_FD, OPT_HELP, OPT_VERSION };
+    enum {
+        OPT_ROLE = 256,
+        OPT_CONFIG,
+        OPT_UNTIL_DRAINED,
+        OPT_DURATION,
+        OPT_CONTROL_FD,
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_ETCD,
+        OPT_CLUSTER,
+        OPT_NODE_ID,
+        OPT_MASTER,
+        OPT_JSON,
+        OPT_WAIT,
+    };
     static const struct option opts[] = {
         {"role", required_argument, NULL, OPT_ROLE},
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -64,10 +103,17 @@ int main(int argc, char **argv) {
         {"control-fd", required_argument, NULL, OPT_CONTROL_FD},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"etcd", required_argument, NULL, OPT_ETCD},
+        {"cluster", required_argument, NULL, OPT_CLUSTER},
+        {"node-id", required_argument, NULL, OPT_NODE_ID},
+        {"master", required_argument, NULL, OPT_MASTER},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"wait", required_argument, NULL, OPT_WAIT},
         {NULL, 0, NULL, 0},
     };
-    const char *role = NULL, *config_path = NULL;
-    int until_drained = 0, control_fd = -1;
+    const char *role = NULL, *config_path = NULL, *master_url = NULL;
+    int until_drained = 0, control_fd = -1, json = 0;
+    long wait_secs = -1;
     long duration = 0;
     char err[1024];
     overrides = conf_new();
@@ -92,13 +138,29 @@ int main(int argc, char **argv) {
         case 'c':
             if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);
             break;
+        case OPT_ETCD:
+        case OPT_CLUSTER:
+        case OPT_NODE_ID: {
+            const char *key = c == OPT_ETCD ? "store.etcd.endpoints" : c == OPT_CLUSTER ? "cluster.name" : "node.id";
+            if (conf_set_text(overrides, key, optarg, "-c", 0, err, sizeof err) != 0) return fail_input(err);
+            break;
+        }
+        case OPT_MASTER: master_url = optarg; break;
+        case OPT_JSON: json = 1; break;
+        case OPT_WAIT:
+            wait_secs = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || wait_secs < 0 || wait_secs > 24L * 3600)
+                return fail_input("--wait: expected a number of seconds from 0 to 86400");
+            break;
         case 'h':
         case OPT_HELP: usage(stdout); return done(0);
         case OPT_VERSION: printf("streamd %s\n", STREAMD_VERSION); return done(0);
         default: usage(stderr); return done(2);
         }
     }
-    if (!role) {
+    const char *command = NULL;
+    if (!role && optind < argc && client_is_command(argv[optind])) command = argv[optind++];
+    if (!role && !command) {
         usage(stderr);
         return done(2);
     }
@@ -113,8 +175,25 @@ int main(int argc, char **argv) {
         if (!eff) return done(1);
         conf_merge(eff, overrides);
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
-        log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role);
+        log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
         conf_free(eff);
+    }
+    if (command) {
+        conf *eff = conf_copy(base);
+        if (!eff) return done(1);
+        conf_merge(eff, overrides);
+        client_options co = {
+            .command = command,
+            .args = argv + optind,
+            .nargs = argc - optind,
+            .conf = eff,
+            .master_url = master_url,
+            .json = json != 0,
+            .wait_secs = (int)wait_secs,
+        };
+        int rc = client_run(&co);
+        conf_free(eff);
+        return done(rc);
     }
     if (strcmp(role, "local") == 0) {
         if (optind != argc - 1) return fail_input("--role=local needs exactly one TOPOLOGY.yaml");
@@ -122,10 +201,7 @@ int main(int argc, char **argv) {
         topology *t = topology_load(path, base, overrides, err, sizeof err);
         if (!t) return fail_input(err);
         topology_free(t);
-        char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return fail_input("cannot find my own executable");
-        exe[n] = '\0';
+        if (self_exe(exe, sizeof exe) != 0) return fail_input("cannot find my own executable");
         local_options lo = {
             .topology_path = path,
             .base = base,
@@ -137,8 +213,16 @@ int main(int argc, char **argv) {
         return done(local_run(&lo));
     }
     if (strcmp(role, "master") == 0 || strcmp(role, "node") == 0) {
-        fprintf(stderr, "streamd: --role=%s (cluster mode) is not in this version yet; use --role=local\n", role);
-        return done(2);
+        if (optind != argc) return fail_input("--role=master and --role=node take no operands");
+        conf *eff = conf_copy(base);
+        if (!eff) return done(1);
+        conf_merge(eff, overrides);
+        int rc;
+        if (strcmp(role, "master") == 0) rc = master_run(eff);
+        else if (self_exe(exe, sizeof exe) != 0) rc = fail_input("cannot find my own executable");
+        else rc = node_role_run(eff, exe);
+        conf_free(eff);
+        return done(rc);
     }
     fprintf(stderr, "streamd: unknown role '%s' (local, worker, master, node)\n", role);
     return done(2);

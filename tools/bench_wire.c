@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "frame.h"
-#include "log.h"
-#include "transport.h"
+#include "tuple/codec.h"
+#include "transport/frame.h"
+#include "base/log.h"
+#include "transport/transport.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -6,7 +6,7 @@
  * Built by test/fuzz/meson.build when the compiler is clang (meson setup
  * with CC=clang). By hand, from the repository root:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
- *     test/fuzz/fuzz_wire.c src/frame.c src/codec.c src/tuple.c src/log.c -llz4 \
+ *     test/fuzz/fuzz_wire.c src/transport/frame.c src/tuple/codec.c src/tuple/tuple.c src/base/log.c -llz4 \
  *     -o /tmp/fuzz_wire
  *   mkdir -p /tmp/wire-corpus && /tmp/fuzz_wire -max_total_time=60 /tmp/wire-corpus
  * The first input byte picks the chunk size used to feed the reader, so the
@@ -16,11 +16,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec.h"
-#include "frame.h"
-#include "log.h"
-#include "topology.h"
-#include "tuple.h"
+#include "tuple/codec.h"
+#include "transport/frame.h"
+#include "base/log.h"
+#include "topology/topology.h"
+#include "tuple/tuple.h"
 
 static char *fuzz_fields[] = {"a", "b"};
 static topo_stream fuzz_streams[2] = {

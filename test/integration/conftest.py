@@ -2,7 +2,7 @@
 local mode (`--role=local`), with real worker processes, on 127.0.0.1 only.
 
 STREAMD_BIN names the binary (default: <repo>/build/streamd); the example
-library is looked up next to it (<builddir>/src/examples/).
+library is looked up next to it (<builddir>/examples/).
 """
 import json
 import os
@@ -251,7 +251,7 @@ def streamd_bin():
 
 @pytest.fixture(scope="session")
 def examples_lib(streamd_bin):
-    path = streamd_bin.parent / "src" / "examples" / "libstreamd_examples.so"
+    path = streamd_bin.parent / "examples" / "libstreamd_examples.so"
     if not path.exists():
         pytest.fail(f"example library not found at {path} (build it with ninja)")
     return path

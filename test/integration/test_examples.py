@@ -7,7 +7,7 @@ from conftest import REPO, TOPOLOGIES, read_jsonl
 
 
 def example_sentences():
-    src = (REPO / "src" / "examples" / "sentence_spout.c").read_text()
+    src = (REPO / "examples" / "sentence_spout.c").read_text()
     block = re.search(r"sentences\[\] = \{(.*?)\};", src, re.S).group(1)
     return re.findall(r'"([^"]*)"', block)
 

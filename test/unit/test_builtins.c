@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "topology.h"
+#include "topology/topology.h"
 
 /* ---- mock API ------------------------------------------------------------ */
 

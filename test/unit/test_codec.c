@@ -9,9 +9,9 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "codec.h"
-#include "topology.h"
-#include "tuple.h"
+#include "tuple/codec.h"
+#include "topology/topology.h"
+#include "tuple/tuple.h"
 
 static char *fields_ab[] = {"word", "count"};
 static topo_stream test_streams[2] = {

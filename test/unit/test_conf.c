@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "conf.h"
+#include "base/conf.h"
 
 #include "test_data.h"
 

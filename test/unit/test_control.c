@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "control.h"
+#include "proto/control.h"
 
 typedef struct got {
     int n;

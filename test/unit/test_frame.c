@@ -9,7 +9,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "frame.h"
+#include "transport/frame.h"
 
 #define MAXF (1u << 20)
 

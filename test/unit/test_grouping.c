@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "executor.h"
+#include "runtime/executor.h"
 
 #define FIRST 10
 #define NTASKS 4

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "memstore.h"
+#include "store/memstore.h"
 
 typedef struct fixture {
     uv_loop_t loop;

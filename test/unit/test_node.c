@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "memstore.h"
-#include "node.h"
+#include "store/memstore.h"
+#include "node/node.h"
 
 #define CLUSTER "t"
 #define TID "topo-1"

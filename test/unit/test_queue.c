@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "queue.h"
+#include "runtime/queue.h"
 
 static tuple_batch *batch_of(int first, int n) {
     tuple_batch *b = tuple_batch_new((uint32_t)n);

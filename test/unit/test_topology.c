@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "topology.h"
+#include "topology/topology.h"
 
 /* ---- fake built-ins ---- */
 static const sd_stream_decl lines_streams[] = {{.name = "default", .fields = {"line", NULL}}, {.name = NULL}};

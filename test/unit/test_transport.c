@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
-#include "topology.h"
-#include "transport.h"
+#include "transport/frame.h"
+#include "topology/topology.h"
+#include "transport/transport.h"
 
 static char *test_fields[] = {"src", "seq", "payload"};
 static topo_stream test_stream = {.id = 0, .name = "default", .nfields = 3, .fields = test_fields};

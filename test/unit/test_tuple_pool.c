@@ -7,8 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "queue.h"
-#include "tuple_pool.h"
+#include "runtime/queue.h"
+#include "tuple/tuple_pool.h"
 
 static sd_tuple *make(tuple_pool *p, int64_t i) {
     char payload[100];

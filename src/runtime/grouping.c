@@ -1,0 +1,131 @@
+/*
+ * grouping: who receives a tuple. routes_build turns the topology's inputs
+ * into, per stream, the list of subscribing components; grouping_choose
+ * picks destination tasks for one tuple (executor thread only: it uses the
+ * executor's round-robin counter, random state and load estimates).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/executor.h"
+#include "base/log.h"
+
+int routes_build(worker_rt *rt) {
+    const topology *t = rt->topo;
+    rt->routes = calloc((size_t)t->nstreams, sizeof *rt->routes);
+    rt->stream_kind = calloc((size_t)t->nstreams, 1);
+    if (!rt->routes || !rt->stream_kind) return -1;
+    static const struct { const char *name; uint8_t kind; } kinds[] = {
+        {TOPO_STREAM_ACK_INIT, STREAM_ACK_INIT}, {TOPO_STREAM_ACK_ACK, STREAM_ACK_ACK},
+        {TOPO_STREAM_ACK_FAIL, STREAM_ACK_FAIL}, {TOPO_STREAM_ACK_DONE, STREAM_ACK_DONE},
+        {TOPO_STREAM_TICK, STREAM_TICK},
+    };
+    for (int s = 0; s < t->nstreams; s++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            if (strcmp(t->streams[s].name, kinds[k].name) == 0) rt->stream_kind[s] = kinds[k].kind;
+    for (int c = 0; c < t->ncomponents; c++) {
+        const topo_component *comp = &t->components[c];
+        for (int i = 0; i < comp->ninputs; i++) {
+            const topo_input *in = &comp->inputs[i];
+            stream_routes *sr = &rt->routes[in->stream_id];
+            route_target *grown = realloc(sr->targets, (size_t)(sr->ntargets + 1) * sizeof *grown);
+            if (!grown) return -1;
+            sr->targets = grown;
+            route_target *tg = &sr->targets[sr->ntargets++];
+            tg->comp = comp;
+            tg->input = in;
+            tg->ntasks = comp->parallelism;
+            tg->nlocal = 0;
+            tg->local_tasks = calloc((size_t)comp->parallelism, sizeof(int));
+            if (!tg->local_tasks) return -1;
+            for (int k = 0; k < comp->parallelism; k++) {
+                int task = comp->first_task + k;
+                if (rt->task_worker[task] == rt->worker_index) tg->local_tasks[tg->nlocal++] = task;
+            }
+        }
+    }
+    /* an emit reaches at most every task of every subscriber of its stream */
+    for (int s = 0; s < t->nstreams; s++) {
+        int fan = 1;
+        for (int i = 0; i < rt->routes[s].ntargets; i++) fan += rt->routes[s].targets[i].ntasks;
+        if (fan > rt->max_fanout) rt->max_fanout = fan;
+    }
+    return 0;
+}
+
+void routes_free(worker_rt *rt) {
+    free(rt->stream_kind);
+    rt->stream_kind = NULL;
+    if (!rt->routes) return;
+    for (int s = 0; s < rt->topo->nstreams; s++) {
+        for (int i = 0; i < rt->routes[s].ntargets; i++) free(rt->routes[s].targets[i].local_tasks);
+        free(rt->routes[s].targets);
+    }
+    free(rt->routes);
+    rt->routes = NULL;
+}
+
+static uint64_t next_random(executor *ex) {
+    /* xorshift64*: per-executor, no locking */
+    uint64_t x = ex->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ex->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t fields_hash(const route_target *tg, const sd_value *values, size_t n, uint64_t seed) {
+    uint64_t h = seed;
+    for (int f = 0; f < tg->input->nfields; f++) {
+        int idx = tg->input->field_index[f];
+        if (idx >= 0 && (size_t)idx < n) h = value_hash(&values[idx], h);
+    }
+    return h;
+}
+
+int grouping_choose(executor *ex, const route_target *tg, const sd_value *values, size_t n, int *out) {
+    int first = tg->comp->first_task;
+    switch (tg->input->grouping) {
+    case GROUP_ALL:
+        for (int k = 0; k < tg->ntasks; k++) out[k] = first + k;
+        return tg->ntasks;
+    case GROUP_GLOBAL:
+        out[0] = first;
+        return 1;
+    case GROUP_FIELDS:
+        out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
+        return 1;
+    case GROUP_PARTIAL_KEY: {
+        /* two candidates per key; send to the one this producer has loaded less */
+        int a = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
+        int b = first + (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
+        out[0] = ex->sent_to[b] < ex->sent_to[a] ? b : a;
+        ex->sent_to[out[0]]++;
+        return 1;
+    }
+    case GROUP_LOCAL_OR_SHUFFLE:
+        if (tg->nlocal > 0) {
+            out[0] = tg->local_tasks[ex->rr++ % (uint32_t)tg->nlocal];
+            return 1;
+        }
+        /* nothing local: plain shuffle */
+        __attribute__((fallthrough));
+    case GROUP_SHUFFLE:
+        out[0] = first + (int)(ex->rr++ % (uint32_t)tg->ntasks);
+        return 1;
+    case GROUP_NONE:
+        out[0] = first + (int)(next_random(ex) % (uint64_t)tg->ntasks);
+        return 1;
+    case GROUP_DIRECT:
+        return 0; /* only emit_direct reaches a direct subscriber */
+    }
+    return 0;
+}
+
+uint64_t executor_random(executor *ex) {
+    uint64_t r;
+    do r = next_random(ex);
+    while (r == 0 || r == UINT64_MAX); /* 0 and ~0 are reserved map keys */
+    return r;
+}

@@ -1,0 +1,112 @@
+/*
+ * topology: loads a topology YAML file, validates it
+ * before anything starts, and lays out its tasks. Pure data: called by the
+ * local/master code (validation, assignment) and by each worker (to build its
+ * tasks from the same file). Not thread-aware; a loaded topology is
+ * read-only and may be shared by threads.
+ */
+#ifndef SD_TOPOLOGY_H
+#define SD_TOPOLOGY_H
+
+#include <stdbool.h>
+#include "streamd/component.h"
+#include "base/conf.h"
+
+#define TOPO_ACKER_ID "__acker"
+#define TOPO_SYSTEM_ID "__system"
+/* system streams: declared on every spout/bolt/acker by the loader */
+#define TOPO_STREAM_TICK "__tick"         /* __system -> bolts: [] */
+#define TOPO_STREAM_ACK_INIT "__ack_init" /* spout -> acker: [root, xor, spout_task] */
+#define TOPO_STREAM_ACK_ACK "__ack_ack"   /* bolt -> acker: [root, xor] */
+#define TOPO_STREAM_ACK_FAIL "__ack_fail" /* bolt -> acker: [root] */
+#define TOPO_STREAM_ACK_DONE "__ack_done" /* acker -> spout: [root, ok(bool)] */
+
+typedef enum {
+    GROUP_SHUFFLE, GROUP_LOCAL_OR_SHUFFLE, GROUP_FIELDS, GROUP_ALL, GROUP_GLOBAL,
+    GROUP_DIRECT, GROUP_NONE, GROUP_PARTIAL_KEY,
+} topo_grouping;
+
+typedef struct topo_stream {
+    int id;                  /* topology-wide index: topo->streams[id] == this */
+    int component;           /* index of the emitting component */
+    char *name;
+    int nfields;
+    char **fields;
+    bool direct;
+    bool system;             /* name starts with "__" */
+} topo_stream;
+
+typedef struct topo_input {
+    int line;                /* line in the topology file */
+    char *from;              /* component id */
+    char *stream;            /* stream name (default "default") */
+    topo_grouping grouping;
+    int nfields;             /* fields / partial-key */
+    char **fields;
+    /* resolved by validation */
+    int from_component;
+    int stream_id;
+    int *field_index;        /* nfields indexes into the stream's fields */
+} topo_input;
+
+typedef struct topo_arg {
+    char *key;
+    char *value;             /* scalar as written */
+} topo_arg;
+
+typedef struct topo_component {
+    int index;               /* in topo->components */
+    int line;
+    char *id;
+    sd_component_kind kind;  /* the acker is a bolt */
+    bool is_acker;
+    char *class_name;        /* built-in or library symbol suffix */
+    char **command;          /* multi-lang: argv, NULL-terminated (not yet run) */
+    int parallelism;
+    int first_task;          /* task ids first_task .. first_task+parallelism-1 */
+    int nargs;
+    topo_arg *args;
+    int ninputs;
+    topo_input *inputs;
+    int nstreams;
+    int *stream_ids;         /* the component's output streams (incl. system) */
+    const sd_component_def *def; /* resolved: built-in or from the library */
+} topo_component;
+
+typedef struct topology {
+    char *path;              /* the file, as given */
+    char *dir;               /* its directory (absolute) */
+    char *name;
+    char *library;           /* absolute path or NULL */
+    void *dl_handle;         /* dlopen handle of library, or NULL */
+    int workers;             /* topology.workers after merging */
+    conf *conf;              /* merged: base conf < topology config: section */
+    int ncomponents;
+    topo_component *components; /* spouts in file order, bolts, then __acker if any */
+    int nstreams;
+    topo_stream *streams;
+    int ntasks;              /* task ids are 1..ntasks */
+} topology;
+
+/*
+ * Loads and validates path. base is the configuration the topology's own
+ * `config:` is merged over (not consumed; may be NULL for defaults), and
+ * overrides (may be NULL) is applied last (-c key=value on the command line).
+ * On error: writes one line "FILE:LINE: message" (naming the key) to err
+ * (errlen bytes) and returns NULL.
+ */
+topology *topology_load(const char *path, const conf *base, const conf *overrides,
+                        char *err, size_t errlen);
+void topology_free(topology *t);
+
+const topo_component *topology_component(const topology *t, const char *id);
+const topo_component *topology_task_component(const topology *t, int task);
+const topo_stream *topology_stream(const topology *t, int component, const char *name);
+/* index of field name in stream, -1 if absent */
+int topology_stream_field(const topo_stream *s, const char *name);
+const char *topo_grouping_name(topo_grouping g);
+
+/* Looks up a built-in component by class name (registered in builtins.c). */
+const sd_component_def *builtin_component(const char *class_name);
+
+#endif

@@ -1,0 +1,588 @@
+/*
+ * transport: worker-to-worker TCP data plane (interface in transport.h).
+ *
+ * Job: the transport object and its peers: setup, each peer's send buffer
+ * (transport_send), flushing and writing batches, the reconnect timer and
+ * backoff, stats, the throttle state we ask of peers, and closing. The
+ * connections themselves (accept/dial, handshake, reading and delivering,
+ * throttle frames received) are in transport_conn.c; the structures both
+ * share are in transport_internal.h (private to the transport).
+ *
+ * Connections: worker i dials every worker j > i; j accepts and learns i
+ * from the handshake, so each pair shares exactly one bidirectional
+ * connection. The dialer sends its handshake first; the acceptor checks it
+ * (magic, version, topology id, a plausible index) and answers with its own;
+ * only then do batches flow. The dialer reconnects with exponential backoff
+ * (RECONNECT_MIN_MS .. RECONNECT_MAX_MS) whenever its connection is lost.
+ *
+ * Threads: the loop thread owns every socket, timer and conn (the full
+ * ownership rules are in transport_internal.h); transport_send runs on
+ * executor (sender) threads and shares only each peer's buffer, in-flight
+ * count and connected/closed flags with the loop, under peer->mu;
+ * statistics are atomics, readable from any thread.
+ *
+ * Batching: a sender wakes the loop (uv_async) only when a peer's buffer
+ * goes from empty to non-empty or crosses batch_bytes. The loop sends a
+ * buffer right away when no write is in flight for that peer (low latency
+ * when idle); otherwise bytes accumulate until the write completes, the
+ * buffer reaches batch_bytes, or the flush timer fires (batching under load).
+ */
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tuple/codec.h"
+#include "transport/frame.h"
+#include "base/log.h"
+#include "transport/transport_conn.h"
+#include "transport/transport_internal.h"
+
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+#define CLOSE_GRACE_MS 2000
+
+#define DEFAULT_BATCH_BYTES (64u << 10)
+#define DEFAULT_FLUSH_MS 5
+#define DEFAULT_MAX_FRAME (16u << 20)
+#define DEFAULT_MAX_BUFFERED (8u << 20)
+
+/* one uv_write of a peer's swapped-out buffer, cut into frames */
+typedef struct wreq {
+    uv_write_t req;
+    peer *peer;
+    uint8_t *data;             /* the records; recycled as the peer's spare */
+    size_t data_cap, data_len;
+    uint8_t *lz4;              /* compressed payloads, or NULL */
+    uint32_t ntuples, nframes;
+    size_t wire_bytes;
+    /* followed by uv_buf_t[2 * nframes] (header, payload) and frame_slice[nframes] */
+} wreq;
+
+static void peer_flush(peer *p);
+
+/* ---- setup ------------------------------------------------------------- */
+
+transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const topology *topo,
+                         transport_deliver_cb deliver, void *arg) {
+    if (!cfg->topology_id || cfg->nworkers <= 0 || cfg->worker_index < 0 ||
+        cfg->worker_index >= cfg->nworkers || !cfg->peers || !deliver) {
+        log_error("transport: invalid configuration (worker %d of %d)", cfg->worker_index, cfg->nworkers);
+        return NULL;
+    }
+    if (strlen(cfg->topology_id) > FRAME_MAX_TOPOLOGY_ID || cfg->nworkers > UINT16_MAX) {
+        log_error("transport: topology id or worker count too large for the handshake");
+        return NULL;
+    }
+    transport *tr = calloc(1, sizeof *tr);
+    if (!tr) goto oom;
+    tr->loop = loop;
+    tr->cfg = *cfg;
+    tr->topo = topo;
+    tr->deliver = deliver;
+    tr->deliver_arg = arg;
+    if (!tr->cfg.batch_bytes) tr->cfg.batch_bytes = DEFAULT_BATCH_BYTES;
+    if (tr->cfg.flush_interval_ms <= 0) tr->cfg.flush_interval_ms = DEFAULT_FLUSH_MS;
+    if (!tr->cfg.max_frame_bytes) tr->cfg.max_frame_bytes = DEFAULT_MAX_FRAME;
+    if (!tr->cfg.max_buffered_bytes) tr->cfg.max_buffered_bytes = DEFAULT_MAX_BUFFERED;
+    if (tr->cfg.max_frame_bytes < 1024) tr->cfg.max_frame_bytes = 1024;
+    tr->frame_limit = tr->cfg.max_frame_bytes - FRAME_HEADER_BYTES;
+    tr->topology_id = strdup(cfg->topology_id);
+    tr->addrs = calloc((size_t)cfg->nworkers, sizeof *tr->addrs);
+    tr->peers = calloc((size_t)cfg->nworkers, sizeof *tr->peers);
+    if (!tr->topology_id || !tr->addrs || !tr->peers) goto oom;
+    memcpy(tr->addrs, cfg->peers, (size_t)cfg->nworkers * sizeof *tr->addrs);
+    tr->cfg.peers = tr->addrs;
+    tr->cfg.topology_id = tr->topology_id;
+    for (int i = 0; i < cfg->nworkers; i++) {
+        peer *p = &tr->peers[i];
+        p->tr = tr;
+        p->index = i;
+        p->dial = i > cfg->worker_index;
+        p->backoff_ms = RECONNECT_MIN_MS;
+        if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->room, NULL) != 0) {
+            log_error("transport: cannot initialise peer locks");
+            /* earlier peers' locks are leaked on this path: it only happens on exhaustion */
+            goto fail;
+        }
+    }
+    return tr;
+oom:
+    log_error("transport: out of memory");
+fail:
+    if (tr) {
+        free(tr->topology_id);
+        free(tr->addrs);
+        free(tr->peers);
+        free(tr);
+    }
+    return NULL;
+}
+
+static void transport_free(transport *tr) {
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        if (p->ntuples) STAT_ADD(tr, tuples_dropped, p->ntuples);
+        free(p->buf);
+        free(p->spare);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->room);
+    }
+    free(tr->peers);
+    free(tr->addrs);
+    free(tr->topology_id);
+    free(tr);
+}
+
+static int parse_addr(const char *host, int port, struct sockaddr_storage *ss) {
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+    return -1;
+}
+
+/* ---- handles, peers going up and down ------------------------------------ */
+
+static void on_handle_closed(uv_handle_t *h) {
+    transport *tr = h->data;
+    tr->open_handles--;
+    transport_maybe_finish(tr);
+}
+
+void transport_maybe_finish(transport *tr) {
+    if (!tr->closing) return;
+    if (tr->nconns == 0 && tr->close_timer_on) {
+        tr->close_timer_on = false;
+        uv_close((uv_handle_t *)&tr->close_timer, on_handle_closed);
+        return;
+    }
+    if (tr->open_handles == 0 && tr->nconns == 0 && !tr->close_timer_on) {
+        void (*done)(void *) = tr->done;
+        void *arg = tr->done_arg;
+        transport_free(tr);
+        if (done) done(arg);
+    }
+}
+
+static void on_reconnect_closed(uv_handle_t *h) {
+    peer *p = h->data;
+    p->tr->open_handles--;
+    transport_maybe_finish(p->tr);
+}
+
+/* Marks a peer up or down for the senders. */
+static void peer_set_connected(peer *p, bool up) {
+    pthread_mutex_lock(&p->mu);
+    p->connected = up;
+    /* waiters re-check: a peer gone down turns "wait" into "drop when full" */
+    pthread_cond_broadcast(&p->room);
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->tr->connected_peers, up ? 1 : -1);
+}
+
+void transport_peer_lost(peer *p, bool was_up) {
+    transport *tr = p->tr;
+    p->conn = NULL;
+    if (was_up) {
+        peer_set_connected(p, false);
+        if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, p->index, false);
+    }
+}
+
+void transport_peer_connected(peer *p, conn *c) {
+    transport *tr = p->tr;
+    p->conn = c;
+    p->backoff_ms = RECONNECT_MIN_MS;
+    peer_set_connected(p, true);
+    log_info("transport: connected to worker %d", p->index);
+    if (tr->throttle_on) tconn_send_throttle(c, true);
+    peer_flush(p);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void on_write_done(uv_write_t *req, int status) {
+    wreq *w = req->data;
+    peer *p = w->peer;
+    transport *tr = p->tr;
+    p->writes--;
+    if (status == 0) {
+        STAT_ADD(tr, tuples_sent, w->ntuples);
+        STAT_ADD(tr, frames_sent, w->nframes);
+        STAT_ADD(tr, bytes_sent, w->wire_bytes);
+    } else {
+        STAT_ADD(tr, tuples_dropped, w->ntuples);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->inflight -= w->data_len;
+    if (!p->spare) {
+        p->spare = w->data;
+        p->spare_cap = w->data_cap;
+        w->data = NULL;
+    }
+    pthread_cond_broadcast(&p->room);
+    bool more = p->len > 0;
+    pthread_mutex_unlock(&p->mu);
+    free(w->data);
+    free(w->lz4);
+    free(w);
+    /* what accumulated behind this write goes out now, as one batch */
+    if (more && p->writes == 0 && !tr->closing) peer_flush(p);
+}
+
+/* Loop thread: sends everything buffered for p as one write of one or more frames. */
+static void peer_flush(peer *p) {
+    transport *tr = p->tr;
+    conn *c = p->conn;
+    if (!c || c->state != CONN_UP) return;
+    pthread_mutex_lock(&p->mu);
+    if (p->len == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    uint8_t *data = p->buf;
+    size_t len = p->len, cap = p->cap;
+    uint32_t ntuples = p->ntuples;
+    p->buf = p->spare;
+    p->cap = p->spare_cap;
+    p->spare = NULL;
+    p->spare_cap = 0;
+    p->len = 0;
+    p->ntuples = 0;
+    p->inflight += len;
+    pthread_mutex_unlock(&p->mu);
+
+    uint32_t nframes = frame_batch_count(data, len, tr->frame_limit);
+    size_t need = sizeof(wreq) + (size_t)nframes * (2 * sizeof(uv_buf_t) + sizeof(frame_slice));
+    wreq *w = malloc(need);
+    size_t lz4_room = 0;
+    if (w && tr->cfg.lz4_threshold > 0 && len >= tr->cfg.lz4_threshold) lz4_room = frame_lz4_bound(len) + 16 * (size_t)nframes;
+    uint8_t *lz4 = lz4_room ? malloc(lz4_room) : NULL;
+    if (!w || (lz4_room && !lz4)) {
+        log_error("transport: out of memory flushing %zu bytes to worker %d; dropping them", len, p->index);
+        free(w);
+        free(data);
+        STAT_ADD(tr, tuples_dropped, ntuples);
+        pthread_mutex_lock(&p->mu);
+        p->inflight -= len;
+        pthread_cond_broadcast(&p->room);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    memset(w, 0, sizeof *w);
+    w->peer = p;
+    w->data = data;
+    w->data_cap = cap;
+    w->data_len = len;
+    w->lz4 = lz4;
+    w->ntuples = ntuples;
+    w->nframes = nframes;
+    w->req.data = w;
+    uv_buf_t *bufs = (uv_buf_t *)(w + 1);
+    frame_slice *slices = (frame_slice *)(bufs + 2 * (size_t)nframes);
+    w->wire_bytes = frame_batch_cut(data, len, tr->frame_limit, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
+    for (uint32_t f = 0; f < nframes; f++) {
+        bufs[2 * f] = uv_buf_init((char *)slices[f].header, FRAME_HEADER_BYTES);
+        bufs[2 * f + 1] = uv_buf_init((char *)slices[f].payload, (unsigned)slices[f].len);
+    }
+    p->writes++;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2 * nframes, on_write_done);
+    if (rc != 0) {
+        /* the callback never runs for a refused write: undo by hand */
+        p->writes--;
+        STAT_ADD(tr, tuples_dropped, ntuples);
+        pthread_mutex_lock(&p->mu);
+        p->inflight -= len;
+        pthread_cond_broadcast(&p->room);
+        pthread_mutex_unlock(&p->mu);
+        free(w->data);
+        free(w->lz4);
+        free(w);
+        tconn_close(c, uv_strerror(rc));
+    }
+}
+
+/* Loop thread, on wake-up: flush idle peers at once, busy ones only when full. */
+static void on_flush_timer(uv_timer_t *t);
+
+/* loop thread: does any peer hold bytes not yet handed to a write? */
+static bool any_buffered(transport *tr) {
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        pthread_mutex_lock(&p->mu);
+        size_t len = p->len;
+        pthread_mutex_unlock(&p->mu);
+        if (len > 0) return true;
+    }
+    return false;
+}
+
+static void on_wake(uv_async_t *a) {
+    transport *tr = a->data;
+    if (tr->closing) return;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        if (!p->conn || p->conn->state != CONN_UP) continue;
+        pthread_mutex_lock(&p->mu);
+        size_t len = p->len;
+        pthread_mutex_unlock(&p->mu);
+        if (len > 0 && (p->writes == 0 || len >= tr->cfg.batch_bytes)) peer_flush(p);
+    }
+    /* what could not go out now goes with the flush timer */
+    if (any_buffered(tr) && !uv_is_active((uv_handle_t *)&tr->flush_timer))
+        uv_timer_start(&tr->flush_timer, on_flush_timer, (uint64_t)tr->cfg.flush_interval_ms,
+                       (uint64_t)tr->cfg.flush_interval_ms);
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+    transport *tr = t->data;
+    for (int i = 0; i < tr->cfg.nworkers; i++) peer_flush(&tr->peers[i]);
+    /* idle: stop ticking (a sender's first bytes wake the loop, which
+     * restarts it); an idle worker then costs no wake-ups here */
+    if (!any_buffered(tr)) uv_timer_stop(t);
+}
+
+/* ---- throttling our peers ------------------------------------------------ */
+
+void transport_set_throttle(transport *tr, bool on) {
+    if (tr->throttle_on == on) return;
+    tr->throttle_on = on;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        conn *c = tr->peers[i].conn;
+        if (c && c->state == CONN_UP) tconn_send_throttle(c, on);
+    }
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void peer_dial(peer *p) {
+    transport *tr = p->tr;
+    if (tr->closing || p->conn) return;
+    struct sockaddr_storage ss;
+    const transport_peer *a = &tr->addrs[p->index];
+    if (parse_addr(a->host, a->port, &ss) != 0) {
+        log_error("transport: worker %d address '%s' is not an IP address", p->index, a->host);
+        transport_schedule_reconnect(p);
+        return;
+    }
+    if (tconn_dial(p, (const struct sockaddr *)&ss) != 0) transport_schedule_reconnect(p);
+}
+
+static void on_reconnect_timer(uv_timer_t *t) { peer_dial(t->data); }
+
+void transport_schedule_reconnect(peer *p) {
+    if (p->tr->closing || !p->reconnect_init) return;
+    uv_timer_start(&p->reconnect, on_reconnect_timer, (uint64_t)p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : p->backoff_ms * 2;
+}
+
+int transport_start(transport *tr) {
+    const transport_peer *me = &tr->addrs[tr->cfg.worker_index];
+    struct sockaddr_storage ss;
+    if (parse_addr(me->host, me->port, &ss) != 0) {
+        /* a host name we cannot resolve without blocking: listen everywhere */
+        uv_ip4_addr("0.0.0.0", me->port, (struct sockaddr_in *)&ss);
+    }
+    tr->loop_thread = uv_thread_self();
+    int rc = uv_tcp_init(tr->loop, &tr->listener);
+    if (rc != 0) {
+        log_error("transport: uv_tcp_init: %s", uv_strerror(rc));
+        return -1;
+    }
+    tr->listener.data = tr;
+    tr->open_handles++;
+    rc = uv_tcp_bind(&tr->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&tr->listener, 128, tconn_on_connection);
+    if (rc != 0) {
+        log_error("transport: cannot listen on %s:%d: %s", me->host, me->port, uv_strerror(rc));
+        /* transport_close() still completes once this close is done */
+        uv_close((uv_handle_t *)&tr->listener, on_handle_closed);
+        return -1;
+    }
+    rc = uv_async_init(tr->loop, &tr->wake, on_wake);
+    if (rc != 0) {
+        log_error("transport: uv_async_init: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&tr->listener, on_handle_closed);
+        return -1;
+    }
+    tr->wake.data = tr;
+    tr->open_handles++;
+    uv_timer_init(tr->loop, &tr->flush_timer);
+    tr->flush_timer.data = tr;
+    tr->open_handles++;
+    uv_timer_start(&tr->flush_timer, on_flush_timer, (uint64_t)tr->cfg.flush_interval_ms,
+                   (uint64_t)tr->cfg.flush_interval_ms);
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        if (!p->dial) continue;
+        uv_timer_init(tr->loop, &p->reconnect);
+        p->reconnect.data = p;
+        p->reconnect_init = true;
+        tr->open_handles++;
+        peer_dial(p);
+    }
+    tr->started = true;
+    log_info("transport: worker %d listening on %s:%d", tr->cfg.worker_index, me->host, me->port);
+    return 0;
+}
+
+/* ---- sending (any thread) -------------------------------------------------- */
+
+int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n, bool never_block) {
+    if (worker < 0 || worker >= tr->cfg.nworkers || worker == tr->cfg.worker_index) {
+        log_error("transport: send to invalid worker %d", worker);
+        STAT_ADD(tr, tuples_dropped, n);
+        return -1;
+    }
+    /* the loop thread must never wait for itself to drain the buffer */
+    if (tr->started && uv_thread_equal(&tr->loop_thread, &(uv_thread_t){uv_thread_self()})) never_block = true;
+    peer *p = &tr->peers[worker];
+    size_t max_buf = tr->cfg.max_buffered_bytes;
+    int ret = 0;
+    bool wake = false, waited_for_peer = false;
+    uint64_t dropped = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = 4 + codec_encoded_size(tuples[i]);
+        if (sz > tr->frame_limit) {
+            log_error("transport: a %zu-byte tuple exceeds the frame limit; dropped", sz);
+            goto drop;
+        }
+        for (;;) {
+            size_t used = p->len + p->inflight;
+            if (p->closed) goto drop;
+            if (used == 0 || used + sz <= max_buf) break;
+            /* acks may overshoot (to twice the limit) rather than wait */
+            if (never_block && p->connected && used + sz <= 2 * max_buf) break;
+            if (never_block) goto drop;
+            if (!p->connected) {
+                /* a peer that is down (restarting): wait a little for it
+                 * once per call, so that a sender does not spin through
+                 * tuples dropping them as fast as it can make them */
+                if (waited_for_peer) goto drop;
+                waited_for_peer = true;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->room, &p->mu, &ts);
+                continue;
+            }
+            if (wake) {
+                uv_async_send(&tr->wake);
+                wake = false;
+            }
+            pthread_cond_wait(&p->room, &p->mu);
+        }
+        if (p->len + sz > p->cap) {
+            size_t cap = p->cap ? p->cap : 4096;
+            while (cap < p->len + sz) cap *= 2;
+            uint8_t *b = realloc(p->buf, cap);
+            if (!b) {
+                log_error("transport: out of memory buffering for worker %d", worker);
+                goto drop;
+            }
+            p->buf = b;
+            p->cap = cap;
+        }
+        uint8_t *out = p->buf + p->len;
+        uint32_t rl = (uint32_t)(sz - 4);
+        out[0] = (uint8_t)rl;
+        out[1] = (uint8_t)(rl >> 8);
+        out[2] = (uint8_t)(rl >> 16);
+        out[3] = (uint8_t)(rl >> 24);
+        codec_encode(tuples[i], out + 4);
+        size_t before = p->len;
+        p->len += sz;
+        p->ntuples++;
+        if (before == 0 || (before < tr->cfg.batch_bytes && p->len >= tr->cfg.batch_bytes)) wake = true;
+        continue;
+    drop:
+        dropped++;
+        ret = -1;
+    }
+    /* under mu, so that transport_close cannot close the async handle meanwhile */
+    if (wake && !p->closed && tr->started) uv_async_send(&tr->wake);
+    pthread_mutex_unlock(&p->mu);
+    if (dropped) STAT_ADD(tr, tuples_dropped, dropped);
+    return ret;
+}
+
+void transport_get_stats(transport *tr, transport_stats *out) {
+    out->tuples_sent = atomic_load(&tr->tuples_sent);
+    out->tuples_received = atomic_load(&tr->tuples_received);
+    out->tuples_dropped = atomic_load(&tr->tuples_dropped);
+    out->bytes_sent = atomic_load(&tr->bytes_sent);
+    out->bytes_received = atomic_load(&tr->bytes_received);
+    out->frames_sent = atomic_load(&tr->frames_sent);
+    out->frames_received = atomic_load(&tr->frames_received);
+    out->frames_rejected = atomic_load(&tr->frames_rejected);
+    out->handshakes_rejected = atomic_load(&tr->handshakes_rejected);
+    out->connected_peers = atomic_load(&tr->connected_peers);
+    out->buffered_bytes = 0;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        pthread_mutex_lock(&p->mu);
+        out->buffered_bytes += p->len + p->inflight;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+static void on_close_timer(uv_timer_t *t) {
+    transport *tr = t->data;
+    /* peers that did not drain in time: give up on them */
+    conn *c = tr->conns;
+    while (c) {
+        conn *next = c->next;
+        tconn_close(c, "transport closing");
+        c = next;
+    }
+}
+
+void transport_close(transport *tr, void (*done)(void *arg), void *arg) {
+    tr->done = done;
+    tr->done_arg = arg;
+    if (!tr->started) {
+        tr->closing = true;
+        transport_maybe_finish(tr);
+        return;
+    }
+    /* best-effort flush before closing anything */
+    for (int i = 0; i < tr->cfg.nworkers; i++) peer_flush(&tr->peers[i]);
+    tr->closing = true;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        peer *p = &tr->peers[i];
+        pthread_mutex_lock(&p->mu);
+        p->closed = true;
+        pthread_cond_broadcast(&p->room);
+        pthread_mutex_unlock(&p->mu);
+        if (p->reconnect_init) uv_close((uv_handle_t *)&p->reconnect, on_reconnect_closed);
+    }
+    uv_close((uv_handle_t *)&tr->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&tr->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&tr->flush_timer, on_handle_closed);
+    if (tr->nconns > 0) {
+        uv_timer_init(tr->loop, &tr->close_timer);
+        tr->close_timer.data = tr;
+        tr->close_timer_on = true;
+        tr->open_handles++;
+        uv_timer_start(&tr->close_timer, on_close_timer, CLOSE_GRACE_MS, 0);
+    }
+    conn *c = tr->conns;
+    while (c) {
+        conn *next = c->next;
+        tconn_shutdown(c); /* closes once its queued writes are done */
+        c = next;
+    }
+    transport_maybe_finish(tr);
+}

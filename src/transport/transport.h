@@ -1,0 +1,92 @@
+/*
+ * transport: the worker-to-worker data plane over TCP (libuv).
+ * One connection per pair of workers (the lower worker index connects to the
+ * higher one and reconnects with backoff; wire format in frame.h), a versioned
+ * handshake that rejects a peer of another topology, length-prefixed frames
+ * with a maximum size, batching per destination worker (flush on size or on
+ * a short timer), lz4 for frames above a threshold. A malformed or oversized
+ * frame closes that connection only, and is logged.
+ *
+ * Threads: the loop thread (the worker's libuv loop) owns every socket and
+ * timer. transport_send may be called from any executor thread; it hands
+ * serialized bytes to the loop thread (wakes it with uv_async).
+ */
+#ifndef SD_TRANSPORT_H
+#define SD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "tuple/tuple.h"
+#include "topology/topology.h"
+
+typedef struct transport transport;
+
+typedef struct transport_peer {
+    char host[64];
+    int port;
+} transport_peer;
+
+typedef struct transport_config {
+    const char *topology_id;   /* handshake: peers of another topology are rejected */
+    int worker_index;          /* this worker */
+    int nworkers;
+    const transport_peer *peers; /* nworkers entries, index = worker index (self included) */
+    /* 0 picks the default shown */
+    size_t batch_bytes;        /* flush a peer's buffer once it holds this much (64 KiB) */
+    int flush_interval_ms;     /* ... or after this long (5) */
+    size_t lz4_threshold;      /* compress frames at least this big; 0 = never */
+    size_t max_frame_bytes;    /* larger incoming frames close the connection (16 MiB);
+                                * also caps what we send: a bigger tuple is dropped */
+    size_t max_buffered_bytes; /* per peer: senders wait above this (backpressure) (8 MiB) */
+    /* loop thread: peer asks us to pause (on) or resume our spouts; a peer
+     * that disconnects counts as resumed. May be NULL. */
+    void (*on_throttle)(void *arg, int peer, bool on);
+    /* received tuples are carved from this pool (owned by the loop thread;
+     * may be NULL: malloc) */
+    struct tuple_pool *pool;
+} transport_config;
+
+/* Called on the loop thread for each tuple received, with dest_task set and
+ * the stream resolved. Returns 0 if it took the tuple (ownership passes), -1
+ * if the destination is full: the transport then keeps the tuple, stops
+ * reading that connection, and calls again later with the same tuple. */
+typedef int (*transport_deliver_cb)(void *arg, sd_tuple *t);
+
+/* topo is used to resolve stream ids of received tuples; it must outlive tr. */
+transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const topology *topo,
+                         transport_deliver_cb deliver, void *arg);
+/* Loop thread: listen on our port and connect to peers (reconnecting with
+ * backoff while they are down). Returns 0 or -1 (e.g. port in use). */
+int transport_start(transport *tr);
+
+/* Any thread: serialize tuples (each with dest_task set) for worker `worker`.
+ * When the peer's buffer is above max_buffered_bytes and the peer is
+ * connected, waits for room unless never_block (system streams: acks must
+ * never wait). When the peer is unreachable and the buffer is full, drops
+ * them and returns -1 (acking replays what is dropped). Does not consume
+ * the caller's references. Called on the loop thread it never waits (as if
+ * never_block). `worker` must not be this worker (local tuples never travel
+ * through the transport). */
+int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n, bool never_block);
+
+/* Loop thread: tell every peer (now, and each one that connects later)
+ * whether our queues overflow and their spouts should pause. */
+void transport_set_throttle(transport *tr, bool on);
+
+typedef struct transport_stats {
+    uint64_t tuples_sent, tuples_received, tuples_dropped;
+    uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
+    uint64_t frames_rejected;   /* malformed/oversized: connection closed */
+    uint64_t handshakes_rejected;
+    int connected_peers;
+    uint64_t buffered_bytes;    /* waiting to be written or in writes not yet done */
+} transport_stats;
+void transport_get_stats(transport *tr, transport_stats *out); /* any thread */
+
+/* Loop thread: flush what is buffered (best effort), close everything, then
+ * call done (may be NULL) once all handles are closed. tr is freed after. */
+void transport_close(transport *tr, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * transport_conn: the connections of the transport (interface in
+ * transport_conn.h, structures in transport_internal.h; both private to the
+ * transport).
+ *
+ * Job: everything about one connection except the data we send on it: its
+ * creation (dialing a peer, accepting on the listener) and bookkeeping in
+ * tr->conns, the handshake (we send ours, check theirs: magic, version,
+ * topology id, a plausible index), reading and frame processing (batches
+ * decoded and delivered; a refused tuple is held, reading paused and the
+ * delivery retried on the conn's timer; throttle frames passed to
+ * on_throttle), and closing. A malformed frame, a bad handshake or data
+ * before the handshake closes that connection only. The peer's send buffer,
+ * flushing, reconnect backoff and the transport's lifecycle are in
+ * transport.c.
+ *
+ * Threads: the loop thread only. It owns every socket and timer here;
+ * transport_send (executor threads) never touches a conn.
+ */
+#include "transport/transport_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tuple/codec.h"
+#include "transport/frame.h"
+#include "base/log.h"
+
+#define HANDSHAKE_TIMEOUT_MS 5000
+#define DELIVER_RETRY_MS 1
+
+static void conn_process(conn *c);
+static void conn_start_reading(conn *c);
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void conn_free(conn *c) {
+    transport *tr = c->tr;
+    if (c->prev) c->prev->next = c->next;
+    else tr->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    tr->nconns--;
+    frame_reader_free(&c->rd);
+    free(c);
+    transport_maybe_finish(tr);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    if (--c->open_handles == 0) conn_free(c);
+}
+
+static conn *conn_new(transport *tr, bool outgoing, peer *p) {
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        log_error("transport: out of memory for a connection");
+        return NULL;
+    }
+    c->tr = tr;
+    c->outgoing = outgoing;
+    c->peer = p;
+    c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
+    frame_reader_init(&c->rd, tr->cfg.max_frame_bytes);
+    int rc = uv_tcp_init(tr->loop, &c->tcp);
+    if (rc != 0) {
+        log_error("transport: uv_tcp_init: %s", uv_strerror(rc));
+        free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    uv_timer_init(tr->loop, &c->timer); /* cannot fail for a valid loop */
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = tr->conns;
+    if (tr->conns) tr->conns->prev = c;
+    tr->conns = c;
+    tr->nconns++;
+    return c;
+}
+
+static int conn_peer_index(const conn *c) { return c->peer ? c->peer->index : -1; }
+
+/* "ip:port" of the remote end, for log lines about connections we refuse */
+static const char *conn_addr(const conn *c, char *buf, size_t len) {
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    char ip[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(buf, len, "%s:%d", ip, port);
+    return buf;
+}
+
+void tconn_close(conn *c, const char *why) {
+    if (c->state == CONN_CLOSING) return;
+    transport *tr = c->tr;
+    bool was_up = c->state == CONN_UP;
+    c->state = CONN_CLOSING;
+    if (why) log_info("transport: connection with worker %d closed: %s", conn_peer_index(c), why);
+    peer *p = c->peer;
+    if (p && p->conn == c) transport_peer_lost(p, was_up);
+    if (c->held) {
+        tuple_unref(c->held);
+        c->held = NULL;
+        STAT_ADD(tr, tuples_dropped, 1);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    if (c->outgoing && p && !tr->closing) transport_schedule_reconnect(p);
+}
+
+/* a protocol violation: counted, logged, only this connection closed */
+static void conn_reject(conn *c, const char *what, const char *detail) {
+    char addr[96];
+    STAT_ADD(c->tr, frames_rejected, 1);
+    log_warn("transport: rejecting %s from %s (worker %d): %s; closing that connection", what,
+             conn_addr(c, addr, sizeof addr), conn_peer_index(c), detail);
+    tconn_close(c, NULL);
+}
+
+/* ---- writing frames of our own (handshake, throttle) ------------------ */
+
+/* Sends a whole frame built elsewhere (handshakes); takes buf. */
+static void on_simple_write(uv_write_t *req, int status) {
+    (void)status; /* a failed handshake write shows up as a read error */
+    free(req->data);
+    free(req);
+}
+
+static int conn_write_frame(conn *c, uint8_t *buf, size_t len) {
+    uv_write_t *req = malloc(sizeof *req);
+    if (!req) {
+        log_error("transport: out of memory for a write");
+        free(buf);
+        return -1;
+    }
+    req->data = buf;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_simple_write);
+    if (rc != 0) {
+        log_warn("transport: write to worker %d: %s", conn_peer_index(c), uv_strerror(rc));
+        free(buf);
+        free(req);
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_send_handshake(conn *c) {
+    transport *tr = c->tr;
+    uint8_t payload[16 + FRAME_MAX_TOPOLOGY_ID];
+    size_t n = frame_handshake_encode(payload, sizeof payload, tr->topology_id, tr->cfg.worker_index);
+    uint8_t *fr;
+    size_t flen;
+    if (n == 0 || frame_build(FRAME_HANDSHAKE, payload, n, 0, &fr, &flen) != 0) {
+        tconn_close(c, "cannot build handshake");
+        return;
+    }
+    if (conn_write_frame(c, fr, flen) != 0) tconn_close(c, "cannot send handshake");
+}
+
+void tconn_send_throttle(conn *c, bool on) {
+    uint8_t payload = on ? 1 : 0, *fr;
+    size_t flen;
+    if (frame_build(FRAME_THROTTLE, &payload, 1, 0, &fr, &flen) != 0 || conn_write_frame(c, fr, flen) != 0)
+        log_warn("transport: cannot send a throttle frame to worker %d", conn_peer_index(c));
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    conn *c = h->data;
+    *buf = uv_buf_init((char *)c->tr->rbuf, READ_BUF_BYTES);
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+    conn *c = t->data;
+    if (c->state == CONN_CLOSING) return;
+    if (c->state != CONN_UP) {
+        tconn_close(c, "handshake timed out");
+        return;
+    }
+    if (!c->paused) return;
+    c->paused = false;
+    conn_process(c);
+    if (!c->paused && c->state == CONN_UP) {
+        uv_timer_stop(&c->timer);
+        conn_start_reading(c);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_start_reading(conn *c) {
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) tconn_close(c, uv_strerror(rc));
+}
+
+static void conn_handshake(conn *c, const frame *f) {
+    transport *tr = c->tr;
+    int idx = -1;
+    int rc = frame_handshake_check(f->payload, f->len, tr->topology_id, &idx);
+    const char *why = rc ? frame_strerror(rc) : NULL;
+    int self = tr->cfg.worker_index;
+    if (!why && c->outgoing && idx != c->peer->index) why = "peer answered with another worker index";
+    if (!why && !c->outgoing && (idx >= tr->cfg.nworkers || idx >= self))
+        why = "worker index out of range (only lower-indexed workers dial us)";
+    if (why) {
+        char addr[96];
+        STAT_ADD(tr, handshakes_rejected, 1);
+        log_warn("transport: handshake from %s rejected: %s", conn_addr(c, addr, sizeof addr), why);
+        tconn_close(c, NULL);
+        return;
+    }
+    peer *p = &tr->peers[idx];
+    if (!c->outgoing) {
+        if (p->conn && p->conn != c) tconn_close(p->conn, "replaced by a new connection from the same worker");
+        c->peer = p;
+        conn_send_handshake(c);
+        if (c->state == CONN_CLOSING) return;
+    }
+    c->state = CONN_UP;
+    uv_timer_stop(&c->timer);
+    uv_tcp_nodelay(&c->tcp, 1); /* we batch ourselves */
+    transport_peer_connected(p, c);
+}
+
+/* Delivers tuples and handles frames until the input is exhausted, the
+ * destination refuses a tuple (pause), or the connection is closed. */
+static void conn_process(conn *c) {
+    transport *tr = c->tr;
+    while (!c->paused && c->state != CONN_CLOSING) {
+        if (c->held) {
+            if (tr->deliver(tr->deliver_arg, c->held) != 0) goto pause;
+            c->held = NULL;
+            STAT_ADD(tr, tuples_received, 1);
+            continue;
+        }
+        if (c->batch) {
+            const uint8_t *rec;
+            size_t rl;
+            int rc = frame_batch_next(c->batch, c->batch_len, &c->batch_off, &rec, &rl);
+            if (rc == 0) {
+                c->batch = NULL;
+                continue;
+            }
+            if (rc < 0) {
+                conn_reject(c, "batch", "record overruns the frame");
+                return;
+            }
+            sd_tuple *t;
+            int drc = codec_decode_in(tr->cfg.pool, rec, rl, tr->topo, &t);
+            if (drc != CODEC_OK) {
+                conn_reject(c, "tuple", codec_strerror(drc));
+                return;
+            }
+            c->held = t;
+            continue;
+        }
+        frame f;
+        int rc = frame_reader_next(&c->rd, &f);
+        if (rc == FRAME_NEED_MORE) return;
+        if (rc < 0) {
+            conn_reject(c, "frame", frame_strerror(rc));
+            return;
+        }
+        STAT_ADD(tr, frames_received, 1);
+        if (f.type == FRAME_HANDSHAKE) {
+            if (c->state != CONN_HANDSHAKE) {
+                conn_reject(c, "frame", "unexpected handshake");
+                return;
+            }
+            conn_handshake(c, &f);
+        } else if (c->state != CONN_UP) {
+            STAT_ADD(tr, handshakes_rejected, 1);
+            conn_reject(c, "frame", "data before the handshake");
+            return;
+        } else if (f.type == FRAME_THROTTLE) {
+            if (f.len != 1 || f.payload[0] > 1) {
+                conn_reject(c, "frame", "malformed throttle frame");
+                return;
+            }
+            if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, c->peer->index, f.payload[0] == 1);
+        } else {
+            c->batch = f.payload;
+            c->batch_len = f.len;
+            c->batch_off = 0;
+        }
+    }
+    return;
+pause:
+    c->paused = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&c->timer, on_conn_timer, DELIVER_RETRY_MS, DELIVER_RETRY_MS);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    conn *c = s->data;
+    if (nread < 0) {
+        tconn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0 || c->state == CONN_CLOSING) return;
+    STAT_ADD(c->tr, bytes_received, (uint64_t)nread);
+    if (frame_reader_push(&c->rd, c->tr->rbuf, (size_t)nread) != 0) {
+        tconn_close(c, "out of memory");
+        return;
+    }
+    conn_process(c);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status) {
+    conn *c = req->data;
+    if (c->state == CONN_CLOSING) return;
+    if (status != 0) {
+        log_debug("transport: connect to worker %d: %s", conn_peer_index(c), uv_strerror(status));
+        tconn_close(c, NULL);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    conn_start_reading(c);
+    if (c->state == CONN_HANDSHAKE) conn_send_handshake(c);
+}
+
+int tconn_dial(peer *p, const struct sockaddr *addr) {
+    conn *c = conn_new(p->tr, true, p);
+    if (!c) return -1;
+    c->connect_req.data = c;
+    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
+    if (rc != 0) {
+        log_warn("transport: connect to worker %d: %s", p->index, uv_strerror(rc));
+        tconn_close(c, NULL);
+    }
+    return 0;
+}
+
+void tconn_on_connection(uv_stream_t *server, int status) {
+    transport *tr = server->data;
+    if (status != 0) {
+        log_warn("transport: accept: %s", uv_strerror(status));
+        return;
+    }
+    conn *c = conn_new(tr, false, NULL);
+    if (!c) return;
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
+        log_warn("transport: accept: %s", uv_strerror(rc));
+        tconn_close(c, NULL);
+        return;
+    }
+    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    conn_start_reading(c);
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    (void)status;
+    tconn_close(req->data, NULL);
+}
+
+void tconn_shutdown(conn *c) {
+    /* shutdown waits for queued writes, then closes; others close now */
+    if (c->state == CONN_UP && c->peer && c->peer->writes > 0) {
+        c->shutdown_req.data = c;
+        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) tconn_close(c, NULL);
+    } else {
+        tconn_close(c, NULL);
+    }
+}

@@ -1,0 +1,128 @@
+/*
+ * transport_internal: the structures shared by transport.c and
+ * transport_conn.c. PRIVATE to the transport: nothing else includes this
+ * header (the public interface is transport.h).
+ *
+ * transport.c owns the transport object and its peers (send buffers,
+ * flushing and writing, reconnect backoff, stats, close); transport_conn.c
+ * owns the connections (accept/dial bookkeeping, handshake, reading and
+ * frame processing, delivery with pause/retry, throttle frames).
+ *
+ * Threads and data:
+ * - the loop thread owns every uv handle, every conn (reader state, the
+ *   batch being delivered, a held tuple), the write requests, each peer's
+ *   `conn`, reconnect timer and backoff, and tr->conns;
+ * - sender threads (transport_send) and the loop thread share each peer's
+ *   out buffer, its in-flight byte count and its connected/closed flags,
+ *   under peer->mu; senders wait on peer->room for backpressure;
+ * - statistics are atomics, readable from any thread.
+ * Every function declared here runs on the loop thread.
+ */
+#ifndef SD_TRANSPORT_INTERNAL_H
+#define SD_TRANSPORT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "transport/frame.h"
+#include "transport/transport.h"
+
+#define READ_BUF_BYTES 65536
+
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_UP, CONN_CLOSING };
+
+typedef struct conn conn;
+
+typedef struct peer {
+    transport *tr;
+    int index;
+    bool dial;                 /* we connect to it (its index is above ours) */
+    /* shared with senders, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t room;
+    uint8_t *buf;              /* batch records: (u32 len, codec bytes)... */
+    size_t len, cap;
+    uint32_t ntuples;          /* records in buf */
+    uint8_t *spare;            /* a recycled buffer, saves a malloc per flush */
+    size_t spare_cap;
+    size_t inflight;           /* record bytes handed to uv_write, not completed */
+    bool connected;
+    bool closed;               /* transport closing: no more uv_async_send */
+    /* loop thread only */
+    conn *conn;                /* the handshaken connection, or NULL */
+    int writes;                /* uv_write requests outstanding */
+    uv_timer_t reconnect;
+    bool reconnect_init;
+    int backoff_ms;
+} peer;
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;          /* handshake deadline, then deliver retries */
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    transport *tr;
+    peer *peer;                /* dialer: the target; acceptor: set by the handshake */
+    enum conn_state state;
+    bool outgoing;
+    bool paused;               /* reading stopped: deliver said the destination is full */
+    int open_handles;
+    frame_reader rd;
+    const uint8_t *batch;      /* payload of the batch being delivered (inside rd) */
+    size_t batch_len, batch_off;
+    sd_tuple *held;            /* refused by deliver, offered again on the timer */
+    conn *prev, *next;
+};
+
+struct transport {
+    uv_loop_t *loop;
+    transport_config cfg;      /* peers and topology_id point at our copies */
+    char *topology_id;
+    transport_peer *addrs;
+    const topology *topo;
+    transport_deliver_cb deliver;
+    void *deliver_arg;
+    size_t frame_limit;        /* max payload of a frame we send */
+    peer *peers;
+    uv_tcp_t listener;
+    uv_async_t wake;
+    uv_timer_t flush_timer;
+    uv_timer_t close_timer;
+    atomic_bool started;       /* read by senders: no uv_async_send before start */
+    bool closing, close_timer_on;
+    bool throttle_on;          /* what we last asked our peers */
+    uv_thread_t loop_thread;
+    conn *conns;
+    int nconns;
+    int open_handles;
+    void (*done)(void *);
+    void *done_arg;
+    uint8_t rbuf[READ_BUF_BYTES]; /* loop thread: every read lands here, then is copied to a reader */
+    _Atomic uint64_t tuples_sent, tuples_received, tuples_dropped;
+    _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
+    _Atomic uint64_t frames_rejected, handshakes_rejected;
+    atomic_int connected_peers;
+};
+
+#define STAT_ADD(tr, field, n) atomic_fetch_add_explicit(&(tr)->field, (n), memory_order_relaxed)
+
+/* ---- transport.c, for the connections ---------------------------------- */
+
+/* The transport is closing: frees it (and calls done) once the last handle
+ * and the last conn are gone. Called whenever a conn is freed. */
+void transport_maybe_finish(transport *tr);
+/* c has completed its handshake with p: it becomes p's connection, senders
+ * see p up, our throttle state is sent and p's buffer flushed. */
+void transport_peer_connected(peer *p, conn *c);
+/* p's connection is going away (p->conn is that conn): forget it; if it was
+ * up, senders see p down and p counts as no longer throttling us. */
+void transport_peer_lost(peer *p, bool was_up);
+/* Dial p again after its backoff (no-op while closing or for peers we do
+ * not dial). */
+void transport_schedule_reconnect(peer *p);
+
+#endif

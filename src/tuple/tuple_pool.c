@@ -1,0 +1,152 @@
+/* tuple_pool: see tuple_pool.h. */
+#include "tuple/tuple_pool.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/log.h"
+
+#define SLAB_BYTES (64 * 1024)
+#define SPARE_SLABS 64               /* kept for reuse; more are freed */
+#define LIVE_BIAS (1 << 30)          /* "still the current slab": no release yet */
+#define STACK_CLOSED ((tuple_slab *)1) /* the return stack of a closed pool */
+
+/* live is written by every thread that frees a tuple; nothing the owner
+ * writes while carving may share its cache line */
+struct tuple_slab {
+    _Alignas(64) atomic_int live; /* tuples alive here (+ LIVE_BIAS while current) */
+    tuple_pool *pool;
+    tuple_slab *next;         /* in the return stack or the spare list */
+    _Alignas(64) char mem[];
+};
+
+struct tuple_pool {
+    _Atomic(tuple_slab *) returned; /* pushed by any thread, taken by the owner */
+    atomic_int slabs;         /* slabs alive + 1 for the owner; frees the pool at 0 */
+    tuple_slab *current;
+    size_t used;              /* bytes carved from current */
+    int allocated;            /* tuples carved from current */
+    tuple_slab *spare;        /* owner only */
+    int nspare;
+};
+
+static const size_t payload = SLAB_BYTES - sizeof(tuple_slab);
+
+tuple_pool *tuple_pool_new(void) {
+    tuple_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    atomic_init(&p->returned, NULL);
+    atomic_init(&p->slabs, 1);
+    return p;
+}
+
+static void pool_unref(tuple_pool *p) {
+    if (atomic_fetch_sub_explicit(&p->slabs, 1, memory_order_acq_rel) == 1) free(p);
+}
+
+static void slab_free(tuple_slab *s) {
+    tuple_pool *p = s->pool;
+    free(s);
+    pool_unref(p);
+}
+
+void tuple_slab_release(tuple_slab *s) { tuple_slab_release_n(s, 1); }
+
+void tuple_slab_release_n(tuple_slab *s, int n) {
+    if (atomic_fetch_sub_explicit(&s->live, n, memory_order_acq_rel) != n) return;
+    tuple_pool *p = s->pool;
+    tuple_slab *head = atomic_load_explicit(&p->returned, memory_order_acquire);
+    do {
+        if (head == STACK_CLOSED) {
+            slab_free(s);
+            return;
+        }
+        s->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&p->returned, &head, s, memory_order_release,
+                                                    memory_order_acquire));
+}
+
+/* Stops carving from the current slab: its tuples now release it alone. */
+static void retire_current(tuple_pool *p) {
+    tuple_slab *s = p->current;
+    if (!s) return;
+    p->current = NULL;
+    int drop = LIVE_BIAS - p->allocated;
+    /* the last tuple may already be gone: then the retiring owner releases it */
+    if (atomic_fetch_sub_explicit(&s->live, drop, memory_order_acq_rel) == drop) {
+        atomic_store_explicit(&s->live, 1, memory_order_relaxed);
+        tuple_slab_release(s);
+    }
+}
+
+static tuple_slab *next_slab(tuple_pool *p) {
+    if (!p->spare) {
+        /* the only thread that takes from the stack: no ABA */
+        tuple_slab *got = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+        while (got) {
+            tuple_slab *n = got->next;
+            if (p->nspare < SPARE_SLABS) {
+                got->next = p->spare;
+                p->spare = got;
+                p->nspare++;
+            } else {
+                slab_free(got);
+            }
+            got = n;
+        }
+    }
+    tuple_slab *s = p->spare;
+    if (s) {
+        p->spare = s->next;
+        p->nspare--;
+    } else {
+        s = aligned_alloc(64, SLAB_BYTES);
+        if (!s) {
+            log_error("tuple pool: out of memory for a slab");
+            return NULL;
+        }
+        s->pool = p;
+        atomic_fetch_add_explicit(&p->slabs, 1, memory_order_relaxed);
+    }
+    atomic_init(&s->live, LIVE_BIAS);
+    s->next = NULL;
+    p->used = 0;
+    p->allocated = 0;
+    return s;
+}
+
+void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab) {
+    size = (size + 15) & ~(size_t)15;
+    if (size > payload / 4) { /* big tuples would waste slabs */
+        *slab = NULL;
+        return malloc(size);
+    }
+    tuple_slab *s = p->current;
+    if (!s || p->used + size > payload) {
+        retire_current(p);
+        s = p->current = next_slab(p);
+        if (!s) return NULL;
+    }
+    void *mem = s->mem + p->used;
+    p->used += size;
+    p->allocated++;
+    *slab = s;
+    return mem;
+}
+
+void tuple_pool_close(tuple_pool *p) {
+    retire_current(p);
+    while (p->spare) {
+        tuple_slab *n = p->spare->next;
+        slab_free(p->spare);
+        p->spare = n;
+    }
+    tuple_slab *got = atomic_exchange_explicit(&p->returned, STACK_CLOSED, memory_order_acq_rel);
+    while (got) {
+        tuple_slab *n = got->next;
+        slab_free(got);
+        got = n;
+    }
+    pool_unref(p);
+}

@@ -1,0 +1,674 @@
+/*
+ * worker: one topology's tasks in one process.
+ *
+ * Threads:
+ *  - the main thread runs the libuv loop: the transport (all sockets),
+ *    delivery of received tuples to executor queues, heartbeats, control
+ *    messages and the stop sequence. It owns struct worker and never blocks.
+ *  - one thread per executor (executor.c).
+ *  - the control reader thread: blocking reads of the node's control
+ *    channel, handing each message to the loop through a uv_async.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "proto/control.h"
+#include "runtime/executor.h"
+#include "base/log.h"
+#include "tuple/tuple_pool.h"
+
+void collector_set_topology(const topology *t);
+
+typedef struct control_inbox {
+    pthread_mutex_t lock;
+    json_t *msgs;               /* array, guarded by lock */
+    int eof;
+} control_inbox;
+
+typedef struct worker {
+    uv_loop_t loop;
+    worker_rt rt;
+    topology *topo;
+    conf *conf;
+    char *topology_id;
+    int control_fd;
+    pthread_mutex_t control_write_lock;
+    control_inbox inbox;
+    uv_async_t control_async;
+    pthread_t control_thread;
+    bool control_thread_started;
+    uv_timer_t heartbeat_timer, stop_timer, retry_timer, ready_timer;
+    int64_t ready_deadline_ns;
+    uv_check_t deliver_check;
+    uv_signal_t sigterm, sigint;
+    /* received tuples waiting for their executor's queue (loop thread) */
+    tuple_batch **waiting_head, **waiting_tail; /* [ntasks + 1]: FIFO per task */
+    int *waiting_dests, nwaiting_dests;  /* tasks with tuples waiting */
+    char *listed;               /* [ntasks + 1]: task is in waiting_dests */
+    size_t nwaiting;            /* tuples waiting in all of them */
+    size_t high_watermark, low_watermark;
+    bool self_throttle;         /* we asked the spouts to pause */
+    bool *peer_throttle;        /* [nworkers]: that peer asked */
+    uint64_t last_activity;
+    int stopping;               /* stop sequence started */
+    int64_t stop_deadline_ns, exit_deadline_ns;
+    int exit_code;
+    transport_peer *peers;
+    struct tuple_pool *loop_pool; /* received tuples (loop thread) */
+} worker;
+
+/* ---- control channel ------------------------------------------------------- */
+
+static int control_send(worker *w, json_t *msg) {
+    pthread_mutex_lock(&w->control_write_lock);
+    int rc = control_write(w->control_fd, msg);
+    pthread_mutex_unlock(&w->control_write_lock);
+    json_decref(msg);
+    return rc;
+}
+
+static void inbox_add(void *arg, json_t *msg) {
+    json_t *arr = arg;
+    json_array_append(arr, msg);
+}
+
+static void *control_reader_thread(void *arg) {
+    worker *w = arg;
+    control_reader reader = {0};
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(w->control_fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        json_t *got = json_array();
+        if (!got) break;
+        int rc = control_reader_feed(&reader, buf, (size_t)n, inbox_add, got);
+        pthread_mutex_lock(&w->inbox.lock);
+        json_array_extend(w->inbox.msgs, got);
+        pthread_mutex_unlock(&w->inbox.lock);
+        json_decref(got);
+        uv_async_send(&w->control_async);
+        if (rc != 0) {
+            log_error("malformed control message from the node; closing the channel");
+            break;
+        }
+    }
+    control_reader_free(&reader);
+    pthread_mutex_lock(&w->inbox.lock);
+    w->inbox.eof = 1;
+    pthread_mutex_unlock(&w->inbox.lock);
+    uv_async_send(&w->control_async);
+    return NULL;
+}
+
+/* Blocking read of the first message (the assignment), before the loop runs. */
+static void first_message_cb(void *arg, json_t *msg) {
+    json_t **out = arg;
+    if (!*out) *out = json_incref(msg);
+}
+
+static json_t *read_assignment(int fd) {
+    control_reader reader = {0};
+    json_t *msg = NULL;
+    char c[4096];
+    while (!msg) {
+        /* read byte-wise chunks no larger than what the first frame needs, so
+         * later messages stay in the socket for the reader thread */
+        size_t want = 4;
+        if (reader.len >= 4) {
+            uint32_t len = ((uint32_t)reader.buf[0] << 24) | ((uint32_t)reader.buf[1] << 16) |
+                           ((uint32_t)reader.buf[2] << 8) | reader.buf[3];
+            want = 4 + len - reader.len;
+        } else {
+            want = 4 - reader.len;
+        }
+        if (want > sizeof c) want = sizeof c;
+        ssize_t n = read(fd, c, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            log_error("control channel closed before the assignment arrived");
+            break;
+        }
+        if (control_reader_feed(&reader, c, (size_t)n, first_message_cb, &msg) != 0) {
+            log_error("malformed assignment message");
+            break;
+        }
+    }
+    control_reader_free(&reader);
+    return msg;
+}
+
+/* ---- delivery of received tuples ----------------------------------------------
+ *
+ * The loop never blocks and never stops reading: a worker that stopped
+ * reading while its bolts waited on another worker could close a cycle
+ * (A waits on B waits on A) and deadlock the topology. Tuples for a full
+ * queue wait here, in order, and when more than
+ * topology.backpressure.high.watermark of them wait, the worker asks every
+ * spout of the topology (its own and, by a throttle frame, its peers') to
+ * pause until they fall below the low watermark. Bolts keep running, so
+ * what is in flight drains and memory stays bounded. */
+
+static int push_waiting(worker *w, int dest) {
+    tuple_batch *b;
+    while ((b = w->waiting_head[dest]) != NULL) {
+        tuple_batch *next = b->next;
+        uint32_t n = b->n;
+        if (queue_push(w->rt.task_exec[dest]->inq, b, true) != 0) return -1;
+        w->waiting_head[dest] = next;
+        w->nwaiting -= n;
+    }
+    w->waiting_tail[dest] = NULL;
+    return 0;
+}
+
+static void update_throttle(worker *w) {
+    bool on = w->self_throttle;
+    if (!on && w->nwaiting > w->high_watermark) on = true;
+    else if (on && w->nwaiting < w->low_watermark) on = false;
+    if (on == w->self_throttle) return;
+    w->self_throttle = on;
+    atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
+    if (w->rt.tr) transport_set_throttle(w->rt.tr, on);
+    log_info("backpressure %s: %zu tuples waiting for full queues", on ? "on" : "off", w->nwaiting);
+}
+
+static void on_peer_throttle(void *arg, int peer, bool on) {
+    worker *w = arg;
+    if (peer < 0 || peer >= w->rt.nworkers || w->peer_throttle[peer] == on) return;
+    w->peer_throttle[peer] = on;
+    atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
+}
+
+static int deliver_tuple(void *arg, sd_tuple *t) {
+    worker *w = arg;
+    int dest = t->dest_task;
+    if (dest < 1 || dest > w->topo->ntasks || !w->rt.task_exec[dest]) {
+        log_warn("dropping a tuple for task %d, which does not run here", dest);
+        tuple_unref(t);
+        return 0;
+    }
+    tuple_batch *b = w->waiting_tail[dest];
+    if (!b || b->n == b->cap) {
+        tuple_batch *nb = tuple_batch_new(w->rt.batch_size);
+        if (!nb) return -1; /* out of memory: let the transport hold it */
+        if (b) b->next = nb;
+        else w->waiting_head[dest] = nb;
+        w->waiting_tail[dest] = nb;
+        b = nb;
+        if (!w->listed[dest]) {
+            w->listed[dest] = 1;
+            w->waiting_dests[w->nwaiting_dests++] = dest;
+        }
+    }
+    b->items[b->n++] = t;
+    w->nwaiting++;
+    return 0;
+}
+
+static void on_retry_timer(uv_timer_t *h);
+
+static void flush_waiting(worker *w) {
+    int kept = 0;
+    for (int i = 0; i < w->nwaiting_dests; i++) {
+        int dest = w->waiting_dests[i];
+        if (push_waiting(w, dest) != 0) w->waiting_dests[kept++] = dest;
+        else w->listed[dest] = 0;
+    }
+    w->nwaiting_dests = kept;
+    update_throttle(w);
+    /* a full queue: try again shortly rather than spin the loop */
+    if (kept && !uv_is_active((uv_handle_t *)&w->retry_timer))
+        uv_timer_start(&w->retry_timer, on_retry_timer, 1, 0);
+}
+
+static void on_deliver_check(uv_check_t *h) { flush_waiting(h->data); }
+static void on_retry_timer(uv_timer_t *h) { flush_waiting(h->data); }
+
+/* ---- heartbeats ------------------------------------------------------------------ */
+
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    long pages = 0, resident = 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static const char *task_kind(const executor *ex) {
+    return ex->comp->is_acker ? "acker" : ex->comp->kind == SD_SPOUT ? "spout" : "bolt";
+}
+
+#define LOAD(x) ((json_int_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+static json_t *heartbeat_message(worker *w) {
+    json_t *tasks = json_array();
+    uint64_t activity = 0;
+    for (int i = 0; i < w->rt.nexecs; i++) {
+        executor *ex = w->rt.execs[i];
+        json_t *t = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:I}",
+                              "task", ex->task, "component", ex->comp->id, "kind", task_kind(ex),
+                              "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
+                              "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
+                              LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
+                              atomic_load(&ex->pending_count), "queue", (json_int_t)queue_depth(ex->inq),
+                              "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
+        if (!t) continue;
+        if (ex->comp->kind == SD_SPOUT) {
+            json_object_set_new(t, "complete_latency_us",
+                                json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)executor_latency_us(ex, 0.5),
+                                          "p99", (json_int_t)executor_latency_us(ex, 0.99), "p999",
+                                          (json_int_t)executor_latency_us(ex, 0.999), "max",
+                                          LOAD(ex->lat_max_us)));
+        }
+        json_array_append_new(tasks, t);
+        activity += (uint64_t)(LOAD(ex->emitted) + LOAD(ex->executed) + LOAD(ex->acked) + LOAD(ex->failed));
+    }
+    bool idle = activity == w->last_activity;
+    w->last_activity = activity;
+    json_t *msg = json_pack("{s:s, s:I, s:i, s:o, s:b, s:I, s:I, s:b}", "type", "heartbeat", "time_ms",
+                            (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "tasks", tasks,
+                            "idle", idle, "rss_kb", (json_int_t)rss_kb(), "waiting", (json_int_t)w->nwaiting,
+                            "throttled", atomic_load(&w->rt.throttle_votes) > 0);
+    if (msg && w->rt.tr) {
+        transport_stats st;
+        transport_get_stats(w->rt.tr, &st);
+        json_object_set_new(msg, "transport",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "buffered_bytes",
+                                      (json_int_t)st.buffered_bytes, "tuples_sent", (json_int_t)st.tuples_sent,
+                                      "tuples_received", (json_int_t)st.tuples_received, "tuples_dropped",
+                                      (json_int_t)st.tuples_dropped, "frames_rejected",
+                                      (json_int_t)st.frames_rejected, "bytes_sent", (json_int_t)st.bytes_sent,
+                                      "connected_peers", st.connected_peers));
+    }
+    return msg;
+}
+
+static void begin_stop(worker *w, const char *why);
+
+static void on_heartbeat(uv_timer_t *h) {
+    worker *w = h->data;
+    for (int i = 0; i < w->rt.nexecs && !w->stopping; i++) {
+        if (atomic_load(&w->rt.execs[i]->done)) {
+            /* a task that could not open: exit non-zero, without a heartbeat,
+             * so the node counts a failed start (and backs off, or gives up) */
+            w->exit_code = 1;
+            begin_stop(w, "a task ended unexpectedly");
+        }
+    }
+    if (w->exit_code != 0) return;
+    json_t *msg = heartbeat_message(w);
+    if (msg && control_send(w, msg) != 0) log_warn("cannot send a heartbeat: %s", strerror(errno));
+}
+
+/* ---- stop sequence ----------------------------------------------------------------- */
+
+static void transport_closed(void *arg) {
+    worker *w = arg;
+    w->rt.tr = NULL;
+    uv_stop(&w->loop);
+}
+
+static void finish(worker *w, bool all_done) {
+    uv_timer_stop(&w->stop_timer);
+    json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
+    if (msg) control_send(w, msg);
+    /* a task still running may still send: leave the transport alone then,
+     * the process exits without freeing it */
+    if (w->rt.tr && all_done) transport_close(w->rt.tr, transport_closed, w);
+    else uv_stop(&w->loop);
+}
+
+/* Polled every 20 ms once stopping: first drain (spouts deactivated, wait
+ * for trees in flight and queues to empty, up to task.cleanup.timeout.sec),
+ * then tell executors to clean up and wait for them. */
+static void on_stop_timer(uv_timer_t *h) {
+    worker *w = h->data;
+    int64_t now = now_ns();
+    if (!atomic_load(&w->rt.stopping)) {
+        bool drained = w->nwaiting == 0;
+        for (int i = 0; i < w->rt.nexecs && drained; i++) {
+            executor *ex = w->rt.execs[i];
+            if (!ex->thread_started || atomic_load(&ex->done)) continue;
+            if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0) drained = false;
+        }
+        if (!drained && now < w->stop_deadline_ns) return;
+        if (!drained) log_warn("cleanup timeout reached with tuples still in flight");
+        atomic_store(&w->rt.stopping, true);
+        for (int i = 0; i < w->rt.nexecs; i++) queue_close(w->rt.execs[i]->inq);
+        w->exit_deadline_ns = now + 2000000000LL;
+        return;
+    }
+    bool all_done = true;
+    for (int i = 0; i < w->rt.nexecs; i++)
+        all_done = all_done && (!w->rt.execs[i]->thread_started || atomic_load(&w->rt.execs[i]->done));
+    if (all_done || now >= w->exit_deadline_ns) {
+        if (!all_done) log_warn("some tasks did not finish their cleanup in time");
+        finish(w, all_done);
+    }
+}
+
+static void begin_stop(worker *w, const char *why) {
+    if (w->stopping) return;
+    w->stopping = 1;
+    log_info("stopping (%s): deactivating spouts and draining", why);
+    atomic_store(&w->rt.active, false);
+    w->stop_deadline_ns = now_ns() + conf_int(w->conf, "task.cleanup.timeout.sec") * 1000000000LL;
+    uv_timer_start(&w->stop_timer, on_stop_timer, 20, 20);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    begin_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_control(uv_async_t *h) {
+    worker *w = h->data;
+    pthread_mutex_lock(&w->inbox.lock);
+    json_t *msgs = w->inbox.msgs;
+    w->inbox.msgs = json_array();
+    int eof = w->inbox.eof;
+    pthread_mutex_unlock(&w->inbox.lock);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(msgs, i, msg) {
+        const char *type = json_string_value(json_object_get(msg, "type"));
+        if (!type) continue;
+        if (!strcmp(type, "stop")) begin_stop(w, "asked by the node");
+        else if (!strcmp(type, "activate") && !w->stopping) atomic_store(&w->rt.active, true);
+        else if (!strcmp(type, "deactivate")) atomic_store(&w->rt.active, false);
+        else log_warn("unknown control message '%s'", type);
+    }
+    json_decref(msgs);
+    if (eof) begin_stop(w, "the node went away");
+}
+
+/* ---- setup ----------------------------------------------------------------------- */
+
+/* Fills rt->task_worker and the peer list from the assignment's workers. */
+static int read_layout(worker *w, json_t *workers) {
+    worker_rt *rt = &w->rt;
+    rt->nworkers = (int)json_array_size(workers);
+    if (rt->nworkers < 1 || rt->worker_index < 0 || rt->worker_index >= rt->nworkers) {
+        log_error("assignment: worker index %d of %d workers", rt->worker_index, rt->nworkers);
+        return -1;
+    }
+    rt->task_worker = calloc((size_t)w->topo->ntasks + 1, sizeof(int));
+    w->peers = calloc((size_t)rt->nworkers, sizeof *w->peers);
+    if (!rt->task_worker || !w->peers) return -1;
+    for (int t = 0; t <= w->topo->ntasks; t++) rt->task_worker[t] = -1;
+    size_t i;
+    json_t *wk;
+    json_array_foreach(workers, i, wk) {
+        const char *host = json_string_value(json_object_get(wk, "host"));
+        snprintf(w->peers[i].host, sizeof w->peers[i].host, "%s", host ? host : "127.0.0.1");
+        w->peers[i].port = (int)json_integer_value(json_object_get(wk, "port"));
+        size_t k;
+        json_t *task;
+        json_array_foreach(json_object_get(wk, "tasks"), k, task) {
+            json_int_t id = json_integer_value(task);
+            if (id < 1 || id > w->topo->ntasks) {
+                log_error("assignment names task %lld; the topology has %d", (long long)id, w->topo->ntasks);
+                return -1;
+            }
+            rt->task_worker[id] = (int)i;
+        }
+    }
+    for (int t = 1; t <= w->topo->ntasks; t++) {
+        if (rt->task_worker[t] < 0) {
+            log_error("assignment leaves task %d without a worker", t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int build_runtime(worker *w) {
+    worker_rt *rt = &w->rt;
+    rt->topo = w->topo;
+    rt->conf = w->conf;
+    rt->topology_id = w->topology_id;
+    rt->batch_size = (uint32_t)conf_int(w->conf, "topology.transfer.batch.size");
+    if (rt->batch_size < 1) rt->batch_size = 1;
+    rt->timeout_ns = conf_int(w->conf, "topology.message.timeout.secs") * 1000000000LL;
+    rt->tick_ns = conf_int(w->conf, "topology.tick.tuple.freq.secs") * 1000000000LL;
+    rt->spout_idle_ns = conf_int(w->conf, "topology.spout.idle.sleep.us") * 1000LL;
+    rt->max_pending = (int)conf_int(w->conf, "topology.max.spout.pending");
+    rt->acker = topology_component(w->topo, TOPO_ACKER_ID);
+    if (routes_build(rt) != 0) return -1;
+    rt->task_exec = calloc((size_t)w->topo->ntasks + 1, sizeof *rt->task_exec);
+    rt->execs = calloc((size_t)w->topo->ntasks, sizeof *rt->execs);
+    w->waiting_head = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_head);
+    w->waiting_tail = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_tail);
+    w->waiting_dests = calloc((size_t)w->topo->ntasks + 1, sizeof *w->waiting_dests);
+    w->listed = calloc((size_t)w->topo->ntasks + 1, 1);
+    w->peer_throttle = calloc((size_t)rt->nworkers, sizeof *w->peer_throttle);
+    if (!rt->task_exec || !rt->execs || !w->waiting_head || !w->waiting_tail || !w->waiting_dests ||
+        !w->listed || !w->peer_throttle)
+        return -1;
+    w->high_watermark = (size_t)conf_int(w->conf, "topology.backpressure.high.watermark");
+    w->low_watermark = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark");
+    for (int t = 1; t <= w->topo->ntasks; t++) {
+        if (rt->task_worker[t] != rt->worker_index) continue;
+        executor *ex = executor_new(rt, t);
+        if (!ex) return -1;
+        rt->task_exec[t] = ex;
+        rt->execs[rt->nexecs++] = ex;
+    }
+    return 0;
+}
+
+static int start_transport(worker *w) {
+    if (w->rt.nworkers < 2) return 0;
+    w->loop_pool = tuple_pool_new();
+    if (!w->loop_pool) return -1;
+    transport_config cfg = {
+        .topology_id = w->topology_id,
+        .worker_index = w->rt.worker_index,
+        .nworkers = w->rt.nworkers,
+        .peers = w->peers,
+        .batch_bytes = (size_t)conf_int(w->conf, "worker.transfer.batch.bytes"),
+        .flush_interval_ms = (int)conf_int(w->conf, "worker.transfer.flush.interval.ms"),
+        .lz4_threshold = (size_t)conf_int(w->conf, "worker.transfer.lz4.threshold.bytes"),
+        .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
+        .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
+        .on_throttle = on_peer_throttle,
+        .pool = w->loop_pool,
+    };
+    w->rt.tr = transport_new(&w->loop, &cfg, w->topo, deliver_tuple, w);
+    if (!w->rt.tr || transport_start(w->rt.tr) != 0) {
+        log_error("cannot start the transport on port %d", w->peers[w->rt.worker_index].port);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_from_assignment(worker *w, json_t *a) {
+    char err[1024];
+    const char *type = json_string_value(json_object_get(a, "type"));
+    const char *path = json_string_value(json_object_get(a, "topology_path"));
+    const char *id = json_string_value(json_object_get(a, "topology_id"));
+    if (!type || strcmp(type, "assignment") != 0 || !path || !id) {
+        log_error("the first control message is not an assignment");
+        return -1;
+    }
+    w->topology_id = strdup(id);
+    w->conf = conf_from_json(json_object_get(a, "conf"));
+    if (!w->topology_id || !w->conf) {
+        log_error("assignment: malformed conf");
+        return -1;
+    }
+    sd_log_level level;
+    if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
+    w->rt.worker_index = (int)json_integer_value(json_object_get(a, "worker_index"));
+    char tag[96];
+    snprintf(tag, sizeof tag, "%d", w->rt.worker_index);
+    log_set_tags(json_string_value(json_object_get(a, "cluster")), id, tag);
+    /* w->conf is already fully merged: apply it over the file, not under it */
+    w->topo = topology_load(path, NULL, w->conf, err, sizeof err);
+    if (!w->topo) {
+        log_error("cannot load the topology: %s", err);
+        return -1;
+    }
+    collector_set_topology(w->topo);
+    if (read_layout(w, json_object_get(a, "workers")) != 0) return -1;
+    snprintf(tag, sizeof tag, "%s:%d", w->peers[w->rt.worker_index].host, w->peers[w->rt.worker_index].port);
+    log_set_tags(NULL, NULL, tag);
+    return build_runtime(w);
+}
+
+static void free_worker(worker *w) {
+    for (int i = 0; i < w->rt.nexecs; i++) executor_free(w->rt.execs[i]);
+    if (w->waiting_head) {
+        for (int t = 0; t <= w->topo->ntasks; t++) {
+            for (tuple_batch *b = w->waiting_head[t], *next; b; b = next) {
+                next = b->next;
+                tuple_batch_free(b);
+            }
+        }
+    }
+    free(w->waiting_head);
+    free(w->waiting_tail);
+    free(w->waiting_dests);
+    free(w->listed);
+    free(w->peer_throttle);
+    if (w->loop_pool) tuple_pool_close(w->loop_pool); /* after the tuples above are released */
+    routes_free(&w->rt);
+    free(w->rt.task_exec);
+    free(w->rt.execs);
+    free(w->rt.task_worker);
+    free(w->peers);
+    if (w->topo) topology_free(w->topo);
+    if (w->conf) conf_free(w->conf);
+    free(w->topology_id);
+    json_decref(w->inbox.msgs);
+}
+
+static void start_executors(worker *w) {
+    atomic_store(&w->rt.active, true);
+    for (int i = 0; i < w->rt.nexecs; i++) {
+        if (executor_start(w->rt.execs[i]) != 0) {
+            begin_stop(w, "an executor failed to start");
+            return;
+        }
+    }
+    log_info("worker started: %d tasks, %d workers in the topology", w->rt.nexecs, w->rt.nworkers);
+}
+
+/* Tasks start once every peer is connected (or after a while without some
+ * of them): spouts that started earlier would only fill buffers for, or
+ * drop tuples to, workers that are not there yet. */
+static void on_ready_timer(uv_timer_t *h) {
+    worker *w = h->data;
+    transport_stats st;
+    transport_get_stats(w->rt.tr, &st);
+    bool all = st.connected_peers >= w->rt.nworkers - 1;
+    if (!all && now_ns() < w->ready_deadline_ns) return;
+    uv_timer_stop(h);
+    if (!all) log_warn("starting with %d of %d peers connected", st.connected_peers, w->rt.nworkers - 1);
+    if (!w->stopping) start_executors(w);
+}
+
+static void close_handle(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Tuples are allocated on one thread and freed on another at millions per
+ * second; glibc's default of trimming and regrowing the heap on every swing
+ * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. */
+static void tune_malloc(void) {
+    if (!mallopt(M_TRIM_THRESHOLD, 128 << 20) || !mallopt(M_TOP_PAD, 16 << 20) ||
+        !mallopt(M_MMAP_THRESHOLD, 1 << 20))
+        log_warn("mallopt failed; tuple allocation will be slower");
+}
+
+int worker_main(int control_fd) {
+    signal(SIGPIPE, SIG_IGN);
+    tune_malloc();
+    worker *w = calloc(1, sizeof *w);
+    if (!w) return 1;
+    w->control_fd = control_fd;
+    pthread_mutex_init(&w->control_write_lock, NULL);
+    pthread_mutex_init(&w->inbox.lock, NULL);
+    w->inbox.msgs = json_array();
+    int rc = 1;
+    json_t *assignment = read_assignment(control_fd);
+    if (!assignment || uv_loop_init(&w->loop) != 0) goto out_noloop;
+    if (setup_from_assignment(w, assignment) != 0) {
+        json_t *err = json_pack("{s:s, s:i, s:s}", "type", "error", "task", 0, "message",
+                                "worker failed to start (see its log)");
+        if (err) control_send(w, err);
+        rc = 2;
+        goto out;
+    }
+    uv_async_init(&w->loop, &w->control_async, on_control);
+    w->control_async.data = w;
+    uv_timer_init(&w->loop, &w->heartbeat_timer);
+    uv_timer_init(&w->loop, &w->stop_timer);
+    uv_timer_init(&w->loop, &w->retry_timer);
+    uv_check_init(&w->loop, &w->deliver_check);
+    uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sigint);
+    w->heartbeat_timer.data = w->stop_timer.data = w->retry_timer.data = w;
+    w->deliver_check.data = w->sigterm.data = w->sigint.data = w;
+    uv_check_start(&w->deliver_check, on_deliver_check);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    if (start_transport(w) != 0) goto out;
+    uv_timer_init(&w->loop, &w->ready_timer);
+    w->ready_timer.data = w;
+    if (w->rt.tr) {
+        w->ready_deadline_ns = now_ns() + conf_int(w->conf, "supervisor.worker.start.timeout.secs") * 1000000000LL;
+        uv_timer_start(&w->ready_timer, on_ready_timer, 5, 5);
+    } else {
+        start_executors(w);
+    }
+    if (pthread_create(&w->control_thread, NULL, control_reader_thread, w) != 0) {
+        log_error("cannot start the control reader thread");
+        begin_stop(w, "no control channel");
+    } else {
+        w->control_thread_started = true;
+    }
+    json_t *started = json_pack("{s:s, s:i}", "type", "started", "pid", (int)getpid());
+    if (started) control_send(w, started);
+    int64_t hb = conf_int(w->conf, "worker.heartbeat.interval.ms");
+    uv_timer_start(&w->heartbeat_timer, on_heartbeat, (uint64_t)(hb > 0 ? hb : 1000), (uint64_t)(hb > 0 ? hb : 1000));
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    rc = w->exit_code;
+    for (int i = 0; i < w->rt.nexecs; i++) {
+        executor *ex = w->rt.execs[i];
+        if (ex->thread_started && atomic_load(&ex->done)) pthread_join(ex->thread, NULL);
+        else if (ex->thread_started) {
+            /* a task stuck in user code: leave it (the process exits now) */
+            log_warn("task %d did not stop; exiting without it", ex->task);
+            json_decref(assignment);
+            _exit(0);
+        }
+    }
+    log_info("worker stopped");
+out:
+    if (w->control_thread_started) {
+        /* end the reader's blocking read, and wait for it: it uses w */
+        shutdown(control_fd, SHUT_RDWR);
+        pthread_join(w->control_thread, NULL);
+    }
+    uv_walk(&w->loop, close_handle, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+out_noloop:
+    json_decref(assignment);
+    free_worker(w);
+    free(w);
+    return rc;
+}
