@@ -57,7 +57,7 @@ static void usage(FILE *out) {
             "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
 }
 
-static conf *base, *overrides; /* freed on every exit path by fail_input/done */
+static conf *base, *overrides, *eff; /* freed on every exit path by fail_input/done */
 static char exe[4096];           /* this executable, run as the workers */
 
 static int self_exe(char *buf, size_t cap) {
@@ -70,7 +70,8 @@ static int self_exe(char *buf, size_t cap) {
 static int done(int rc) {
     conf_free(base);
     conf_free(overrides);
-    base = overrides = NULL;
+    conf_free(eff);
+    base = overrides = eff = NULL;
     return rc;
 }
 
@@ -164,24 +165,20 @@ int main(int argc, char **argv) {
         usage(stderr);
         return done(2);
     }
-    if (strcmp(role, "worker") == 0) {
+    if (role && strcmp(role, "worker") == 0) {
         if (control_fd < 0) return fail_input("--role=worker needs --control-fd");
         return done(worker_main(control_fd));
     }
     if (config_path && conf_load_file(base, config_path, err, sizeof err) != 0) return fail_input(err);
+    eff = conf_copy(base); /* defaults < --config < -c, for the roles that take no topology */
+    if (!eff) return done(1);
+    conf_merge(eff, overrides);
     {
         sd_log_level level;
-        conf *eff = conf_copy(base);
-        if (!eff) return done(1);
-        conf_merge(eff, overrides);
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
         log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
-        conf_free(eff);
     }
     if (command) {
-        conf *eff = conf_copy(base);
-        if (!eff) return done(1);
-        conf_merge(eff, overrides);
         client_options co = {
             .command = command,
             .args = argv + optind,
@@ -191,9 +188,7 @@ int main(int argc, char **argv) {
             .json = json != 0,
             .wait_secs = (int)wait_secs,
         };
-        int rc = client_run(&co);
-        conf_free(eff);
-        return done(rc);
+        return done(client_run(&co));
     }
     if (strcmp(role, "local") == 0) {
         if (optind != argc - 1) return fail_input("--role=local needs exactly one TOPOLOGY.yaml");
@@ -214,15 +209,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(role, "master") == 0 || strcmp(role, "node") == 0) {
         if (optind != argc) return fail_input("--role=master and --role=node take no operands");
-        conf *eff = conf_copy(base);
-        if (!eff) return done(1);
-        conf_merge(eff, overrides);
-        int rc;
-        if (strcmp(role, "master") == 0) rc = master_run(eff);
-        else if (self_exe(exe, sizeof exe) != 0) rc = fail_input("cannot find my own executable");
-        else rc = node_role_run(eff, exe);
-        conf_free(eff);
-        return done(rc);
+        if (strcmp(role, "master") == 0) return done(master_run(eff));
+        if (self_exe(exe, sizeof exe) != 0) return fail_input("cannot find my own executable");
+        return done(node_role_run(eff, exe));
     }
     fprintf(stderr, "streamd: unknown role '%s' (local, worker, master, node)\n", role);
     return done(2);

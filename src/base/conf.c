@@ -48,6 +48,24 @@ static const conf_key_info known[] = {
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},
     {"worker.host", "string", "127.0.0.1", "address workers listen on and advertise to their peers"},
+    {"store.etcd.endpoints", "string", "http://127.0.0.1:2379", "etcd endpoints (cluster mode), comma separated; requests fail over between them (--etcd sets it)"},
+    {"store.etcd.request.timeout.ms", "int", "5000", "longest one etcd request may take before it is retried on the next endpoint or fails"},
+    {"store.etcd.tls.ca", "string", "", "PEM file of the CA that signed etcd's certificate; empty = verify with the system's CAs (https endpoints only)"},
+    {"store.etcd.tls.cert", "string", "", "PEM client certificate for etcd; empty = none"},
+    {"store.etcd.tls.key", "string", "", "PEM private key of store.etcd.tls.cert"},
+    {"store.etcd.user", "string", "", "etcd user name; empty = no authentication"},
+    {"store.etcd.password", "string", "", "password of store.etcd.user"},
+    {"master.id", "string", "", "this master's id in masters/<id>; empty = <host name>-<pid>"},
+    {"master.lease.ttl.secs", "int", "5", "TTL of a master's lease; a standby takes over within about this long after the leader dies"},
+    {"master.api.listen", "string", "127.0.0.1:6627", "address and port of the master's HTTP API"},
+    {"master.api.max.body.bytes", "int", "67108864", "largest HTTP request body the API accepts (a topology package)"},
+    {"master.api.max.connections", "int", "64", "most HTTP connections the API serves at once"},
+    {"master.api.timeout.secs", "int", "30", "an idle or slow HTTP connection is closed after this many seconds"},
+    {"node.id", "string", "", "this node's id in nodes/<id>; empty = the host name (--node-id sets it)"},
+    {"node.labels", "string", "", "labels of this node for scheduling, comma separated key=value"},
+    {"node.lease.ttl.secs", "int", "10", "TTL of a node's lease; the master reassigns a node's workers once it expires"},
+    {"node.report.interval.secs", "int", "3", "how often a node sends its workers' counters to the leader's API"},
+    {"client.timeout.secs", "int", "10", "longest a client command (submit, list, kill...) waits for etcd or the master"},
 };
 #define NKNOWN (sizeof known / sizeof known[0])
 
@@ -85,6 +103,14 @@ static const key_rule rules[] = {
     {"task.cleanup.timeout.sec", 0, SECS_MAX, NULL},
     {"supervisor.worker.restart.delay.ms", 0, SECS_MAX, NULL},
     {"supervisor.worker.start.timeout.secs", 1, SECS_MAX, NULL},
+    {"store.etcd.request.timeout.ms", 100, SECS_MAX, NULL},
+    {"master.lease.ttl.secs", 2, 3600, NULL},
+    {"master.api.max.body.bytes", 1024, INT32_MAX, NULL},
+    {"master.api.max.connections", 1, 65535, NULL},
+    {"master.api.timeout.secs", 1, 3600, NULL},
+    {"node.lease.ttl.secs", 2, 3600, NULL},
+    {"node.report.interval.secs", 1, 3600, NULL},
+    {"client.timeout.secs", 1, 3600, NULL},
 };
 
 const conf_key_info *conf_known_keys(size_t *n) {
