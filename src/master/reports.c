@@ -1,0 +1,176 @@
+/*
+ * reports: node reports in memory (see reports.h). One JSON object:
+ * node id -> {"time", "workers": {"<topology-id>:<port>": kept report}}.
+ */
+#include "master/reports.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "master/records.h"
+
+#define COUNTER_MAX (INT64_MAX / 4) /* sums of many stay representable */
+
+struct reports {
+    json_t *nodes;
+};
+
+static const char *const worker_states[] = {"starting", "running", "restarting", "failed", "stopping", NULL};
+static const char *const task_kinds[] = {"spout", "bolt", "acker", NULL};
+
+reports *reports_new(void) {
+    reports *r = calloc(1, sizeof *r);
+    if (r && !(r->nodes = json_object())) {
+        free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+void reports_free(reports *r) {
+    if (!r) return;
+    json_decref(r->nodes);
+    free(r);
+}
+
+void reports_clear(reports *r) { json_object_clear(r->nodes); }
+
+__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static bool one_of(const char *s, const char *const *set) {
+    for (; s && *set; set++)
+        if (strcmp(s, *set) == 0) return true;
+    return false;
+}
+
+/* Is worker tid:port on node in the assignment? */
+static bool assigned_here(const json_t *a, const char *node, long long port) {
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(a, "workers"), i, w) {
+        if (rec_int(w, "port") == port && strcmp(rec_str(w, "node"), node) == 0) return true;
+    }
+    return false;
+}
+
+/* Checks one task's counters; the kept copy in *out (new reference). */
+static int check_task(const json_t *t, long long ntasks, json_t **out, char *err, size_t errlen) {
+    json_t *task = json_object_get(t, "task");
+    const char *comp = rec_str(t, "component"), *kind = rec_str(t, "kind");
+    if (!json_is_integer(task) || json_integer_value(task) < 1 || json_integer_value(task) > ntasks)
+        return bad(err, errlen, "bad \"task\"");
+    if (!comp || strlen(comp) > REC_MAX_ID || !one_of(kind, task_kinds))
+        return bad(err, errlen, "task %lld: bad \"component\" or \"kind\"", (long long)json_integer_value(task));
+    static const char *const counters[] = {"emitted", "acked", "failed"};
+    json_int_t vals[3];
+    for (int i = 0; i < 3; i++) {
+        json_t *c = json_object_get(t, counters[i]);
+        if (!c) {
+            vals[i] = 0;
+            continue;
+        }
+        if (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > COUNTER_MAX)
+            return bad(err, errlen, "task %lld: \"%s\" is not a non-negative integer",
+                       (long long)json_integer_value(task), counters[i]);
+        vals[i] = json_integer_value(c);
+    }
+    *out = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I}", "task", json_integer_value(task), "component", comp, "kind",
+                     kind, "emitted", vals[0], "acked", vals[1], "failed", vals[2]);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* Checks worker entry w; the kept copy goes into kept["tid:port"] when the
+ * assignments place it on node. */
+static int check_worker(mstate *st, const char *node, const json_t *w, size_t idx, json_t *kept, int64_t now,
+                        char *err, size_t errlen) {
+    const char *tid = rec_str(w, "topology_id"), *state = rec_str(w, "state");
+    json_t *port = json_object_get(w, "port"), *hb = json_object_get(w, "heartbeat");
+    if (!tid || strlen(tid) > REC_MAX_ID || !json_is_integer(port) || json_integer_value(port) < 1 ||
+        json_integer_value(port) > 65535)
+        return bad(err, errlen, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
+    if (state && !one_of(state, worker_states)) return bad(err, errlen, "workers[%zu]: bad \"state\"", idx);
+    json_t *tasks = json_object_get(hb, "tasks");
+    if (!json_is_object(hb) || !json_is_array(tasks))
+        return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"tasks\" array", idx);
+    json_t *topo = mstate_topology_by_id(st, tid);
+    json_t *a = json_object_get(mstate_map(st, MSTATE_ASSIGNMENTS), tid);
+    if (!topo || !a || !assigned_here(a, node, json_integer_value(port))) return 0; /* not ours to keep */
+    long long ntasks = rec_int(topo, "ntasks");
+    if ((long long)json_array_size(tasks) > ntasks) return bad(err, errlen, "workers[%zu]: too many tasks", idx);
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        json_t *one = NULL;
+        char terr[200];
+        int rc = out ? check_task(t, ntasks, &one, terr, sizeof terr) : -ENOMEM;
+        if (rc == 0 && json_array_append_new(out, one) != 0) rc = -ENOMEM;
+        if (rc != 0) {
+            json_decref(out);
+            return rc == -ENOMEM ? rc : bad(err, errlen, "workers[%zu]: %s", idx, terr);
+        }
+    }
+    json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "tasks", out);
+    if (rec && state) json_object_set_new(rec, "state", json_string(state));
+    char key[REC_MAX_ID + 16];
+    snprintf(key, sizeof key, "%s:%lld", tid, (long long)json_integer_value(port));
+    if (!rec || json_object_set_new(kept, key, rec) != 0) return -ENOMEM;
+    return 1;
+}
+
+int reports_put(reports *r, mstate *st, const char *node, const void *body, size_t len, int64_t now, char *err,
+                size_t errlen) {
+    if (!json_object_get(mstate_map(st, MSTATE_NODES), node)) {
+        snprintf(err, errlen, "unknown node '%s'", node);
+        return -ENOENT;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(body, len, 0, &je);
+    if (!v) return bad(err, errlen, "bad JSON: %s", je.text);
+    const char *vnode = rec_str(v, "node");
+    json_t *workers = json_object_get(v, "workers");
+    int rc = 0;
+    if (!vnode || strcmp(vnode, node) != 0) rc = bad(err, errlen, "\"node\" is not the path's node");
+    else if (!json_is_array(workers) || json_array_size(workers) > REC_MAX_SLOTS)
+        rc = bad(err, errlen, "\"workers\" is not an array of at most %d entries", REC_MAX_SLOTS);
+    json_t *kept = rc == 0 ? json_object() : NULL;
+    if (rc == 0 && !kept) rc = -ENOMEM;
+    size_t i;
+    json_t *w;
+    int nkept = 0;
+    if (rc == 0) {
+        json_array_foreach(workers, i, w) {
+            rc = check_worker(st, node, w, i, kept, now, err, errlen);
+            if (rc < 0) break;
+            nkept += rc;
+            rc = 0;
+        }
+    }
+    json_decref(v);
+    if (rc == 0) {
+        json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "workers", kept);
+        if (!rec || json_object_set_new(r->nodes, node, rec) != 0) return -ENOMEM;
+        return nkept;
+    }
+    json_decref(kept);
+    return rc;
+}
+
+const json_t *reports_worker(const reports *r, const char *node, const char *tid, int port) {
+    char key[REC_MAX_ID + 16];
+    snprintf(key, sizeof key, "%s:%d", tid, port);
+    return json_object_get(json_object_get(json_object_get(r->nodes, node), "workers"), key);
+}
+
+int64_t reports_node_time(const reports *r, const char *node) {
+    return rec_int(json_object_get(r->nodes, node), "time");
+}
