@@ -164,6 +164,11 @@ static void on_get(void *arg, const store_result *r) {
 static void on_txn(void *arg, const store_result *r) {
     election *e = arg;
     if (answer_stale(e)) return;
+    if (r->err == SD_ELEASE_LOST) { /* follow until the owner has a new lease */
+        e->lease = 0;
+        submit(e);
+        return;
+    }
     if (r->err) {
         retry_later(e, r->err, "campaigning");
         return;
