@@ -40,7 +40,7 @@
 typedef struct master {
     master_ctx c;
     uv_loop_t loop;
-    routes *routes;
+    api_routes *routes;
     uv_signal_t sigint, sigterm;
     uv_timer_t register_timer; /* re-puts masters/<id> after a failure */
     uv_timer_t stop_timer;     /* stop: revocation deadline, then waiting for the thread pool */
@@ -61,7 +61,8 @@ static void leader_end(master *ms) {
     reports_clear(m->reports);
     json_object_clear(m->pending_assign);
     life_term_changed(m->life);
-    log_warn("no longer the leader");
+    if (m->stopping) log_info("no longer the leader");
+    else log_warn("no longer the leader");
 }
 
 static void on_election(void *arg, bool leader) {
@@ -179,7 +180,7 @@ static void begin_stop(master *ms, const char *why) {
     leader_end(ms);
     gwrite_cancel_all(m);
     life_abort(m->life);
-    routes_abort(ms->routes);
+    api_routes_abort(ms->routes);
     uv_timer_stop(&ms->register_timer);
     int64_t lease = m->keeper ? lease_keeper_lease(m->keeper) : 0;
     if (lease > 0 && store_lease_revoke(m->st, lease, on_revoked, ms) == 0) {
@@ -256,7 +257,7 @@ static int setup(master *ms) {
     m->reports = reports_new();
     m->life = life_new(m);
     m->state = m->st ? mstate_new(&ms->loop, m->st, m->cluster, on_state_change, ms) : NULL;
-    ms->routes = routes_new(m);
+    ms->routes = api_routes_new(m);
     if (!m->st || !m->pending_assign || !m->reports || !m->life || !m->state || !ms->routes) {
         log_error("cannot start: %s", m->st ? "out of memory" : "bad store.etcd.* settings");
         return -EINVAL;
@@ -269,7 +270,7 @@ static int setup(master *ms) {
         .timeout_secs = (unsigned)conf_int(c, "master.api.timeout.secs"),
     };
     int err = 0;
-    m->api = api_server_start(&ms->loop, &ao, routes_handle, ms->routes, &err);
+    m->api = api_server_start(&ms->loop, &ao, api_routes_handle, ms->routes, &err);
     if (!m->api) {
         log_error("master.api.listen %s: %s", listen, sd_strerror(err));
         return err ? err : -EINVAL;
@@ -321,7 +322,7 @@ int master_run(const conf *c) {
         close_all(ms);
     }
     uv_run(&ms->loop, UV_RUN_DEFAULT);
-    routes_free(ms->routes);
+    api_routes_free(ms->routes);
     reports_free(m->reports);
     json_decref(m->pending_assign);
     int rc = uv_loop_close(&ms->loop);

@@ -52,12 +52,26 @@ static bool one_of(const char *s, const char *const *set) {
     return false;
 }
 
-/* Is worker tid:port on node in the assignment? */
-static bool assigned_here(const json_t *a, const char *node, long long port) {
+/* The assignment's entry for worker node:port, or NULL. */
+static json_t *assigned_here(const json_t *a, const char *node, long long port) {
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(a, "workers"), i, w) {
-        if (rec_int(w, "port") == port && strcmp(rec_str(w, "node"), node) == 0) return true;
+        if (rec_int(w, "port") == port && strcmp(rec_str(w, "node"), node) == 0) return w;
+    }
+    return NULL;
+}
+
+/* Is task in the worker's tasks (ascending, as the leader writes them)? */
+static bool runs_task(const json_t *w, long long task) {
+    json_t *tasks = json_object_get(w, "tasks");
+    size_t lo = 0, hi = json_array_size(tasks);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        long long t = json_integer_value(json_array_get(tasks, mid));
+        if (t == task) return true;
+        if (t < task) lo = mid + 1;
+        else hi = mid;
     }
     return false;
 }
@@ -103,7 +117,8 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
         return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"tasks\" array", idx);
     json_t *topo = mstate_topology_by_id(st, tid);
     json_t *a = json_object_get(mstate_map(st, MSTATE_ASSIGNMENTS), tid);
-    if (!topo || !a || !assigned_here(a, node, json_integer_value(port))) return 0; /* not ours to keep */
+    json_t *mine = topo && a ? assigned_here(a, node, json_integer_value(port)) : NULL;
+    if (!mine) return 0; /* not ours to keep */
     long long ntasks = rec_int(topo, "ntasks");
     if ((long long)json_array_size(tasks) > ntasks) return bad(err, errlen, "workers[%zu]: too many tasks", idx);
     json_t *out = json_array();
@@ -113,6 +128,11 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
         json_t *one = NULL;
         char terr[200];
         int rc = out ? check_task(t, ntasks, &one, terr, sizeof terr) : -ENOMEM;
+        /* counters of a task this worker does not run (an older assignment) would count twice */
+        if (rc == 0 && !runs_task(mine, rec_int(one, "task"))) {
+            json_decref(one);
+            continue;
+        }
         if (rc == 0 && json_array_append_new(out, one) != 0) rc = -ENOMEM;
         if (rc != 0) {
             json_decref(out);

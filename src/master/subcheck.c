@@ -54,7 +54,7 @@ static json_t *components_json(const topology *t) {
 }
 
 static void check_topology(const char *dir, subcheck *c) {
-    char path[PATH_MAX], err[1024];
+    char path[PATH_MAX + sizeof PACKAGE_TOPOLOGY_NAME + 1], err[1024];
     snprintf(path, sizeof path, "%s/%s", dir, PACKAGE_TOPOLOGY_NAME);
     /* Validation only: user libraries must not be loaded (and their code
      * run) in the master. Until topology_load_opts(..., TOPO_NO_LIBRARY,

@@ -1,5 +1,5 @@
 /*
- * routes: request dispatch (see routes.h). A path is split into segments,
+ * api_routes: request dispatch (see routes.h). A path is split into segments,
  * matched against the table of endpoints (404 when none matches, 405 for
  * a known path with another method), then a standby redirects what only
  * the leader answers. Store reads made for an answer ("lookups") are kept
@@ -28,7 +28,7 @@ typedef enum { L_CLUSTER, L_MASTERS, L_TOPOLOGY } lookup_kind;
 enum { P_MASTERS, P_NODES, P_TOPOLOGIES, P_ASSIGNMENTS, P_WORKERS, P_N };
 
 typedef struct lookup {
-    routes *r;
+    api_routes *r;
     api_request *req;
     lookup_kind kind;
     int step;           /* the prefix being listed */
@@ -38,13 +38,13 @@ typedef struct lookup {
     struct lookup *prev, *next;
 } lookup;
 
-struct routes {
+struct api_routes {
     master_ctx *m;
     lookup *lookups;
 };
 
-routes *routes_new(master_ctx *m) {
-    routes *r = calloc(1, sizeof *r);
+api_routes *api_routes_new(master_ctx *m) {
+    api_routes *r = calloc(1, sizeof *r);
     if (r) r->m = m;
     return r;
 }
@@ -52,7 +52,7 @@ routes *routes_new(master_ctx *m) {
 /* ---- lookups: answers that need a store read ------------------------------------------ */
 
 static void lookup_free(lookup *k) {
-    routes *r = k->r;
+    api_routes *r = k->r;
     if (k->in_flight) store_cancel(r->m->st, k);
     if (k->prev) k->prev->next = k->next;
     else r->lookups = k->next;
@@ -185,7 +185,7 @@ static void list_next(lookup *k) {
     }
 }
 
-static void start_lookup(routes *r, api_request *req, lookup_kind kind, const char *name) {
+static void start_lookup(api_routes *r, api_request *req, lookup_kind kind, const char *name) {
     lookup *k = calloc(1, sizeof *k);
     if (!k) {
         api_respond_error(req, 500, "out of memory");
@@ -200,21 +200,21 @@ static void start_lookup(routes *r, api_request *req, lookup_kind kind, const ch
 
 /* ---- leader-only endpoints -------------------------------------------------------------- */
 
-static void get_nodes(routes *r, api_request *req) {
+static void get_nodes(api_routes *r, api_request *req) {
     mstate *st = r->m->state;
     json_t *body = view_nodes(mstate_map(st, MSTATE_NODES), mstate_map(st, MSTATE_ASSIGNMENTS), r->m->reports);
     if (body) api_respond_json(req, 200, body);
     else api_respond_error(req, 500, "out of memory");
 }
 
-static void get_topologies(routes *r, api_request *req) {
+static void get_topologies(api_routes *r, api_request *req) {
     mstate *st = r->m->state;
     json_t *body = view_topologies(mstate_map(st, MSTATE_TOPOLOGIES), mstate_map(st, MSTATE_ASSIGNMENTS));
     if (body) api_respond_json(req, 200, body);
     else api_respond_error(req, 500, "out of memory");
 }
 
-static void post_report(routes *r, api_request *req, const char *node) {
+static void post_report(api_routes *r, api_request *req, const char *node) {
     size_t len = 0;
     const void *body = api_body(req, &len);
     char err[300];
@@ -266,8 +266,8 @@ static bool method_ok(const char *methods, const char *method) {
     return false;
 }
 
-void routes_handle(void *arg, api_request *req) {
-    routes *r = arg;
+void api_routes_handle(void *arg, api_request *req) {
+    api_routes *r = arg;
     master_ctx *m = r->m;
     char buf[1024], *segs[MAX_SEGS + 1];
     int n = api_split_path(api_path(req), buf, sizeof buf, segs, MAX_SEGS + 1);
@@ -320,7 +320,7 @@ void routes_handle(void *arg, api_request *req) {
     }
 }
 
-void routes_abort(routes *r) {
+void api_routes_abort(api_routes *r) {
     while (r->lookups) {
         lookup *k = r->lookups;
         api_respond_error(k->req, 503, "the master is stopping");
@@ -328,7 +328,7 @@ void routes_abort(routes *r) {
     }
 }
 
-void routes_free(routes *r) {
+void api_routes_free(api_routes *r) {
     if (!r) return;
     while (r->lookups) lookup_free(r->lookups);
     free(r);

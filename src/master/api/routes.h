@@ -1,5 +1,5 @@
 /*
- * routes: the master's HTTP API endpoints (under /api/v1/), the handler
+ * api_routes: the master's HTTP API endpoints (under /api/v1/), the handler
  * given to api_server_start. Any master answers GET cluster and masters;
  * the leader answers everything else, a standby redirects it to the
  * leader's API (503 while no leader is known). Answers that need the
@@ -17,13 +17,13 @@
 #include "master/api/api_server.h"
 #include "master/master_ctx.h"
 
-typedef struct routes routes;
+typedef struct api_routes api_routes;
 
-routes *routes_new(master_ctx *m); /* NULL on allocation failure */
+api_routes *api_routes_new(master_ctx *m); /* NULL on allocation failure */
 /* The api_handler: arg is the routes. */
-void routes_handle(void *arg, api_request *req);
+void api_routes_handle(void *arg, api_request *req);
 /* Shutdown: answers 503 to every request waiting on the store. */
-void routes_abort(routes *r);
-void routes_free(routes *r);
+void api_routes_abort(api_routes *r);
+void api_routes_free(api_routes *r);
 
 #endif
