@@ -56,10 +56,8 @@ static json_t *components_json(const topology *t) {
 static void check_topology(const char *dir, subcheck *c) {
     char path[PATH_MAX + sizeof PACKAGE_TOPOLOGY_NAME + 1], err[1024];
     snprintf(path, sizeof path, "%s/%s", dir, PACKAGE_TOPOLOGY_NAME);
-    /* Validation only: user libraries must not be loaded (and their code
-     * run) in the master. Until topology_load_opts(..., TOPO_NO_LIBRARY,
-     * ...) exists this loads them as a worker would. */
-    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    /* validation only: user libraries are not opened (their code is not run here) */
+    topology *t = topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, err, sizeof err);
     if (!t) {
         strip_dir(err, dir);
         refuse(c, 400, "%s", err);
