@@ -147,6 +147,18 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     return 1;
 }
 
+/* Forgets nodes that are gone (their lease ended), once there are more
+ * reporting nodes than live ones. */
+static void prune(reports *r, mstate *st) {
+    json_t *live = mstate_map(st, MSTATE_NODES);
+    if (json_object_size(r->nodes) <= json_object_size(live)) return;
+    const char *node;
+    json_t *v, *tmp;
+    json_object_foreach_safe(r->nodes, tmp, node, v) {
+        if (!json_object_get(live, node)) json_object_del(r->nodes, node);
+    }
+}
+
 int reports_put(reports *r, mstate *st, const char *node, const void *body, size_t len, int64_t now, char *err,
                 size_t errlen) {
     if (!json_object_get(mstate_map(st, MSTATE_NODES), node)) {
@@ -177,6 +189,7 @@ int reports_put(reports *r, mstate *st, const char *node, const void *body, size
     }
     json_decref(v);
     if (rc == 0) {
+        prune(r, st);
         json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "workers", kept);
         if (!rec || json_object_set_new(r->nodes, node, rec) != 0) return -ENOMEM;
         return nkept;
