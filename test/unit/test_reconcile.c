@@ -67,6 +67,20 @@ static bool run_until(fixture *f, const bool *flag) {
     return *flag;
 }
 
+static void on_put_counted(void *arg, const store_result *r) {
+    assert_int_equal(r->err, 0);
+    (*(int *)arg)--;
+}
+
+/* many puts at once; waits for all of them */
+static void put_many(fixture *f, char (*keys)[64], char (*values)[400], int n) {
+    int left = n;
+    for (int i = 0; i < n; i++) assert_int_equal(store_put(f->s, keys[i], values[i], 0, on_put_counted, &left), 0);
+    uint64_t end = uv_now(&f->loop) + WAIT_MS;
+    while (left > 0 && uv_now(&f->loop) < end) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(left, 0);
+}
+
 static void settle(fixture *f) {
     for (int i = 0; i < 30; i++) uv_run(&f->loop, UV_RUN_NOWAIT);
 }
@@ -273,22 +287,26 @@ static double now_s(void) {
 static void test_cluster_scale(void **state) {
     fixture *f = *state;
     put(f, "topologies/wc", NULL);
+    char(*keys)[64] = calloc(1600, sizeof *keys);
+    char(*values)[400] = calloc(1600, sizeof *values);
+    assert_non_null(keys);
+    assert_non_null(values);
     for (int i = 0; i < 1200; i++) {
-        char key[64], value[160];
-        snprintf(key, sizeof key, "nodes/node%04d", i);
-        snprintf(value, sizeof value, "{\"id\":\"node%04d\",\"host\":\"10.0.%d.%d\",\"slots\":[6700,6701,6702,6703]}", i,
-                 i / 250, i % 250);
-        put(f, key, value);
+        snprintf(keys[i], sizeof keys[i], "/streamd/t/nodes/node%04d", i);
+        snprintf(values[i], sizeof values[i],
+                 "{\"id\":\"node%04d\",\"host\":\"10.0.%d.%d\",\"slots\":[6700,6701,6702,6703]}", i, i / 250,
+                 i % 250);
     }
     for (int i = 0; i < 400; i++) {
-        char key[64], value[400];
-        snprintf(key, sizeof key, "topologies/t%03d", i);
-        snprintf(value, sizeof value,
+        snprintf(keys[1200 + i], sizeof keys[0], "/streamd/t/topologies/t%03d", i);
+        snprintf(values[1200 + i], sizeof values[0],
                  "{\"name\":\"t%03d\",\"id\":\"t%03d-1-00000000\",\"status\":\"active\",\"package\":\"" PKG
                  "\",\"workers\":12,\"ntasks\":40,\"conf\":{\"topology.workers\":\"12\"},\"submit_time\":%d}",
                  i, i, 100 + i);
-        put(f, key, value);
     }
+    put_many(f, keys, values, 1600);
+    free(keys);
+    free(values);
     lead(f, 0);
     double t0 = now_s();
     assert_int_equal(pass(f, 0), 400);
