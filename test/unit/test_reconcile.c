@@ -40,7 +40,11 @@ static void on_leader(void *arg, bool leader) {
     else mstate_stop(m->state);
 }
 
-static void on_state(void *arg) { (void)arg; }
+static int state_changes;
+static void on_state(void *arg) {
+    (void)arg;
+    state_changes++;
+}
 
 typedef struct answer {
     bool done;
@@ -321,11 +325,34 @@ static void test_cluster_scale(void **state) {
     json_decref(a);
 }
 
+/* A watch that cannot start where the list left off (the history is gone)
+ * ends with RESYNC: the feed is listed again and misses nothing. */
+static void test_resync(void **state) {
+    fixture *f = *state;
+    mstate *st = f->m[0].state;
+    mstate_start(st); /* the lists are answered at today's revision ... */
+    enum { N = 9000 };  /* ... and more changes than the store's history holds follow at once */
+    static char keys[N][64], values[N][400];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "/streamd/t/nodes/x%05d", i);
+        snprintf(values[i], sizeof values[i], "{\"id\":\"x%05d\",\"host\":\"h\",\"slots\":[1]}", i);
+    }
+    state_changes = 0;
+    put_many(f, keys, values, N);
+    uint64_t end = uv_now(&f->loop) + WAIT_MS;
+    while ((!mstate_synced(st) || json_object_size(mstate_map(st, MSTATE_NODES)) < N + 2) && uv_now(&f->loop) < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(json_object_size(mstate_map(st, MSTATE_NODES)), N + 2);
+    assert_true(state_changes < 100); /* relisted, not fed event by event */
+    mstate_stop(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_assign_and_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_and_removal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_scale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
