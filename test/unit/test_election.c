@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "master/election.h"
+#include "store/faulty_store.h"
 #include "store/memstore.h"
 
 #define WAIT_MS 3000
@@ -245,12 +246,95 @@ static void test_follower_without_lease(void **state) {
     assert_int_equal(f->b.wins, 0);
 }
 
+/* ---- with faults ------------------------------------------------------------------ */
+
+typedef struct faulty {
+    store *fs;
+    cand c;
+} faulty;
+
+static void faulty_start(fixture *f, faulty *x, const char *id) {
+    x->fs = faulty_store_new(&f->loop, f->s);
+    assert_non_null(x->fs);
+    election_options o = {.cluster = "t", .id = id, .host = "hc", .api = "http://hc:3", .retry_ms = 50};
+    x->c.e = election_new(&f->loop, x->fs, &o, on_change, &x->c);
+    assert_non_null(x->c.e);
+}
+
+static void faulty_stop(faulty *x) {
+    election_free(x->c.e);
+    store_free(x->fs); /* the fixture's teardown turns the loop */
+}
+
+/* The campaign's txn went through but its answer was lost: the election
+ * finds its own key on its own lease and leads. */
+static void test_lost_answer_still_leads(void **state) {
+    fixture *f = *state;
+    faulty x = {0};
+    faulty_start(f, &x, "c");
+    faulty_store_fail_ops(x.fs, FAULTY_OP_TXN, FAULTY_AFTER, -ETIMEDOUT, 1);
+    election_set_lease(x.c.e, grant(f));
+    assert_true(run_until(f, &x.c.leader));
+    answer k;
+    get_leader_key(f, &k);
+    assert_int_equal(k.r.nkvs, 1);
+    assert_non_null(strstr(k.value, "\"id\":\"c\""));
+    store_cmp g;
+    assert_int_equal(election_guard(x.c.e, &g), 0);
+    assert_true(guarded_put(f, &g, "{}"));
+    assert_int_equal(x.c.wins, 1);
+    faulty_stop(&x);
+}
+
+/* A store that refuses connections: no leader; once it is back, one. */
+static void test_store_down_then_back(void **state) {
+    fixture *f = *state;
+    faulty x = {0};
+    faulty_start(f, &x, "c");
+    int64_t lease = grant(f);
+    faulty_store_fail(x.fs, -ECONNREFUSED, FAULTY_ALWAYS);
+    election_set_lease(x.c.e, lease);
+    uint64_t end = uv_now(&f->loop) + 300;
+    while (uv_now(&f->loop) < end) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_false(x.c.leader);
+    assert_true(faulty_store_count(x.fs, FAULTY_OP_TXN | FAULTY_OP_GET) >= 2); /* it kept trying */
+    faulty_store_heal(x.fs);
+    assert_true(run_until(f, &x.c.leader));
+    faulty_stop(&x);
+}
+
+/* A follower whose watch ends with RESYNC reads the key again and keeps
+ * following: it takes over when the leader goes. */
+static void test_follower_resync(void **state) {
+    fixture *f = *state;
+    faulty x = {0};
+    faulty_start(f, &x, "c");
+    int64_t la = grant(f);
+    election_set_lease(f->a.e, la);
+    assert_true(run_until(f, &f->a.leader));
+    election_set_lease(x.c.e, grant(f));
+    wait_known(f, x.c.e, "a");
+    unsigned long gets = faulty_store_count(x.fs, FAULTY_OP_GET);
+    faulty_store_lose_watches(x.fs);
+    uint64_t end = uv_now(&f->loop) + WAIT_MS;
+    while (faulty_store_count(x.fs, FAULTY_OP_GET) == gets && uv_now(&f->loop) < end) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(faulty_store_count(x.fs, FAULTY_OP_GET) > gets); /* read again */
+    wait_known(f, x.c.e, "a");
+    assert_false(x.c.leader);
+    revoke_lease(f, la);
+    assert_true(run_until(f, &x.c.leader));
+    faulty_stop(&x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_leads_then_the_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_loss_steps_down_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_key_is_won_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower_without_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_answer_still_leads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_down_then_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower_resync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
