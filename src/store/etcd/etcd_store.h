@@ -1,6 +1,6 @@
 /*
- * etcd_store: store.h over etcd's v3 JSON gateway (etcd 3.4: /v3/kv/*,
- * /v3/lease/*, /v3/watch), with libcurl's multi-socket interface driven by
+ * etcd_store: store.h over etcd's v3 JSON gateway (etcd 3.4: /v3/kv/...,
+ * /v3/lease/..., /v3/watch), with libcurl's multi-socket interface driven by
  * the owner's libuv loop, so no request ever blocks the loop. Several
  * endpoints with failover, a timeout on every request, optional TLS and
  * user/password authentication.
