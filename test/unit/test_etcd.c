@@ -13,41 +13,24 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/conf.h"
+#include "etcd_env.h"
 #include "store/etcd/etcd_json.h"
 #include "store/etcd/etcd_store.h"
 #include "store/store_sync.h"
 
-/* ---- processes, ports, time ------------------------------------------------ */
-
 static uv_loop_t loop;
 static char tmp_root[64];
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static char tls_dir[128]; /* "" without the openssl tool */
+static etcd_proc main_etcd;
 
 /* runs the loop for ms (store_sync_wait on a flag that never flips) */
 static void pump(int ms) {
@@ -57,159 +40,10 @@ static void pump(int ms) {
 
 #define WAIT_FOR(cond, ms)                                                                                             \
     do {                                                                                                               \
-        uint64_t dl_ = now_ms() + (ms);                                                                                \
-        while (!(cond) && now_ms() < dl_) pump(10);                                                                    \
+        uint64_t dl_ = env_now_ms() + (ms);                                                                            \
+        while (!(cond) && env_now_ms() < dl_) pump(10);                                                                \
         assert_true(cond);                                                                                             \
     } while (0)
-
-/* A port of 24100-24199 that binds now and was not handed out before. */
-static int pick_port(void) {
-    static bool given[100];
-    for (int i = 0; i < 100; i++) {
-        if (given[i]) continue;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(24100 + i))};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
-        close(fd);
-        given[i] = true;
-        if (rc == 0) return 24100 + i;
-    }
-    fail_msg("no free port in 24100-24199");
-    return -1;
-}
-
-typedef struct etcd_proc {
-    pid_t pid;
-    int port, peer;
-    bool tls;
-    char dir[128], url[64];
-} etcd_proc;
-
-static etcd_proc main_etcd;
-static etcd_proc *started[8]; /* stopped by the group teardown if a test fails */
-static char tls_dir[128]; /* ca.crt, server.*, client.*; "" without openssl */
-
-static void etcd_init(etcd_proc *e, const char *name, bool tls) {
-    memset(e, 0, sizeof *e);
-    e->port = pick_port();
-    e->peer = pick_port();
-    e->tls = tls;
-    snprintf(e->dir, sizeof e->dir, "%s/%s", tmp_root, name);
-    snprintf(e->url, sizeof e->url, "%s://127.0.0.1:%d", tls ? "https" : "http", e->port);
-}
-
-static bool etcd_healthy(const etcd_proc *e) {
-    char url[128], body[256] = "";
-    snprintf(url, sizeof url, "%s/health", e->url);
-    CURL *h = curl_easy_init();
-    FILE *f = fmemopen(body, sizeof body - 1, "w");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    char ca[192], cert[192], key[192];
-    if (e->tls) {
-        snprintf(ca, sizeof ca, "%s/ca.crt", tls_dir);
-        snprintf(cert, sizeof cert, "%s/client.crt", tls_dir);
-        snprintf(key, sizeof key, "%s/client.key", tls_dir);
-        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-        curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
-        curl_easy_setopt(h, CURLOPT_SSLKEY, key);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    fclose(f);
-    return rc == CURLE_OK && strstr(body, "\"health\":\"true\"") != NULL;
-}
-
-static void etcd_start(etcd_proc *e) {
-    char data[192], logf[192], client[64], peer[64], cluster[96];
-    char ca[192], cert[192], key[192];
-    mkdir(e->dir, 0700);
-    snprintf(data, sizeof data, "%s/data", e->dir);
-    snprintf(logf, sizeof logf, "%s/etcd.log", e->dir);
-    snprintf(client, sizeof client, "%s", e->url);
-    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", e->peer);
-    snprintf(cluster, sizeof cluster, "default=%s", peer);
-    snprintf(ca, sizeof ca, "%s/ca.crt", tls_dir);
-    snprintf(cert, sizeof cert, "%s/server.crt", tls_dir);
-    snprintf(key, sizeof key, "%s/server.key", tls_dir);
-    const char *argv[32] = {"etcd", "--name", "default", "--data-dir", data, "--listen-client-urls", client,
-                            "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                            "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster};
-    int n = 15;
-    if (e->tls) {
-        const char *more[] = {"--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca, "--client-cert-auth"};
-        for (size_t i = 0; i < sizeof more / sizeof *more; i++) argv[n++] = more[i];
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no etcd outlives a crashed test */
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execvp("etcd", (char **)argv);
-        _exit(127);
-    }
-    e->pid = pid;
-    for (int i = 0; i < 8; i++)
-        if (!started[i] || started[i] == e) {
-            started[i] = e;
-            break;
-        }
-    uint64_t deadline = now_ms() + 30000;
-    while (!etcd_healthy(e)) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("etcd exited; see %s", logf);
-        if (now_ms() > deadline) fail_msg("etcd not healthy within 30 s; see %s", logf);
-        usleep(100 * 1000);
-    }
-}
-
-static void etcd_stop(etcd_proc *e) {
-    if (e->pid <= 0) return;
-    kill(e->pid, SIGTERM);
-    uint64_t deadline = now_ms() + 10000;
-    int st;
-    while (waitpid(e->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(e->pid, SIGKILL);
-            waitpid(e->pid, &st, 0);
-            break;
-        }
-        usleep(20 * 1000);
-    }
-    e->pid = 0;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-/* POST body to path of e with a blocking curl (test side only) */
-static void etcd_post(const etcd_proc *e, const char *path, const char *body) {
-    char url[128];
-    snprintf(url, sizeof url, "%s%s", e->url, path);
-    CURL *h = curl_easy_init();
-    FILE *devnull = fopen("/dev/null", "w");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, devnull);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    long status = 0;
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    assert_int_equal(status, 200);
-    curl_easy_cleanup(h);
-    fclose(devnull);
-}
 
 /* ---- capturing results and events ---------------------------------------- */
 
@@ -328,6 +162,12 @@ static void test_put_get_list(void **state) {
     int64_t r3 = x.revision;
     assert_true(r1 < r2 && r2 < r3);
     assert_int_equal(store_put_bytes(s, "/t1/d", big, big_len + 1, 0, on_res, &x), -EMSGSIZE);
+    /* two values at the limit make a request etcd refuses */
+    store_op two_big[] = {{.type = STORE_OP_PUT, .key = "/t1/d", .value = big, .value_len = big_len},
+                          {.type = STORE_OP_PUT, .key = "/t1/e", .value = big, .value_len = big_len}};
+    store_txn too_big = {.then = two_big, .nthen = 2};
+    SUBMIT(&x, store_commit(s, &too_big, on_res, &x));
+    assert_int_equal(x.err, -EMSGSIZE);
 
     SUBMIT(&x, store_get(s, "/t1/b", on_res, &x));
     assert_int_equal(x.err, 0);
@@ -477,11 +317,11 @@ static void test_lease(void **state) {
     SUBMIT(&x, store_lease_grant(s, 2, on_res, &x));
     lease = x.lease;
     SUBMIT(&x, store_put(s, "/t4/short", "x", lease, on_res, &x));
-    uint64_t deadline = now_ms() + 15000;
+    uint64_t deadline = env_now_ms() + 15000;
     do {
         pump(200);
         SUBMIT(&x, store_get(s, "/t4/short", on_res, &x));
-    } while (x.nkvs > 0 && now_ms() < deadline);
+    } while (x.nkvs > 0 && env_now_ms() < deadline);
     assert_int_equal(x.nkvs, 0);
     SUBMIT(&x, store_lease_keepalive(s, lease, on_res, &x));
     assert_int_equal(x.err, SD_ELEASE_LOST);
@@ -555,11 +395,11 @@ static void test_watch_restart(void **state) {
         revs[i] = put_ok(s, k, "x");
     }
     WAIT_FOR(r.n == 4, 10000);
-    etcd_stop(&main_etcd);
+    etcd_proc_stop(&main_etcd);
     SUBMIT(&x, store_get(s, "/t7/0", on_res, &x));
     assert_int_equal(x.err, SD_EUNAVAILABLE);
     pump(500); /* the watch retries meanwhile */
-    etcd_start(&main_etcd);
+    etcd_proc_start(&main_etcd);
     for (int i = 4; i < 8; i++) {
         char k[32];
         snprintf(k, sizeof k, "/t7/%d", i);
@@ -583,7 +423,7 @@ static void test_watch_compacted(void **state) {
     for (int i = 0; i < 4; i++) last = put_ok(s, "/t8/b", "2");
     char body[64];
     snprintf(body, sizeof body, "{\"revision\":\"%lld\",\"physical\":true}", (long long)last);
-    etcd_post(&main_etcd, "/v3/kv/compaction", body);
+    etcd_proc_post(&main_etcd, "/v3/kv/compaction", body);
     wrec r = {.s = s};
     assert_int_equal(store_watch_prefix(s, "/t8/", first, on_event, &r, &r.w), 0);
     WAIT_FOR(r.n == 1, 10000);
@@ -598,7 +438,7 @@ static void test_watch_compacted(void **state) {
 static void test_failover(void **state) {
     (void)state;
     char eps[256];
-    snprintf(eps, sizeof eps, "http://127.0.0.1:%d, %s/", pick_port(), main_etcd.url);
+    snprintf(eps, sizeof eps, "http://127.0.0.1:%d, %s/", env_pick_port(), main_etcd.url);
     store *s = new_store(eps, 2000);
     res x = {0};
     put_ok(s, "/t9/a", "1");
@@ -610,7 +450,7 @@ static void test_failover(void **state) {
     store_watch_cancel(s, r.w);
     free_store(s);
 
-    snprintf(eps, sizeof eps, "http://127.0.0.1:%d,http://127.0.0.1:%d", pick_port(), pick_port());
+    snprintf(eps, sizeof eps, "http://127.0.0.1:%d,http://127.0.0.1:%d", env_pick_port(), env_pick_port());
     s = new_store(eps, 2000);
     SUBMIT(&x, store_get(s, "/t9/a", on_res, &x));
     assert_int_equal(x.err, SD_EUNAVAILABLE);
@@ -626,12 +466,8 @@ static void on_tick(uv_timer_t *t) { (*(int *)t->data)++; }
 static void test_timeout_loop_runs(void **state) {
     (void)state;
     /* a listener that never accepts: connections complete, answers never come */
-    int port = pick_port();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 16), 0);
+    int port;
+    int fd = env_silent_listener(&port);
     char eps[256];
     snprintf(eps, sizeof eps, "http://127.0.0.1:%d", port);
     store *s = new_store(eps, 400);
@@ -641,9 +477,9 @@ static void test_timeout_loop_runs(void **state) {
     tick.data = &ticks;
     uv_timer_start(&tick, on_tick, 10, 10);
     res x = {0};
-    uint64_t t0 = now_ms();
+    uint64_t t0 = env_now_ms();
     SUBMIT(&x, store_get(s, "/t10/a", on_res, &x));
-    uint64_t took = now_ms() - t0;
+    uint64_t took = env_now_ms() - t0;
     assert_int_equal(x.err, -ETIMEDOUT);
     assert_true(took >= 380);
     assert_true(ticks >= 20); /* the loop kept running while the request waited */
@@ -652,21 +488,21 @@ static void test_timeout_loop_runs(void **state) {
     /* the silent endpoint first: retried on the next, which is then kept */
     snprintf(eps, sizeof eps, "http://127.0.0.1:%d,%s", port, main_etcd.url);
     s = new_store(eps, 400);
-    t0 = now_ms();
+    t0 = env_now_ms();
     SUBMIT(&x, store_get(s, "/t10/a", on_res, &x));
     assert_int_equal(x.err, 0);
-    assert_true(now_ms() - t0 >= 380);
-    t0 = now_ms();
+    assert_true(env_now_ms() - t0 >= 380);
+    t0 = env_now_ms();
     SUBMIT(&x, store_get(s, "/t10/a", on_res, &x));
     assert_int_equal(x.err, 0);
-    assert_true(now_ms() - t0 < 300);
+    assert_true(env_now_ms() - t0 < 300);
     /* a watch whose endpoint never confirms moves on to the next */
     free_store(s);
     s = new_store(eps, 400);
     wrec r = {.s = s};
     assert_int_equal(store_watch_prefix(s, "/t10/", 0, on_event, &r, &r.w), 0);
-    uint64_t deadline = now_ms() + 10000;
-    while (r.n == 0 && now_ms() < deadline) {
+    uint64_t deadline = env_now_ms() + 10000;
+    while (r.n == 0 && env_now_ms() < deadline) {
         put_ok(s, "/t10/w", "1");
         pump(100);
     }
@@ -721,90 +557,9 @@ static void test_cancel(void **state) {
     assert_int_equal(r.n, 0);
 }
 
-/* ---- a fake etcd answering what the test says ------------------------------ */
-
-typedef struct fake {
-    int fd, port;
-    pthread_t th;
-    atomic_bool stop;
-    pthread_mutex_t mu;
-    char status[64];
-    char body[1024];
-} fake;
-
-static void fake_serve(fake *f, int c) {
-    char req[65536];
-    size_t len = 0;
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char *end = NULL;
-    while (!end && len < sizeof req - 1) {
-        ssize_t n = read(c, req + len, sizeof req - 1 - len);
-        if (n <= 0) return;
-        len += (size_t)n;
-        req[len] = '\0';
-        end = strstr(req, "\r\n\r\n");
-    }
-    if (!end) return;
-    const char *cl = strcasestr(req, "content-length:");
-    size_t want = (size_t)(end + 4 - req) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
-    while (len < want && len < sizeof req - 1) {
-        ssize_t n = read(c, req + len, sizeof req - 1 - len);
-        if (n <= 0) return;
-        len += (size_t)n;
-    }
-    char out[2048];
-    pthread_mutex_lock(&f->mu);
-    int n = snprintf(out, sizeof out,
-                     "HTTP/1.1 %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     f->status, strlen(f->body), f->body);
-    pthread_mutex_unlock(&f->mu);
-    if (write(c, out, (size_t)n) < 0) return;
-}
-
-static void *fake_main(void *arg) {
-    fake *f = arg;
-    while (!atomic_load(&f->stop)) {
-        struct pollfd p = {.fd = f->fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0) continue;
-        int c = accept(f->fd, NULL, NULL);
-        if (c < 0) continue;
-        fake_serve(f, c);
-        close(c);
-    }
-    return NULL;
-}
-
-static void fake_start(fake *f) {
-    memset(f, 0, sizeof *f);
-    pthread_mutex_init(&f->mu, NULL);
-    f->port = pick_port();
-    f->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->fd, 16), 0);
-    assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
-}
-
-static void fake_answer(fake *f, const char *status, const char *body) {
-    pthread_mutex_lock(&f->mu);
-    snprintf(f->status, sizeof f->status, "%s", status);
-    snprintf(f->body, sizeof f->body, "%s", body);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static void fake_stop(fake *f) {
-    atomic_store(&f->stop, true);
-    pthread_join(f->th, NULL);
-    close(f->fd);
-    pthread_mutex_destroy(&f->mu);
-}
-
 static void test_malformed(void **state) {
     (void)state;
-    fake f;
+    fake_etcd f;
     fake_start(&f);
     char eps[64];
     snprintf(eps, sizeof eps, "http://127.0.0.1:%d", f.port);
@@ -826,52 +581,52 @@ static void test_malformed(void **state) {
         "{\"key\":\"Yg==\",\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
     };
     for (size_t i = 0; i < sizeof bad_get / sizeof *bad_get; i++) {
-        fake_answer(&f, "200 OK", bad_get[i]);
+        fake_answer(&f, "200 OK", bad_get[i], 0);
         SUBMIT(&x, store_get(s, "/a", on_res, &x));
         if (x.err != SD_EPROTO_STORE) fail_msg("answer %zu (%s): err %d", i, bad_get[i], x.err);
         assert_int_equal(x.nkvs, 0);
     }
     fake_answer(&f, "200 OK", "{" H ",\"kvs\":[{\"key\":\"YQ==\",\"value\":\"AP8=\",\"create_revision\":\"2\","
-                              "\"mod_revision\":\"3\",\"lease\":\"9\"}],\"count\":\"1\"}");
+                              "\"mod_revision\":\"3\",\"lease\":\"9\"}],\"count\":\"1\"}", 0);
     SUBMIT(&x, store_get(s, "/a", on_res, &x));
     assert_int_equal(x.err, 0);
     assert_int_equal(x.kvs[0].value_len, 2);
     assert_memory_equal(x.kvs[0].value, "\0\xff", 2);
     assert_int_equal(x.kvs[0].lease, 9);
-    fake_answer(&f, "200 OK", "{\"result\":{" H ",\"ID\":\"7\"}}");
+    fake_answer(&f, "200 OK", "{\"result\":{" H ",\"ID\":\"7\"}}", 0);
     SUBMIT(&x, store_lease_keepalive(s, 7, on_res, &x));
     assert_int_equal(x.err, SD_ELEASE_LOST);
-    fake_answer(&f, "200 OK", "{\"result\":{" H ",\"ID\":\"7\",\"TTL\":\"9\"}}");
+    fake_answer(&f, "200 OK", "{\"result\":{" H ",\"ID\":\"7\",\"TTL\":\"9\"}}", 0);
     SUBMIT(&x, store_lease_keepalive(s, 7, on_res, &x));
     assert_int_equal(x.err, 0);
     assert_int_equal(x.ttl, 9);
     SUBMIT(&x, store_lease_keepalive(s, 8, on_res, &x)); /* an answer for another lease */
     assert_int_equal(x.err, SD_EPROTO_STORE);
-    fake_answer(&f, "200 OK", "{" H ",\"succeeded\":\"yes\"}");
+    fake_answer(&f, "200 OK", "{" H ",\"succeeded\":\"yes\"}", 0);
     SUBMIT(&x, store_commit(s, &(store_txn){0}, on_res, &x));
     assert_int_equal(x.err, SD_EPROTO_STORE);
-    fake_answer(&f, "200 OK", "{" H ",\"deleted\":\"-1\"}");
+    fake_answer(&f, "200 OK", "{" H ",\"deleted\":\"-1\"}", 0);
     SUBMIT(&x, store_del(s, "/a", false, on_res, &x));
     assert_int_equal(x.err, SD_EPROTO_STORE);
-    fake_answer(&f, "404 Not Found", "Not Found");
+    fake_answer(&f, "404 Not Found", "Not Found", 0);
     SUBMIT(&x, store_put(s, "/a", "v", 0, on_res, &x));
     assert_int_equal(x.err, SD_EPROTO_STORE);
-    fake_answer(&f, "500 Internal Server Error", "{\"error\":\"boom\",\"message\":\"boom\",\"code\":2}");
+    fake_answer(&f, "500 Internal Server Error", "{\"error\":\"boom\",\"message\":\"boom\",\"code\":2}", 0);
     SUBMIT(&x, store_put(s, "/a", "v", 0, on_res, &x));
     assert_int_equal(x.err, -EIO);
-    fake_answer(&f, "503 Service Unavailable", "{\"error\":\"no leader\",\"code\":14}");
+    fake_answer(&f, "503 Service Unavailable", "{\"error\":\"no leader\",\"code\":14}", 0);
     SUBMIT(&x, store_put(s, "/a", "v", 0, on_res, &x));
     assert_int_equal(x.err, SD_EUNAVAILABLE);
 
     /* a watch stream of garbage: no event, no crash; then a good one */
     wrec r = {.s = s};
     fake_answer(&f, "200 OK", "{\"result\":{" H ",\"created\":true}}\n{\"result\":{\"events\":[{\"kv\":{\"key\":\"!!\"}}]}}\n"
-                              "{\"result\":{\"events\":[{\"type\":\"BOOM\"}]}}\n[]\n");
+                              "{\"result\":{\"events\":[{\"type\":\"BOOM\"}]}}\n[]\n", 0);
     assert_int_equal(store_watch_prefix(s, "/", 0, on_event, &r, &r.w), 0);
     pump(500);
     assert_int_equal(r.n, 0);
     fake_answer(&f, "200 OK", "{\"result\":{" H ",\"created\":true}}\n{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\","
-                              "\"create_revision\":\"6\",\"mod_revision\":\"6\"}}]}}\n");
+                              "\"create_revision\":\"6\",\"mod_revision\":\"6\"}}]}}\n", 0);
     WAIT_FOR(r.n >= 1, 10000);
     assert_string_equal(r.ev[0].key, "a");
     assert_int_equal(r.ev[0].rev, 6);
@@ -880,6 +635,61 @@ static void test_malformed(void **state) {
     store_watch_cancel(s, r.w);
 #undef H
     res_reset(&x);
+    free_store(s);
+    fake_stop(&f);
+}
+
+/* a callback that makes the next request, and cancels another arg */
+typedef struct chain {
+    store *s;
+    int left, calls, other_calls;
+    bool done;
+} chain;
+
+static void on_other(void *arg, const store_result *r) {
+    (void)r;
+    ((chain *)arg)->other_calls++;
+}
+
+static void on_chain(void *arg, const store_result *r) {
+    chain *c = arg;
+    assert_int_equal(r->err, 0);
+    c->calls++;
+    if (c->calls == 1) { /* requests made and cancelled inside a callback */
+        for (int i = 0; i < 3; i++) assert_int_equal(store_get(c->s, "/t14/n", on_other, c), 0);
+        store_cancel(c->s, c);
+    }
+    if (--c->left > 0) assert_int_equal(store_put(c->s, "/t14/n", "x", 0, on_chain, c), 0);
+    else c->done = true;
+}
+
+static void test_chained(void **state) {
+    (void)state;
+    chain c = {.s = new_store(main_etcd.url, 5000), .left = 5};
+    assert_int_equal(store_put(c.s, "/t14/n", "x", 0, on_chain, &c), 0);
+    assert_int_equal(store_sync_wait(&loop, &c.done, 20000), 0);
+    assert_int_equal(c.calls, 5); /* the chain after the cancel still runs */
+    pump(200);
+    assert_int_equal(c.other_calls, 0);
+    free_store(c.s);
+}
+
+/* a quiet watch stream outlives the request timeout: no reconnection */
+static void test_watch_idle(void **state) {
+    (void)state;
+    fake_etcd f;
+    fake_start(&f);
+    fake_answer(&f, "200 OK", "{\"result\":{\"header\":{\"revision\":\"5\"},\"created\":true}}\n", 5000);
+    char eps[64];
+    snprintf(eps, sizeof eps, "http://127.0.0.1:%d", f.port);
+    store *s = new_store(eps, 200);
+    wrec r = {.s = s};
+    assert_int_equal(store_watch_prefix(s, "/", 0, on_event, &r, &r.w), 0);
+    WAIT_FOR(atomic_load(&f.conns) == 1, 5000);
+    pump(1500);
+    assert_int_equal(atomic_load(&f.conns), 1);
+    assert_int_equal(r.n, 0);
+    store_watch_cancel(s, r.w);
     free_store(s);
     fake_stop(&f);
 }
@@ -938,19 +748,13 @@ static void test_options_from_conf(void **state) {
     conf_free(c);
 }
 
-static void ctl(const etcd_proc *e, const char *args) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "etcdctl --endpoints=%s %s >>%s/etcdctl.log 2>&1", e->url, args, e->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_auth(void **state) {
     (void)state;
     static etcd_proc e;
-    etcd_init(&e, "auth", false);
-    etcd_start(&e);
-    ctl(&e, "user add root:secret");
-    ctl(&e, "auth enable");
+    etcd_proc_init(&e, tmp_root, "auth", NULL);
+    etcd_proc_start(&e);
+    etcd_proc_ctl(&e, "user add root:secret");
+    etcd_proc_ctl(&e, "auth enable");
     etcd_options o = {.endpoints = e.url, .request_timeout_ms = 2000, .user = "root", .password = "secret"};
     store *s = etcd_store_new(&loop, &o);
     assert_non_null(s);
@@ -962,8 +766,8 @@ static void test_auth(void **state) {
     put_ok(s, "/t12/b", "2");
     WAIT_FOR(r.n == 1, 10000);
     /* a restart forgets every token: the store authenticates again */
-    etcd_stop(&e);
-    etcd_start(&e);
+    etcd_proc_stop(&e);
+    etcd_proc_start(&e);
     put_ok(s, "/t12/c", "3");
     WAIT_FOR(r.n == 2, 20000);
     assert_string_equal(r.ev[1].key, "/t12/c");
@@ -978,15 +782,15 @@ static void test_auth(void **state) {
     SUBMIT(&x, store_get(s, "/t12/a", on_res, &x));
     assert_int_equal(x.err, -EACCES);
     free_store(s);
-    etcd_stop(&e);
+    etcd_proc_stop(&e);
 }
 
 static void test_tls(void **state) {
     (void)state;
     if (!tls_dir[0]) skip();
     static etcd_proc e;
-    etcd_init(&e, "tls", true);
-    etcd_start(&e);
+    etcd_proc_init(&e, tmp_root, "tls", tls_dir);
+    etcd_proc_start(&e);
     char ca[192], cert[192], key[192];
     snprintf(ca, sizeof ca, "%s/ca.crt", tls_dir);
     snprintf(cert, sizeof cert, "%s/client.crt", tls_dir);
@@ -1001,62 +805,48 @@ static void test_tls(void **state) {
     o.tls_cert = o.tls_key = NULL; /* etcd asks for a client certificate */
     s = etcd_store_new(&loop, &o);
     SUBMIT(&x, store_get(s, "/t13/a", on_res, &x));
-    assert_int_not_equal(x.err, 0);
+    assert_int_equal(x.err, SD_EUNAVAILABLE);
+    free_store(s);
+    o.tls_ca = NULL; /* the system's CAs do not know the test CA */
+    o.tls_cert = cert;
+    o.tls_key = key;
+    s = etcd_store_new(&loop, &o);
+    SUBMIT(&x, store_get(s, "/t13/a", on_res, &x));
+    assert_int_equal(x.err, SD_EUNAVAILABLE);
     res_reset(&x);
     free_store(s);
-    etcd_stop(&e);
+    etcd_proc_stop(&e);
 }
 
 static void test_sync_wait(void **state) {
     (void)state;
     bool never = false;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = env_now_ms();
     assert_int_equal(store_sync_wait(&loop, &never, 60), -ETIMEDOUT);
-    assert_true(now_ms() - t0 >= 55);
+    assert_true(env_now_ms() - t0 >= 55);
     bool done = true;
     assert_int_equal(store_sync_wait(&loop, &done, 60), 0);
 }
 
 /* ---- set-up ------------------------------------------------------------------ */
 
-/* A CA, a server certificate for 127.0.0.1 and a client one, when the
- * openssl tool is there. */
-static void make_certs(void) {
-    snprintf(tls_dir, sizeof tls_dir, "%s/certs", tmp_root);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "cd %s && mkdir -p certs && cd certs && "
-             "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' >ext && "
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=test-ca "
-             "-keyout ca.key -out ca.crt && "
-             "for n in server client; do openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-             "-subj /CN=$n -keyout $n.key -out $n.csr && openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key "
-             "-CAcreateserial -days 1 -extfile ext -out $n.crt || exit 1; done",
-             tmp_root);
-    strcat(cmd, " >openssl.log 2>&1");
-    if (system(cmd) != 0) tls_dir[0] = '\0';
-}
-
 static int group_setup(void **state) {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_etcd.XXXXXX");
-    if (!mkdtemp(tmp_root)) return -1;
-    if (uv_loop_init(&loop) != 0) return -1;
-    make_certs();
-    etcd_init(&main_etcd, "main", false);
-    etcd_start(&main_etcd);
+    if (env_tmp_root(tmp_root, sizeof tmp_root) != 0 || uv_loop_init(&loop) != 0) return -1;
+    env_make_certs(tmp_root, tls_dir, sizeof tls_dir);
+    etcd_proc_init(&main_etcd, tmp_root, "main", NULL);
+    etcd_proc_start(&main_etcd);
     return 0;
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    for (int i = 0; i < 8; i++)
-        if (started[i]) etcd_stop(started[i]);
+    etcd_proc_stop_all();
     pump(100);
     int rc = uv_loop_close(&loop);
-    nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    env_rm_tree(tmp_root);
     return rc == 0 ? 0 : -1;
 }
 
@@ -1075,6 +865,8 @@ int main(void) {
         cmocka_unit_test(test_timeout_loop_runs),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_chained),
+        cmocka_unit_test(test_watch_idle),
         cmocka_unit_test(test_watch_restart),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_tls),
