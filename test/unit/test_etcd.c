@@ -482,7 +482,7 @@ static void test_timeout_loop_runs(void **state) {
     uint64_t took = env_now_ms() - t0;
     assert_int_equal(x.err, -ETIMEDOUT);
     assert_true(took >= 380);
-    assert_true(ticks >= 20); /* the loop kept running while the request waited */
+    assert_true(ticks >= 10); /* the loop kept running while the request waited (a blocked one ticks once) */
     free_store(s);
 
     /* the silent endpoint first: retried on the next, which is then kept */

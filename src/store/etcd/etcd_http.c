@@ -420,6 +420,14 @@ static void fail_marked(eh_client *c) {
     }
 }
 
+/* a token goes into a header line: printable ASCII only */
+static bool header_safe(const char *s, size_t len) {
+    if (len == 0 || len > 4096) return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return false;
+    return true;
+}
+
 static void auth_done(void *ud, int err, long status, const char *body, size_t len) {
     eh_client *c = ud;
     c->auth_rq = NULL;
@@ -431,8 +439,7 @@ static void auth_done(void *ud, int err, long status, const char *body, size_t l
         if (ej_parse(body, len, &root) == 0) {
             const json_t *t = json_object_get(root, "token");
             if (ej_error(root, &code, &msg)) err = ej_error_code(code, msg);
-            else if (status == 200 && json_is_string(t) && json_string_length(t) > 0 &&
-                     !memchr(json_string_value(t), '\n', json_string_length(t))) {
+            else if (status == 200 && json_is_string(t) && header_safe(json_string_value(t), json_string_length(t))) {
                 free(c->token);
                 c->token = strdup(json_string_value(t));
                 c->token_gen++;
