@@ -9,12 +9,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,16 +37,28 @@ static int bind_loopback(int fd, int port) {
     return bind(fd, (struct sockaddr *)&a, sizeof a);
 }
 
+/* Reserves port among test processes: an abstract unix socket named after
+ * it stays bound until this process exits. */
+static bool reserve(int port) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "streamd-test-port-%d", port);
+    if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) != 0) {
+        close(fd);
+        return false;
+    }
+    return true; /* fd stays open on purpose */
+}
+
 int env_pick_port(void) {
-    static bool given[100];
-    for (int i = 0; i < 100; i++) {
-        if (given[i]) continue;
+    for (int port = 24100; port < 24200; port++) {
+        if (!reserve(port)) continue; /* ours already, or another test's */
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         assert_true(fd >= 0);
-        int rc = bind_loopback(fd, 24100 + i);
+        int rc = bind_loopback(fd, port);
         close(fd);
-        given[i] = true;
-        if (rc == 0) return 24100 + i;
+        if (rc == 0) return port;
     }
     fail_msg("no free port in 24100-24199");
     return -1;

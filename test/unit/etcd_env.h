@@ -16,7 +16,8 @@
 #include <sys/types.h>
 
 uint64_t env_now_ms(void);
-/* A port of 24100-24199 that binds now and was not handed out before. */
+/* A port of 24100-24199 that binds now and no other test process (nor this
+ * one) was given. */
 int env_pick_port(void);
 /* A listening socket on a new port that never accepts: connections
  * complete and then hear nothing. Returns the fd; *port is set. */
