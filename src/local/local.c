@@ -2,9 +2,9 @@
  * local: local mode; see local.h.
  * Threads: only the caller's, running one libuv loop that also runs the
  * memstore and the node. Owned here: the loaded topology, the store, the
- * node, and `lworker` records built from the worker status keys the node
- * writes (latest heartbeat per worker, plus counters of earlier incarnations
- * so totals survive restarts).
+ * node, and `lworker` records built from the heartbeats the node passes on
+ * (latest heartbeat per worker, plus counters of earlier incarnations so
+ * totals survive restarts).
  */
 #include "local/local.h"
 
@@ -50,9 +50,8 @@ typedef struct local {
     topology *topo;
     store *st;
     node *nd;
-    store_watch *watch;
     char tid[256], cluster[128];
-    char assign_key[512], topo_key[512], workers_prefix[512];
+    char assign_key[512], topo_key[512];
     int nworkers;
     int ports[LOCAL_MAX_PORTS];
     lworker *w;
@@ -116,8 +115,8 @@ static int pick_ports(local *l) {
 static int put_json(local *l, const char *key, json_t *v) {
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
-    int rc = text ? store_put(l->st, key, text, 0, NULL) : -1;
-    if (!text) log_error("out of memory writing %s", key);
+    int rc = text ? store_put(l->st, key, text, 0, NULL, NULL) : -ENOMEM;
+    if (rc != 0) log_error("cannot write %s: %s", key, sd_strerror(rc));
     free(text);
     return rc;
 }
@@ -210,15 +209,12 @@ static bool spouts_done(local *l) {
 
 static void begin_stop(local *l, const char *why);
 
-static void on_status(void *arg, const store_event *ev) {
+static void on_heartbeat(void *arg, const char *topology_id, int port, int idx, json_t *hb) {
     local *l = arg;
-    if (ev->type != STORE_EVENT_PUT) return; /* the node deletes it once the worker is gone */
-    json_t *st = json_loads(ev->value, 0, NULL);
-    json_int_t idx = json_integer_value(json_object_get(st, "worker_index"));
-    if (!st || idx < 0 || idx >= l->nworkers || !json_is_array(json_object_get(st, "tasks"))) {
-        json_decref(st);
-        return;
-    }
+    (void)topology_id;
+    (void)port;
+    if (idx < 0 || idx >= l->nworkers || !json_is_array(json_object_get(hb, "tasks"))) return;
+    json_t *st = json_incref(hb);
     lworker *w = &l->w[idx];
     json_int_t pid = json_integer_value(json_object_get(st, "pid"));
     if (w->status && pid != w->pid) {
@@ -378,8 +374,6 @@ static void close_all(local *l) {
                          (uv_handle_t *)&l->deadline_timer, (uv_handle_t *)&l->sigint, (uv_handle_t *)&l->sigterm};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
-    if (l->watch) store_watch_cancel(l->st, l->watch);
-    l->watch = NULL;
     if (l->nd) node_free(l->nd);
     l->nd = NULL;
     store_free(l->st);
@@ -416,7 +410,8 @@ static void begin_stop(local *l, const char *why) {
         l->window_end_ms = uv_now(&l->loop);
         l->window_end = totals(l);
     }
-    if (store_del(l->st, l->assign_key) < 0) log_warn("cannot delete %s", l->assign_key);
+    int rc = store_del(l->st, l->assign_key, false, NULL, NULL);
+    if (rc != 0) log_warn("cannot delete %s: %s", l->assign_key, sd_strerror(rc));
     node_stop(l->nd, on_node_stopped, l);
     int64_t secs = conf_int(l->topo->conf, "task.cleanup.timeout.sec") + NODE_STOP_SLACK_SECS + LOCAL_STOP_GRACE_SECS;
     l->deadline_timer.data = l;
@@ -479,8 +474,7 @@ int local_run(const local_options *opts) {
     snprintf(l->cluster, sizeof l->cluster, "%s", conf_str_or(l->topo->conf, "cluster.name", "default"));
     snprintf(l->tid, sizeof l->tid, "%s-%lld", l->topo->name, (long long)time(NULL));
     if (store_key(l->assign_key, sizeof l->assign_key, l->cluster, "assignments/%s", l->tid) != 0 ||
-        store_key(l->topo_key, sizeof l->topo_key, l->cluster, "topologies/%s", l->topo->name) != 0 ||
-        store_key(l->workers_prefix, sizeof l->workers_prefix, l->cluster, "workers/%s/", l->tid) != 0) {
+        store_key(l->topo_key, sizeof l->topo_key, l->cluster, "topologies/%s", l->topo->name) != 0) {
         log_error("topology name or cluster name too long");
         goto out_workers;
     }
@@ -502,9 +496,9 @@ int local_run(const local_options *opts) {
     l->progress_timer.data = l->duration_timer.data = l->deadline_timer.data = l;
     l->sigint.data = l->sigterm.data = l;
     if (!l->st) goto out_loop;
-    l->watch = store_watch_prefix(l->st, l->workers_prefix, on_status, l);
     l->nd = node_new(&l->loop, l->st, l->topo->conf, LOCAL_NODE_ID, opts->exe_path);
-    if (!l->watch || !l->nd) goto out_loop;
+    if (!l->nd) goto out_loop;
+    node_on_heartbeat(l->nd, on_heartbeat, l);
     if (write_assignment(l, abs_path) != 0) {
         log_error("cannot write the assignment");
         goto out_loop;

@@ -1,16 +1,22 @@
 /*
- * node: the supervisor. Registers this machine's slots
- * in the store, watches assignments/ and runs one worker process per slot
- * assigned to it: spawns it with a control socketpair on its fd 3, hands it
- * its assignment, writes its heartbeats to workers/<topology-id>/<node>:<port>,
- * restarts it when it dies or stops heartbeating, and stops it gracefully when
- * its assignment goes away. Works against any store (store.h).
+ * node: the supervisor. Registers this machine's slots in the store under
+ * a lease it keeps alive, watches assignments/ and runs one worker process
+ * per slot assigned to it: spawns it with a control socketpair on its fd 3,
+ * hands it its assignment, keeps its latest heartbeat in memory (for local
+ * mode's console and the cluster's reports to the leader), writes its status
+ * to workers/<topology-id>/<node>:<port> when its state changes, restarts it
+ * when it dies or stops heartbeating, and stops it gracefully when its
+ * assignment goes away or the node's lease may be lost. Works against any
+ * store (store.h).
  * Threads: none of its own; everything runs on the loop passed to node_new.
  */
 #ifndef SD_NODE_H
 #define SD_NODE_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <uv.h>
+
 #include "base/conf.h"
 #include "store/store.h"
 
@@ -18,19 +24,44 @@ typedef struct node node;
 typedef void (*node_done_cb)(void *arg);
 
 /*
- * Reads from conf (copied values): cluster.name, worker.host,
- * supervisor.slots.ports, supervisor.worker.restart.delay.ms,
+ * Reads from conf (copied values): cluster.name, worker.host, node.labels,
+ * node.lease.ttl.secs, supervisor.slots.ports, supervisor.worker.restart.delay.ms,
  * supervisor.worker.start.timeout.secs, streamd.local.dir (worker logs go to
  * <dir>/logs/<topology-id>/worker-<port>.log). Per topology, from the
  * assignment's conf: worker.heartbeat.interval.ms, task.cleanup.timeout.sec.
  * exe_path is the streamd executable run as `--role=worker --control-fd=3`.
- * Registers nodes/<node_id> under a lease and starts the workers of the
- * assignments already in the store. NULL on error (logged).
+ * Registers nodes/<node_id> under a lease (asynchronously: the store may be
+ * away) and then starts the workers of the assignments in the store. When
+ * the lease may be lost (no renewal for its TTL less a margin, or the store
+ * says it is gone) the node stops every worker at once and registers again.
+ * NULL on error (logged).
  */
 node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, const char *exe_path);
 
+/* Called with every heartbeat of every worker (hb is the worker's message:
+ * counters per task; valid during the call). */
+typedef void (*node_heartbeat_cb)(void *arg, const char *topology_id, int port, int worker_index, json_t *hb);
+void node_on_heartbeat(node *n, node_heartbeat_cb cb, void *arg);
+
+/* Called before an assignment is acted on (cluster mode: make its package
+ * ready and point topology_path at it). Returns 0 (go on; the function may
+ * change assignment), -EAGAIN (not ready: call node_refresh when it is), or
+ * another negative code (skip this assignment; it is logged). */
+typedef int (*node_prepare_fn)(void *arg, json_t *assignment);
+void node_set_prepare(node *n, node_prepare_fn fn, void *arg);
+
+/* Reads every assignment again and acts on it. */
+void node_refresh(node *n);
+
+/* True once nodes/<id> is written under the current lease. */
+bool node_registered(const node *n);
+
+/* [{"topology_id", "port", "pid", "state", "restarts", "last_exit",
+ *   "heartbeat": {...}}] for this node's workers (caller owns it). */
+json_t *node_workers_json(const node *n);
+
 /* Stops every worker gracefully ({"type":"stop"}, then SIGKILL after
- * task.cleanup.timeout.sec + 2 s), deregisters, and calls cb (later, from
+ * task.cleanup.timeout.sec + NODE_STOP_SLACK_SECS), deregisters, and calls cb (later, from
  * the loop) once every worker process has exited. Call once. */
 void node_stop(node *n, node_done_cb cb, void *arg);
 

@@ -1,19 +1,25 @@
 /*
- * memstore: store.h in memory (local mode). One thread: the owner's loop
- * thread owns everything here: the key array (sorted by key, so prefix
- * listing is a range), the leases, the watches and the queue of events not
- * yet delivered. Events are delivered from a zero-delay timer so a callback
- * never runs inside the put/delete that caused it (as with etcd).
+ * memstore: store.h in memory (local mode, and tests of the code above the
+ * store). One thread: the owner's loop thread owns everything here: the key
+ * array (sorted by key, so prefix listing is a range), the leases, the
+ * watches, the completions not yet delivered and a bounded history of
+ * changes. A request is carried out at once; its completion and the watch
+ * events it causes are delivered from a zero-delay timer, so a callback never
+ * runs inside the call that caused it (as with etcd). The history lets a
+ * watch start from a past revision; one that asks for a revision older than
+ * the history gets STORE_EVENT_RESYNC, as etcd answers a compacted revision.
  */
 #include "store/memstore.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "base/log.h"
+#define HISTORY_MAX 8192 /* changes kept for watches that start in the past */
 
 typedef struct mkv {
     char *key, *value;
+    size_t value_len;
     int64_t create_rev, mod_rev, lease;
 } mkv;
 
@@ -23,21 +29,31 @@ typedef struct mlease {
     uint64_t deadline_ms; /* uv_now() at which it expires */
 } mlease;
 
+typedef struct mevent { /* one change, in the history ring */
+    store_event_type type;
+    mkv kv; /* DELETE: key and mod_rev (the delete's revision) only */
+    int64_t rev;
+} mevent;
+
 struct store_watch {
     char *prefix;
     store_watch_cb cb;
     void *arg;
-    int64_t from_rev; /* only events after this revision */
+    uint64_t next_seq; /* the next history entry this watch has not seen */
+    bool resync;       /* owes a RESYNC event, then stops */
+    bool done;         /* delivered RESYNC: no more events */
     bool cancelled;
     store_watch *next;
 };
 
-typedef struct mevent {
-    store_event_type type;
-    char *key, *value;
-    int64_t rev;
-    struct mevent *next;
-} mevent;
+typedef struct completion {
+    store_cb cb;
+    void *arg;
+    store_result r;
+    mkv *kvs; /* owned copies behind r.kvs */
+    bool cancelled;
+    struct completion *next;
+} completion;
 
 typedef struct memstore {
     store base;
@@ -49,16 +65,14 @@ typedef struct memstore {
     size_t nleases, lcap;
     int64_t next_lease;
     store_watch *watches;
-    mevent *ev_head, *ev_tail;
+    mevent *history;      /* ring of HISTORY_MAX */
+    uint64_t hist_first;  /* sequence number of the oldest entry kept */
+    uint64_t hist_end;    /* sequence number the next change gets */
+    completion *done_head, *done_tail;
     uv_timer_t deliver_timer, lease_timer;
     bool delivering;
     int open_handles;
 } memstore;
-
-static void *nomem(const char *what) {
-    log_error("memstore: out of memory (%s)", what);
-    return NULL;
-}
 
 /* index of key, or -(insertion point)-1 */
 static long find(const memstore *m, const char *key) {
@@ -80,34 +94,78 @@ static size_t lower_bound(const memstore *m, const char *key) {
 
 static bool has_prefix(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
-static void deliver(uv_timer_t *t);
+static void mkv_clear(mkv *kv) {
+    free(kv->key);
+    free(kv->value);
+    kv->key = kv->value = NULL;
+}
 
-/* Queues an event for the watches; -1 on allocation failure (the change is
- * already made, so the caller only reports it). */
-static int queue_event(memstore *m, store_event_type type, const char *key, const char *value, int64_t rev) {
-    if (!m->watches) return 0;
-    mevent *e = calloc(1, sizeof *e);
-    if (!e) return nomem("event"), -1;
-    e->type = type;
-    e->rev = rev;
-    e->key = strdup(key);
-    e->value = value ? strdup(value) : NULL;
-    if (!e->key || (value && !e->value)) {
-        free(e->key);
-        free(e->value);
-        free(e);
-        return nomem("event"), -1;
+/* A NUL-terminated copy of len bytes (values may hold NULs; the NUL makes
+ * text values usable as C strings). */
+static char *dup_bytes(const char *v, size_t len) {
+    char *c = malloc(len + 1);
+    if (!c) return NULL;
+    if (len) memcpy(c, v, len);
+    c[len] = '\0';
+    return c;
+}
+
+static int mkv_copy(const mkv *src, mkv *dst) {
+    *dst = *src;
+    dst->key = strdup(src->key);
+    dst->value = src->value ? dup_bytes(src->value, src->value_len) : NULL;
+    if (!dst->key || (src->value && !dst->value)) {
+        mkv_clear(dst);
+        return -ENOMEM;
     }
-    if (m->ev_tail) m->ev_tail->next = e;
-    else m->ev_head = e;
-    m->ev_tail = e;
-    if (!uv_is_active((uv_handle_t *)&m->deliver_timer)) uv_timer_start(&m->deliver_timer, deliver, 0, 0);
     return 0;
 }
 
-static void free_watch(store_watch *w) {
-    free(w->prefix);
-    free(w);
+static store_kv view(const mkv *kv) {
+    return (store_kv){.key = kv->key, .value = kv->value, .value_len = kv->value_len, .create_rev = kv->create_rev,
+                      .mod_rev = kv->mod_rev, .lease = kv->lease};
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+static void deliver(uv_timer_t *t);
+
+static void kick(memstore *m) {
+    if (!m->delivering && !uv_is_active((uv_handle_t *)&m->deliver_timer))
+        uv_timer_start(&m->deliver_timer, deliver, 0, 0);
+}
+
+static void free_completion(completion *c) {
+    if (c->kvs) {
+        for (size_t i = 0; i < c->r.nkvs; i++) mkv_clear(&c->kvs[i]);
+        free((store_kv *)c->r.kvs);
+    }
+    free(c->kvs);
+    free(c);
+}
+
+static bool watch_pending(const memstore *m, const store_watch *w) {
+    return !w->cancelled && !w->done && (w->resync || w->next_seq < m->hist_end);
+}
+
+static void deliver_watch(memstore *m, store_watch *w) {
+    if (w->next_seq < m->hist_first) w->resync = true; /* fell out of the history */
+    if (w->resync) {
+        w->resync = false;
+        w->done = true;
+        store_event ev = {.type = STORE_EVENT_RESYNC, .revision = m->rev};
+        w->cb(w->arg, &ev);
+        return;
+    }
+    uint64_t end = m->hist_end; /* changes made by callbacks go to the next round */
+    while (w->next_seq < end && !w->cancelled) {
+        const mevent *e = &m->history[w->next_seq % HISTORY_MAX];
+        w->next_seq++;
+        if (!has_prefix(e->kv.key, w->prefix)) continue;
+        store_kv kv = view(&e->kv);
+        store_event ev = {.type = e->type, .kv = &kv, .revision = e->rev};
+        w->cb(w->arg, &ev);
+    }
 }
 
 static void reap_cancelled(memstore *m) {
@@ -115,7 +173,8 @@ static void reap_cancelled(memstore *m) {
         store_watch *w = *pp;
         if (w->cancelled) {
             *pp = w->next;
-            free_watch(w);
+            free(w->prefix);
+            free(w);
         } else {
             pp = &w->next;
         }
@@ -125,39 +184,73 @@ static void reap_cancelled(memstore *m) {
 static void deliver(uv_timer_t *t) {
     memstore *m = t->data;
     m->delivering = true;
-    /* take the queue: events queued by callbacks go to the next round */
-    mevent *e = m->ev_head;
-    m->ev_head = m->ev_tail = NULL;
-    while (e) {
-        store_event ev = {.type = e->type, .key = e->key, .value = e->value, .revision = e->rev};
-        for (store_watch *w = m->watches; w; w = w->next) {
-            if (!w->cancelled && e->rev > w->from_rev && has_prefix(e->key, w->prefix)) w->cb(w->arg, &ev);
-        }
-        mevent *next = e->next;
-        free(e->key);
-        free(e->value);
-        free(e);
-        e = next;
+    completion *c = m->done_head; /* completions queued by callbacks go to the next round */
+    m->done_head = m->done_tail = NULL;
+    while (c) {
+        completion *next = c->next;
+        if (!c->cancelled && c->cb) c->cb(c->arg, &c->r);
+        free_completion(c);
+        c = next;
     }
+    for (store_watch *w = m->watches; w; w = w->next)
+        if (watch_pending(m, w)) deliver_watch(m, w);
     m->delivering = false;
     reap_cancelled(m);
+    bool more = m->done_head != NULL;
+    for (store_watch *w = m->watches; w && !more; w = w->next) more = watch_pending(m, w);
+    if (more) kick(m);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-static int copy_kv(const mkv *src, store_kv *dst) {
-    dst->key = strdup(src->key);
-    dst->value = dup_or_null(src->value);
-    if (!dst->key || !dst->value) {
-        store_kv_clear(dst);
-        nomem("copy");
-        return -1;
+/* Queues a completion; kvs (may be NULL) becomes the completion's. */
+static int complete(memstore *m, store_cb cb, void *arg, const store_result *r, mkv *kvs) {
+    completion *c = calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    c->cb = cb;
+    c->arg = arg;
+    c->r = *r;
+    c->kvs = kvs;
+    if (kvs) {
+        store_kv *views = calloc(r->nkvs ? r->nkvs : 1, sizeof *views);
+        if (!views) {
+            free(c);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < r->nkvs; i++) views[i] = view(&kvs[i]);
+        c->r.kvs = views;
     }
-    dst->create_rev = src->create_rev;
-    dst->mod_rev = src->mod_rev;
-    dst->lease = src->lease;
+    if (m->done_tail) m->done_tail->next = c;
+    else m->done_head = c;
+    m->done_tail = c;
+    kick(m);
     return 0;
 }
+
+/* Records a change for the watches. The change is made already, so a copy
+ * that cannot be allocated leaves a gap: every watch then resyncs. */
+static void record(memstore *m, store_event_type type, const mkv *kv, int64_t rev) {
+    mevent *slot = &m->history[m->hist_end % HISTORY_MAX];
+    if (m->hist_end - m->hist_first == HISTORY_MAX) {
+        mkv_clear(&slot->kv);
+        m->hist_first++;
+    }
+    mkv copy = {0};
+    if (type == STORE_EVENT_DELETE) {
+        copy.key = strdup(kv->key);
+        copy.mod_rev = rev;
+    } else if (mkv_copy(kv, &copy) != 0) {
+        copy.key = NULL;
+    }
+    if (!copy.key) {
+        for (store_watch *w = m->watches; w; w = w->next) w->resync = true;
+        kick(m);
+        return;
+    }
+    *slot = (mevent){.type = type, .kv = copy, .rev = rev};
+    m->hist_end++;
+    if (m->watches) kick(m);
+}
+
+/* ---- leases ----------------------------------------------------------------------- */
 
 static mlease *find_lease(memstore *m, int64_t id) {
     for (size_t i = 0; i < m->nleases; i++)
@@ -165,116 +258,11 @@ static mlease *find_lease(memstore *m, int64_t id) {
     return NULL;
 }
 
-static int ms_get(store *s, const char *key, store_kv *out) {
-    memstore *m = (memstore *)s;
-    long i = find(m, key);
-    if (i < 0) return STORE_NOT_FOUND;
-    return copy_kv(&m->kvs[i], out);
-}
-
-/* Writes key (no revision check); the caller checked the lease. */
-static int do_put(memstore *m, const char *key, const char *value, int64_t lease, int64_t *rev) {
-    char *v = strdup(value);
-    if (!v) return nomem("value"), -1;
-    long i = find(m, key);
-    int64_t r = m->rev + 1;
-    if (i >= 0) {
-        free(m->kvs[i].value);
-        m->kvs[i].value = v;
-        m->kvs[i].mod_rev = r;
-        m->kvs[i].lease = lease;
-    } else {
-        if (m->n == m->cap) {
-            size_t cap = m->cap ? m->cap * 2 : 64;
-            mkv *kvs = realloc(m->kvs, cap * sizeof *kvs);
-            if (!kvs) return free(v), nomem("keys"), -1;
-            m->kvs = kvs;
-            m->cap = cap;
-        }
-        char *k = strdup(key);
-        if (!k) return free(v), nomem("key"), -1;
-        size_t at = (size_t)(-i - 1);
-        memmove(&m->kvs[at + 1], &m->kvs[at], (m->n - at) * sizeof *m->kvs);
-        m->kvs[at] = (mkv){.key = k, .value = v, .create_rev = r, .mod_rev = r, .lease = lease};
-        m->n++;
-    }
-    m->rev = r;
-    if (rev) *rev = r;
-    queue_event(m, STORE_EVENT_PUT, key, value, r);
-    return 0;
-}
-
-static int check_lease(memstore *m, int64_t lease) {
-    if (lease != 0 && !find_lease(m, lease)) {
-        log_error("memstore: lease %lld does not exist", (long long)lease);
-        return -1;
-    }
-    return 0;
-}
-
-static int ms_put(store *s, const char *key, const char *value, int64_t lease, int64_t *rev) {
-    memstore *m = (memstore *)s;
-    if (check_lease(m, lease) != 0) return -1;
-    return do_put(m, key, value, lease, rev);
-}
-
-static int ms_cas(store *s, const char *key, int64_t expect_mod_rev, const char *value, int64_t lease,
-                  int64_t *rev) {
-    memstore *m = (memstore *)s;
-    long i = find(m, key);
-    int64_t cur = i >= 0 ? m->kvs[i].mod_rev : 0;
-    if (cur != expect_mod_rev) return STORE_CONFLICT;
-    if (check_lease(m, lease) != 0) return -1;
-    return do_put(m, key, value, lease, rev);
-}
-
 static void remove_at(memstore *m, size_t i, int64_t rev) {
-    queue_event(m, STORE_EVENT_DELETE, m->kvs[i].key, NULL, rev);
-    free(m->kvs[i].key);
-    free(m->kvs[i].value);
+    record(m, STORE_EVENT_DELETE, &m->kvs[i], rev);
+    mkv_clear(&m->kvs[i]);
     memmove(&m->kvs[i], &m->kvs[i + 1], (m->n - i - 1) * sizeof *m->kvs);
     m->n--;
-}
-
-static int ms_del(store *s, const char *key) {
-    memstore *m = (memstore *)s;
-    long i = find(m, key);
-    if (i < 0) return STORE_NOT_FOUND;
-    remove_at(m, (size_t)i, ++m->rev);
-    return 0;
-}
-
-static int ms_del_prefix(store *s, const char *prefix, size_t *ndeleted) {
-    memstore *m = (memstore *)s;
-    size_t i = lower_bound(m, prefix), count = 0;
-    int64_t rev = m->rev + 1; /* one revision for the whole range, as in etcd */
-    while (i < m->n && has_prefix(m->kvs[i].key, prefix)) {
-        remove_at(m, i, rev);
-        count++;
-    }
-    if (count) m->rev = rev;
-    if (ndeleted) *ndeleted = count;
-    return 0;
-}
-
-static int ms_list_prefix(store *s, const char *prefix, store_kv **out, size_t *n) {
-    memstore *m = (memstore *)s;
-    size_t first = lower_bound(m, prefix), last = first;
-    while (last < m->n && has_prefix(m->kvs[last].key, prefix)) last++;
-    *out = NULL;
-    *n = 0;
-    if (last == first) return 0;
-    store_kv *kvs = calloc(last - first, sizeof *kvs);
-    if (!kvs) return nomem("list"), -1;
-    for (size_t i = first; i < last; i++) {
-        if (copy_kv(&m->kvs[i], &kvs[i - first]) != 0) {
-            store_kvs_free(kvs, i - first);
-            return -1;
-        }
-    }
-    *out = kvs;
-    *n = last - first;
-    return 0;
 }
 
 static void on_lease_timer(uv_timer_t *t);
@@ -313,101 +301,282 @@ static void on_lease_timer(uv_timer_t *t) {
     memstore *m = t->data;
     uint64_t now = uv_now(m->loop);
     for (size_t i = 0; i < m->nleases;) {
-        if (m->leases[i].deadline_ms <= now) {
-            log_debug("memstore: lease %lld expired", (long long)m->leases[i].id);
-            drop_lease(m, i);
-        } else {
-            i++;
-        }
+        if (m->leases[i].deadline_ms <= now) drop_lease(m, i);
+        else i++;
     }
     arm_lease_timer(m);
 }
 
-static int ms_lease_grant(store *s, int ttl_secs, int64_t *lease) {
-    memstore *m = (memstore *)s;
-    if (ttl_secs <= 0) {
-        log_error("memstore: lease TTL must be positive, got %d", ttl_secs);
-        return -1;
+/* ---- the operations, carried out at once --------------------------------------- */
+
+/* Writes key at revision rev (the caller bumps m->rev once per request). */
+static int do_put(memstore *m, const char *key, const char *value, size_t len, int64_t lease, int64_t rev) {
+    if (lease != 0 && !find_lease(m, lease)) return SD_ELEASE_LOST;
+    if (len > STORE_MAX_VALUE) return -E2BIG;
+    char *v = dup_bytes(value, len);
+    if (!v) return -ENOMEM;
+    long i = find(m, key);
+    if (i >= 0) {
+        free(m->kvs[i].value);
+        m->kvs[i].value = v;
+        m->kvs[i].value_len = len;
+        m->kvs[i].mod_rev = rev;
+        m->kvs[i].lease = lease;
+    } else {
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 64;
+            mkv *kvs = realloc(m->kvs, cap * sizeof *kvs);
+            if (!kvs) return free(v), -ENOMEM;
+            m->kvs = kvs;
+            m->cap = cap;
+        }
+        char *k = strdup(key);
+        if (!k) return free(v), -ENOMEM;
+        i = -i - 1;
+        memmove(&m->kvs[i + 1], &m->kvs[i], (m->n - (size_t)i) * sizeof *m->kvs);
+        m->kvs[i] = (mkv){.key = k, .value = v, .value_len = len, .create_rev = rev, .mod_rev = rev, .lease = lease};
+        m->n++;
     }
+    record(m, STORE_EVENT_PUT, &m->kvs[i], rev);
+    return 0;
+}
+
+/* Deletes key (or the prefix range) at revision rev; returns the count. */
+static int64_t do_del(memstore *m, const char *key, bool prefix, int64_t rev) {
+    if (!prefix) {
+        long i = find(m, key);
+        if (i < 0) return 0;
+        remove_at(m, (size_t)i, rev);
+        return 1;
+    }
+    size_t i = lower_bound(m, key);
+    int64_t count = 0;
+    while (i < m->n && has_prefix(m->kvs[i].key, key)) {
+        remove_at(m, i, rev);
+        count++;
+    }
+    return count;
+}
+
+/* Copies the range [first, last) of keys for a result. */
+static int copy_range(memstore *m, size_t first, size_t last, mkv **out) {
+    *out = calloc(last > first ? last - first : 1, sizeof **out);
+    if (!*out) return -ENOMEM;
+    for (size_t i = first; i < last; i++) {
+        if (mkv_copy(&m->kvs[i], &(*out)[i - first]) != 0) {
+            for (size_t k = first; k < i; k++) mkv_clear(&(*out)[k - first]);
+            free(*out);
+            *out = NULL;
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int ms_read(memstore *m, const char *key, bool prefix, store_cb cb, void *arg) {
+    size_t first = lower_bound(m, key), last = first;
+    if (prefix) {
+        while (last < m->n && has_prefix(m->kvs[last].key, key)) last++;
+    } else if (first < m->n && strcmp(m->kvs[first].key, key) == 0) {
+        last = first + 1;
+    }
+    mkv *kvs;
+    int rc = copy_range(m, first, last, &kvs);
+    if (rc != 0) return rc;
+    store_result r = {.revision = m->rev, .nkvs = last - first};
+    rc = complete(m, cb, arg, &r, kvs);
+    if (rc != 0) {
+        for (size_t i = 0; i < last - first; i++) mkv_clear(&kvs[i]);
+        free(kvs);
+    }
+    return rc;
+}
+
+static int ms_get(store *s, const char *key, store_cb cb, void *arg) {
+    return ms_read((memstore *)s, key, false, cb, arg);
+}
+
+static int ms_list(store *s, const char *prefix, store_cb cb, void *arg) {
+    return ms_read((memstore *)s, prefix, true, cb, arg);
+}
+
+static int ms_put(store *s, const char *key, const char *value, size_t len, int64_t lease, store_cb cb, void *arg) {
+    memstore *m = (memstore *)s;
+    if (len == 0 && value) len = strlen(value);
+    int rc = do_put(m, key, value ? value : "", len, lease, m->rev + 1);
+    store_result r = {.err = rc};
+    if (rc == 0) r.revision = ++m->rev;
+    else r.revision = m->rev;
+    return complete(m, cb, arg, &r, NULL);
+}
+
+static int ms_del(store *s, const char *key, bool prefix, store_cb cb, void *arg) {
+    memstore *m = (memstore *)s;
+    int64_t n = do_del(m, key, prefix, m->rev + 1);
+    if (n > 0) m->rev++; /* one revision for the whole range, as in etcd */
+    store_result r = {.revision = m->rev, .deleted = n};
+    return complete(m, cb, arg, &r, NULL);
+}
+
+static bool cmp_holds(memstore *m, const store_cmp *c) {
+    long i = find(m, c->key);
+    const mkv *kv = i >= 0 ? &m->kvs[i] : NULL;
+    int d;
+    if (c->target == STORE_CMP_VALUE) {
+        if (!kv) return false; /* etcd: a value compare on a missing key fails */
+        d = strcmp(kv->value, c->value ? c->value : "");
+    } else {
+        int64_t have = !kv ? 0 : c->target == STORE_CMP_CREATE_REV ? kv->create_rev : kv->mod_rev;
+        d = have < c->rev ? -1 : have > c->rev;
+    }
+    switch (c->op) {
+    case STORE_CMP_EQUAL: return d == 0;
+    case STORE_CMP_NOT_EQUAL: return d != 0;
+    case STORE_CMP_LESS: return d < 0;
+    case STORE_CMP_GREATER: return d > 0;
+    }
+    return false;
+}
+
+static int ms_txn(store *s, const store_txn *t, store_cb cb, void *arg) {
+    memstore *m = (memstore *)s;
+    bool ok = true;
+    for (size_t i = 0; i < t->ncmps && ok; i++) ok = cmp_holds(m, &t->cmps[i]);
+    const store_op *ops = ok ? t->then : t->otherwise;
+    size_t nops = ok ? t->nthen : t->notherwise;
+    /* every op of a txn is checked first, so a txn applies whole or not at all */
+    for (size_t i = 0; i < nops; i++) {
+        if (ops[i].type != STORE_OP_PUT) continue;
+        if (ops[i].lease != 0 && !find_lease(m, ops[i].lease)) {
+            store_result r = {.err = SD_ELEASE_LOST, .revision = m->rev};
+            return complete(m, cb, arg, &r, NULL);
+        }
+    }
+    int64_t rev = m->rev + 1, deleted = 0;
+    bool changed = false;
+    int err = 0;
+    for (size_t i = 0; i < nops && err == 0; i++) {
+        const store_op *op = &ops[i];
+        if (op->type == STORE_OP_PUT) {
+            size_t len = op->value_len ? op->value_len : op->value ? strlen(op->value) : 0;
+            err = do_put(m, op->key, op->value ? op->value : "", len, op->lease, rev);
+            changed |= err == 0;
+        } else {
+            int64_t n = do_del(m, op->key, op->type == STORE_OP_DEL_PREFIX, rev);
+            deleted += n;
+            changed |= n > 0;
+        }
+    }
+    if (changed) m->rev = rev;
+    store_result r = {.err = err, .revision = m->rev, .succeeded = ok, .deleted = deleted};
+    return complete(m, cb, arg, &r, NULL);
+}
+
+static int ms_lease_grant(store *s, int ttl_secs, store_cb cb, void *arg) {
+    memstore *m = (memstore *)s;
+    if (ttl_secs <= 0) return -EINVAL;
     if (m->nleases == m->lcap) {
         size_t cap = m->lcap ? m->lcap * 2 : 8;
         mlease *l = realloc(m->leases, cap * sizeof *l);
-        if (!l) return nomem("lease"), -1;
+        if (!l) return -ENOMEM;
         m->leases = l;
         m->lcap = cap;
     }
     uv_update_time(m->loop);
     int64_t id = ++m->next_lease;
-    m->leases[m->nleases++] = (mlease){.id = id, .ttl_secs = ttl_secs,
-                                       .deadline_ms = uv_now(m->loop) + (uint64_t)ttl_secs * 1000};
-    *lease = id;
+    m->leases[m->nleases++] =
+        (mlease){.id = id, .ttl_secs = ttl_secs, .deadline_ms = uv_now(m->loop) + (uint64_t)ttl_secs * 1000};
     arm_lease_timer(m);
-    return 0;
+    store_result r = {.revision = m->rev, .lease = id, .ttl = ttl_secs};
+    return complete(m, cb, arg, &r, NULL);
 }
 
-static int ms_lease_keepalive(store *s, int64_t lease) {
+static int ms_lease_keepalive(store *s, int64_t lease, store_cb cb, void *arg) {
     memstore *m = (memstore *)s;
     mlease *l = find_lease(m, lease);
-    if (!l) return STORE_NOT_FOUND;
-    uv_update_time(m->loop);
-    l->deadline_ms = uv_now(m->loop) + (uint64_t)l->ttl_secs * 1000;
-    arm_lease_timer(m);
-    return 0;
+    store_result r = {.revision = m->rev, .lease = lease};
+    if (!l) {
+        r.err = SD_ELEASE_LOST;
+    } else {
+        uv_update_time(m->loop);
+        l->deadline_ms = uv_now(m->loop) + (uint64_t)l->ttl_secs * 1000;
+        r.ttl = l->ttl_secs;
+        arm_lease_timer(m);
+    }
+    return complete(m, cb, arg, &r, NULL);
 }
 
-static int ms_lease_revoke(store *s, int64_t lease) {
+static int ms_lease_revoke(store *s, int64_t lease, store_cb cb, void *arg) {
     memstore *m = (memstore *)s;
+    store_result r = {.err = SD_ELEASE_LOST, .lease = lease};
     for (size_t i = 0; i < m->nleases; i++) {
         if (m->leases[i].id == lease) {
             drop_lease(m, i);
             arm_lease_timer(m);
-            return 0;
+            r.err = 0;
+            break;
         }
     }
-    return STORE_NOT_FOUND;
+    r.revision = m->rev;
+    return complete(m, cb, arg, &r, NULL);
 }
 
-static store_watch *ms_watch_prefix(store *s, const char *prefix, store_watch_cb cb, void *arg) {
+static int ms_watch(store *s, const char *prefix, int64_t start_rev, store_watch_cb cb, void *arg,
+                    store_watch **out) {
     memstore *m = (memstore *)s;
     store_watch *w = calloc(1, sizeof *w);
     if (!w || !(w->prefix = strdup(prefix))) {
         free(w);
-        return nomem("watch");
+        return -ENOMEM;
     }
     w->cb = cb;
     w->arg = arg;
-    w->from_rev = m->rev;
+    w->next_seq = m->hist_end;
+    if (start_rev > 0 && start_rev <= m->rev) {
+        /* walk back to the first kept change at or after start_rev */
+        uint64_t seq = m->hist_end;
+        while (seq > m->hist_first && m->history[(seq - 1) % HISTORY_MAX].rev >= start_rev) seq--;
+        w->next_seq = seq;
+        /* changes before the oldest kept one are gone: like a compacted revision */
+        if (seq == m->hist_first && m->hist_first > 0 && m->history[seq % HISTORY_MAX].rev > start_rev)
+            w->resync = true;
+    }
     w->next = m->watches;
     m->watches = w;
-    return w;
+    if (watch_pending(m, w)) kick(m);
+    *out = w;
+    return 0;
 }
 
 static void ms_watch_cancel(store *s, store_watch *w) {
     memstore *m = (memstore *)s;
-    if (!w) return;
     w->cancelled = true;
     if (!m->delivering) reap_cancelled(m);
 }
 
+static void ms_cancel(store *s, void *arg) {
+    memstore *m = (memstore *)s;
+    for (completion *c = m->done_head; c; c = c->next)
+        if (c->arg == arg) c->cancelled = true;
+}
+
 static void free_all(memstore *m) {
-    for (size_t i = 0; i < m->n; i++) {
-        free(m->kvs[i].key);
-        free(m->kvs[i].value);
-    }
+    for (size_t i = 0; i < m->n; i++) mkv_clear(&m->kvs[i]);
     free(m->kvs);
     free(m->leases);
     while (m->watches) {
         store_watch *w = m->watches;
         m->watches = w->next;
-        free_watch(w);
+        free(w->prefix);
+        free(w);
     }
-    while (m->ev_head) {
-        mevent *e = m->ev_head;
-        m->ev_head = e->next;
-        free(e->key);
-        free(e->value);
-        free(e);
+    while (m->done_head) {
+        completion *c = m->done_head;
+        m->done_head = c->next;
+        free_completion(c);
     }
+    for (uint64_t q = m->hist_first; q < m->hist_end; q++) mkv_clear(&m->history[q % HISTORY_MAX].kv);
+    free(m->history);
     free(m);
 }
 
@@ -424,22 +593,27 @@ static void ms_free(store *s) {
 
 static const store_ops memstore_ops = {
     .get = ms_get,
+    .list = ms_list,
     .put = ms_put,
     .del = ms_del,
-    .del_prefix = ms_del_prefix,
-    .list_prefix = ms_list_prefix,
-    .cas = ms_cas,
+    .txn = ms_txn,
     .lease_grant = ms_lease_grant,
     .lease_keepalive = ms_lease_keepalive,
     .lease_revoke = ms_lease_revoke,
-    .watch_prefix = ms_watch_prefix,
+    .watch = ms_watch,
     .watch_cancel = ms_watch_cancel,
+    .cancel = ms_cancel,
     .free = ms_free,
 };
 
 store *memstore_new(uv_loop_t *loop) {
     memstore *m = calloc(1, sizeof *m);
-    if (!m) return nomem("store");
+    if (!m) return NULL;
+    m->history = calloc(HISTORY_MAX, sizeof *m->history);
+    if (!m->history) {
+        free(m);
+        return NULL;
+    }
     m->base.ops = &memstore_ops;
     m->loop = loop;
     uv_timer_init(loop, &m->deliver_timer);

@@ -14,7 +14,7 @@
  * error code (base/err.h; the callback never runs). A slow or absent store
  * never blocks the loop. Strings passed in are copied before the call
  * returns. Results, and the strings in them, are valid during the callback
- * only.
+ * only. Any callback may be NULL: the request is made and no one is told.
  *
  * Key layout below STORE_PREFIX "<cluster>/" (docs/etcd-keys.md):
  *   master/leader  masters/<id>  nodes/<node-id>  topologies/<name>
@@ -157,8 +157,9 @@ static inline int store_put_bytes(store *s, const char *key, const void *value, 
 static inline int store_del(store *s, const char *key, bool prefix, store_cb cb, void *arg) {
     return s->ops->del(s, key, prefix, cb, arg);
 }
-/* Compare-and-swap over several keys; r->succeeded says which branch ran. */
-static inline int store_txn(store *s, const store_txn *t, store_cb cb, void *arg) {
+/* Runs a transaction: compare-and-swap over several keys; r->succeeded says
+ * which branch ran. */
+static inline int store_commit(store *s, const store_txn *t, store_cb cb, void *arg) {
     return s->ops->txn(s, t, cb, arg);
 }
 /* Leases: keys put with a lease are deleted when it expires or is revoked.

@@ -61,6 +61,7 @@ typedef struct worker {
     bool *peer_throttle;        /* [nworkers]: that peer asked */
     uint64_t last_activity;
     int stopping;               /* stop sequence started */
+    bool start_inactive;        /* the topology is deactivated: spouts wait for "activate" */
     int64_t stop_deadline_ns, exit_deadline_ns;
     int exit_code;
     transport_peer *peers;
@@ -385,8 +386,13 @@ static void on_control(uv_async_t *h) {
         const char *type = json_string_value(json_object_get(msg, "type"));
         if (!type) continue;
         if (!strcmp(type, "stop")) begin_stop(w, "asked by the node");
-        else if (!strcmp(type, "activate") && !w->stopping) atomic_store(&w->rt.active, true);
-        else if (!strcmp(type, "deactivate")) atomic_store(&w->rt.active, false);
+        else if (!strcmp(type, "activate") && !w->stopping) {
+            w->start_inactive = false;
+            atomic_store(&w->rt.active, true);
+        } else if (!strcmp(type, "deactivate")) {
+            w->start_inactive = true;
+            atomic_store(&w->rt.active, false);
+        }
         else log_warn("unknown control message '%s'", type);
     }
     json_decref(msgs);
@@ -511,6 +517,7 @@ static int setup_from_assignment(worker *w, json_t *a) {
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
     w->rt.worker_index = (int)json_integer_value(json_object_get(a, "worker_index"));
+    w->start_inactive = json_is_false(json_object_get(a, "active"));
     char tag[96];
     snprintf(tag, sizeof tag, "%d", w->rt.worker_index);
     log_set_tags(json_string_value(json_object_get(a, "cluster")), id, tag);
@@ -555,7 +562,7 @@ static void free_worker(worker *w) {
 }
 
 static void start_executors(worker *w) {
-    atomic_store(&w->rt.active, true);
+    atomic_store(&w->rt.active, !w->start_inactive);
     for (int i = 0; i < w->rt.nexecs; i++) {
         if (executor_start(w->rt.execs[i]) != 0) {
             begin_stop(w, "an executor failed to start");

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "store/memstore.h"
+#include "test_store_sync.h"
 #include "node/node.h"
 
 #define CLUSTER "t"
@@ -95,26 +96,44 @@ static int teardown(void **state) {
 
 typedef bool (*pred)(fx *f, void *arg);
 
-/* runs the loop until p holds or ms pass */
+static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+/* runs the loop until p holds or ms pass (a 5 ms tick keeps UV_RUN_ONCE short) */
 static bool wait_for(fx *f, pred p, void *arg, uint64_t ms) {
+    uv_timer_t tick;
+    uv_timer_init(&f->loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
     uv_update_time(&f->loop);
     uint64_t end = uv_now(&f->loop) + ms;
-    while (!p(f, arg)) {
-        if (uv_now(&f->loop) >= end) return false;
+    bool ok;
+    while (!(ok = p(f, arg)) && uv_now(&f->loop) < end) {
         uv_run(&f->loop, UV_RUN_ONCE);
         uv_update_time(&f->loop);
     }
-    return true;
+    uv_close((uv_handle_t *)&tick, on_closed);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    return ok;
 }
 
-/* the status JSON of worker n1:port, or NULL */
+/* what the node knows of worker n1:port (with its latest heartbeat), or NULL */
 static json_t *status(fx *f, int port) {
+    json_t *all = node_workers_json(f->nd), *found = NULL, *e;
+    size_t i;
+    json_array_foreach(all, i, e) {
+        if (json_integer_value(json_object_get(e, "port")) == port) found = json_incref(e);
+    }
+    json_decref(all);
+    return found;
+}
+
+/* the status key of worker n1:port in the store, or NULL */
+static json_t *status_key(fx *f, int port) {
     char key[256];
     snprintf(key, sizeof key, "/streamd/" CLUSTER "/workers/" TID "/n1:%d", port);
-    store_kv kv;
-    if (store_get(f->st, key, &kv) != 0) return NULL;
-    json_t *j = json_loads(kv.value, 0, NULL);
-    store_kv_clear(&kv);
+    char *v = ts_get(&f->loop, f->st, key);
+    json_t *j = v ? json_loads(v, 0, NULL) : NULL;
+    free(v);
     return j;
 }
 
@@ -129,13 +148,13 @@ static bool has_status(fx *f, void *arg) {
     json_t *j = status(f, w->port);
     bool ok = j && json_integer_value(json_object_get(j, "restarts")) >= w->restarts &&
               json_integer_value(json_object_get(j, "pid")) != w->not_pid &&
-              json_array_size(json_object_get(j, "tasks")) > 0;
+              json_array_size(json_object_get(json_object_get(j, "heartbeat"), "tasks")) > 0;
     json_decref(j);
     return ok;
 }
 
 static bool no_status(fx *f, void *arg) {
-    json_t *j = status(f, *(int *)arg);
+    json_t *j = status_key(f, *(int *)arg);
     json_decref(j);
     return j == NULL;
 }
@@ -143,6 +162,11 @@ static bool no_status(fx *f, void *arg) {
 static bool is_stopped(fx *f, void *arg) {
     (void)arg;
     return f->stopped;
+}
+
+static bool is_registered(fx *f, void *arg) {
+    (void)arg;
+    return node_registered(f->nd);
 }
 
 static void on_stopped(void *arg) { ((fx *)arg)->stopped = true; }
@@ -157,7 +181,7 @@ static void put_assignment(fx *f, const char *cleanup, const char *hb) {
     assert_non_null(a);
     char *text = json_dumps(a, JSON_COMPACT);
     json_decref(a);
-    assert_int_equal(store_put(f->st, "/streamd/" CLUSTER "/assignments/" TID, text, 0, NULL), 0);
+    assert_int_equal(ts_put(&f->loop, f->st, "/streamd/" CLUSTER "/assignments/" TID, text, 0, NULL), 0);
     free(text);
 }
 
@@ -169,10 +193,11 @@ static void test_spawn_heartbeat_crash_restart_stop(void **state) {
     put_assignment(f, "1", "100"); /* before the node starts: picked up by listing */
     f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
     assert_non_null(f->nd);
-    store_kv kv;
-    assert_int_equal(store_get(f->st, "/streamd/" CLUSTER "/nodes/n1", &kv), 0);
-    assert_non_null(strstr(kv.value, "7002"));
-    store_kv_clear(&kv);
+    assert_true(wait_for(f, is_registered, NULL, 5000));
+    char *reg = ts_get(&f->loop, f->st, "/streamd/" CLUSTER "/nodes/n1");
+    assert_non_null(reg);
+    assert_non_null(strstr(reg, "7002"));
+    free(reg);
     /* each worker crashes once after its first heartbeat and comes back */
     want w1 = {.port = 7001, .restarts = 1}, w2 = {.port = 7002, .restarts = 1};
     assert_true(wait_for(f, has_status, &w1, 10000));
@@ -195,23 +220,62 @@ static void test_spawn_heartbeat_crash_restart_stop(void **state) {
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_true(sb.st_size > 0);
-    /* status carries the heartbeat and the node's fields */
+    /* the node keeps the latest heartbeat in memory */
     json_t *s = status(f, 7001);
     int64_t pid = json_integer_value(json_object_get(s, "pid"));
     assert_true(pid_alive(pid));
-    assert_int_equal(json_integer_value(json_object_get(s, "port")), 7001);
-    assert_int_equal(json_array_size(json_object_get(s, "tasks")), 2);
-    assert_null(json_object_get(s, "type"));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(s, "heartbeat"), "tasks")), 2);
+    json_decref(s);
+    /* the store has the state (written on changes only), not the counters */
+    s = status_key(f, 7001);
+    assert_non_null(s);
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "running");
+    assert_int_equal(json_integer_value(json_object_get(s, "pid")), pid);
+    assert_int_equal(json_integer_value(json_object_get(s, "restarts")), 1);
+    assert_null(json_object_get(s, "tasks"));
     json_decref(s);
     /* removing the assignment stops the workers; their status goes away */
-    assert_int_equal(store_del(f->st, "/streamd/" CLUSTER "/assignments/" TID), 0);
+    assert_int_equal(ts_del(&f->loop, f->st, "/streamd/" CLUSTER "/assignments/" TID, false), 1);
     int p1 = 7001, p2 = 7002;
     assert_true(wait_for(f, no_status, &p1, 5000));
     assert_true(wait_for(f, no_status, &p2, 5000));
     for (int i = 0; i < 50 && pid_alive(pid); i++) uv_sleep(20); /* reaped by the node's loop */
     node_stop(f->nd, on_stopped, f);
     assert_true(wait_for(f, is_stopped, NULL, 5000));
-    assert_int_equal(store_get(f->st, "/streamd/" CLUSTER "/nodes/n1", &kv), STORE_NOT_FOUND);
+    assert_null(ts_get(&f->loop, f->st, "/streamd/" CLUSTER "/nodes/n1"));
+}
+
+/* The store says the node's lease is gone: every worker stops at once, the
+ * node registers again with a new lease and starts them again. */
+static void test_lease_lost_stops_workers(void **state) {
+    fx *f = *state;
+    f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
+    assert_non_null(f->nd);
+    put_assignment(f, "0", "100");
+    want w1 = {.port = 7001};
+    assert_true(wait_for(f, has_status, &w1, 10000));
+    json_t *s = status(f, 7001);
+    int64_t pid = json_integer_value(json_object_get(s, "pid"));
+    json_decref(s);
+    ts_wait_t w = {0};
+    assert_int_equal(store_get(f->st, "/streamd/" CLUSTER "/nodes/n1", ts_cb, &w), 0);
+    ts_result *r = ts_wait(&f->loop, &w);
+    assert_int_equal(r->nkvs, 1);
+    int64_t lease = r->kvs[0].lease;
+    assert_true(lease > 0);
+    ts_result_clear(r);
+    w = (ts_wait_t){0};
+    assert_int_equal(store_lease_revoke(f->st, lease, ts_cb, &w), 0);
+    assert_int_equal(ts_wait(&f->loop, &w)->err, 0);
+    ts_result_clear(&w.r);
+    /* the old process is stopped, a new one runs under the new registration */
+    want again = {.port = 7001, .not_pid = pid};
+    assert_true(wait_for(f, has_status, &again, 10000));
+    for (int i = 0; i < 100 && pid_alive(pid); i++) uv_sleep(20);
+    assert_false(pid_alive(pid));
+    assert_true(wait_for(f, is_registered, NULL, 5000));
+    node_stop(f->nd, on_stopped, f);
+    assert_true(wait_for(f, is_stopped, NULL, 8000));
 }
 
 static void test_stop_deadline_kills(void **state) {
@@ -246,7 +310,7 @@ static void test_stale_heartbeat_restarts(void **state) {
     uv_update_time(&f->loop);
     uint64_t end = uv_now(&f->loop) + 8000;
     while (node_restarts(f->nd) < 2 && uv_now(&f->loop) < end) {
-        uv_run(&f->loop, UV_RUN_ONCE);
+        uv_run(&f->loop, UV_RUN_ONCE); /* the node's 1 s check timer wakes the loop */
         uv_update_time(&f->loop);
     }
     assert_true(node_restarts(f->nd) >= 2);
@@ -258,6 +322,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_spawn_heartbeat_crash_restart_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deadline_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_lost_stops_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_heartbeat_restarts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,104 @@
+/*
+ * node_internal: what node.c (registration, lease, assignments, status keys)
+ * and node_worker.c (one supervised worker process: spawn, control channel,
+ * restart, stop) share. Not for callers outside src/node/.
+ * Threads: only the node's loop thread touches any of this.
+ */
+#ifndef SD_NODE_INTERNAL_H
+#define SD_NODE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "node/node.h"
+#include "proto/control.h"
+#include "store/lease_keeper.h"
+
+#define NODE_CHECK_MS 1000
+#define NODE_MAX_PORTS 256
+#define NODE_FAILED_AFTER 5 /* exits in a row without a heartbeat: shown as "failed" */
+
+/* Worker states: RUNNING (a process exists), WAIT_RESTART (died unexpectedly,
+ * restart timer armed), STOPPING (asked to stop, kill timer armed), GONE
+ * (freed once its timer handle is closed). */
+typedef enum { W_RUNNING, W_WAIT_RESTART, W_STOPPING, W_GONE } wstate;
+
+typedef struct nworker nworker;
+
+/* One process incarnation of a worker. */
+typedef struct wproc {
+    uv_process_t proc;
+    uv_pipe_t pipe;
+    nworker *w; /* cleared when the process has exited */
+    control_reader reader;
+    int open_handles;
+    bool pipe_open;
+} wproc;
+
+/* One supervised worker (topology id + port); lives across restarts. */
+struct nworker {
+    node *n;
+    nworker *next;
+    char *topology_id;
+    int port, index;
+    json_t *msg;      /* the assignment control message to send */
+    json_t *next_msg; /* a changed assignment to respawn with after the stop */
+    json_t *last_hb;  /* the latest heartbeat (counters), or NULL */
+    char status_key[512];
+    char log_path[1024];
+    int64_t hb_interval_ms, cleanup_secs;
+    wstate state;
+    const char *shown_state; /* what the status key says now */
+    wproc *p;                /* the live process, or NULL */
+    int pid;
+    int restarts;
+    int failures; /* exits in a row without a heartbeat between them */
+    char last_exit[64];
+    uint64_t spawned_ms, last_hb_ms;
+    uv_timer_t timer; /* restart delay or kill deadline */
+};
+
+struct node {
+    uv_loop_t *loop;
+    store *st;
+    char *id, *exe, *cluster, *host, *local_dir;
+    int ports[NODE_MAX_PORTS], nports;
+    int64_t restart_delay_ms, start_timeout_ms;
+    int lease_ttl_secs;
+    json_t *labels;   /* node.labels as an object */
+    lease_keeper *keeper;
+    int64_t lease;    /* the lease held now, 0 while none */
+    bool registered;  /* nodes/<id> written under lease */
+    char node_key[512], assign_prefix[512];
+    store_watch *watch;
+    bool listing;     /* a list of assignments/ is in flight */
+    nworker *workers;
+    int restarts;
+    bool stopping, done_called;
+    node_done_cb done_cb;
+    void *done_arg;
+    node_heartbeat_cb hb_cb;
+    void *hb_arg;
+    node_prepare_fn prepare;
+    void *prepare_arg;
+    uv_timer_t check_timer, done_timer;
+    int open_handles;
+};
+
+/* node_worker.c */
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc);
+void node_worker_spawn(nworker *w);
+void node_worker_stop(nworker *w);
+/* Sends a control message (activate, deactivate) to a running worker. */
+void node_worker_send(nworker *w, json_t *msg);
+/* Kills workers that stopped heartbeating; called every NODE_CHECK_MS. */
+void node_worker_check(node *n);
+
+/* node.c, called by node_worker.c */
+void node_worker_gone(nworker *w);                 /* w is done for good: unlink, free later */
+void node_worker_state(nworker *w, const char *s); /* writes the status key when s changes */
+void node_worker_heartbeat(nworker *w, json_t *hb);
+
+#endif

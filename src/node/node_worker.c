@@ -1,0 +1,339 @@
+/*
+ * node_worker: one supervised worker process of a node (node_internal.h):
+ * spawns `streamd --role=worker --control-fd=3` with a control socketpair,
+ * hands it its assignment, reads its heartbeats, restarts it with backoff
+ * when it dies or stops heartbeating, and stops it gracefully (stop message,
+ * then SIGKILL after the worker's own budget and a slack).
+ * Threads: only the node's loop thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "node/node_internal.h"
+
+static int mkdir_p(const char *path) {
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = buf + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            if (!c) break;
+            *s = c;
+        }
+    }
+    return 0;
+}
+
+static void wproc_closed(uv_handle_t *h) {
+    wproc *p = h->data;
+    if (--p->open_handles == 0) {
+        control_reader_free(&p->reader);
+        free(p);
+    }
+}
+
+static void on_control_msg(void *arg, json_t *msg) {
+    wproc *p = arg;
+    nworker *w = p->w;
+    if (!w) return;
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type) {
+        log_warn("worker %s:%d: control message without a type", w->topology_id, w->port);
+    } else if (strcmp(type, "heartbeat") == 0) {
+        w->last_hb_ms = uv_now(w->n->loop);
+        w->failures = 0;
+        if (w->state == W_RUNNING) node_worker_state(w, "running");
+        node_worker_heartbeat(w, msg);
+    } else if (strcmp(type, "started") == 0) {
+        log_info("worker %s port %d started (pid %lld)", w->topology_id, w->port,
+                 (long long)json_integer_value(json_object_get(msg, "pid")));
+    } else if (strcmp(type, "error") == 0) {
+        log_warn("worker %s port %d task %lld: %s", w->topology_id, w->port,
+                 (long long)json_integer_value(json_object_get(msg, "task")),
+                 json_string_value(json_object_get(msg, "message")) ?: "?");
+    } else {
+        log_debug("worker %s port %d: ignoring control message '%s'", w->topology_id, w->port, type);
+    }
+}
+
+static void close_pipe(wproc *p) {
+    if (!p->pipe_open) return;
+    p->pipe_open = false;
+    uv_close((uv_handle_t *)&p->pipe, wproc_closed);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    wproc *p = s->data;
+    if (nread > 0 && control_reader_feed(&p->reader, buf->base, (size_t)nread, on_control_msg, p) != 0) {
+        /* a broken channel: the heartbeat check will restart the worker */
+        if (p->w) log_error("worker %s port %d: bad control message; closing its channel", p->w->topology_id,
+                            p->w->port);
+        close_pipe(p);
+        /* a worker we cannot hear is restarted now rather than at the
+         * heartbeat deadline */
+        if (p->w) uv_process_kill(&p->proc, SIGTERM);
+    } else if (nread < 0) {
+        close_pipe(p);
+        if (p->w && nread != UV_EOF) uv_process_kill(&p->proc, SIGTERM);
+    }
+    free(buf->base);
+}
+
+/* Reads what the dead process left in the socket, so its last heartbeat
+ * (final counters) is not lost when the exit is noticed first. */
+static void drain_pipe(wproc *p) {
+    if (!p->pipe_open) return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0) return;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        if (control_reader_feed(&p->reader, buf, (size_t)r, on_control_msg, p) != 0) break;
+    }
+}
+
+static void on_restart_timer(uv_timer_t *t) {
+    nworker *w = t->data;
+    if (w->state == W_WAIT_RESTART) node_worker_spawn(w);
+}
+
+/* An unexpected end of a process (or a failed spawn): restart after the delay. */
+static void schedule_restart(nworker *w) {
+    node *n = w->n;
+    w->restarts++;
+    n->restarts++;
+    w->failures++;
+    w->state = W_WAIT_RESTART;
+    /* a worker that keeps dying before its first heartbeat backs off,
+     * doubling the delay up to 32 times (the caller may give up: node_max_failures) */
+    int shift = w->failures - 1 < 5 ? w->failures - 1 : 5;
+    uint64_t delay = (uint64_t)n->restart_delay_ms << shift;
+    log_info("restarting worker %s port %d in %llu ms (restart %d)", w->topology_id, w->port,
+             (unsigned long long)delay, w->restarts);
+    node_worker_state(w, w->failures >= NODE_FAILED_AFTER ? "failed" : "restarting");
+    uv_timer_start(&w->timer, on_restart_timer, delay, 0);
+}
+
+static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
+    wproc *p = proc->data;
+    nworker *w = p->w;
+    drain_pipe(p);
+    close_pipe(p);
+    p->w = NULL;
+    uv_close((uv_handle_t *)&p->proc, wproc_closed);
+    if (!w) return;
+    w->p = NULL;
+    json_decref(w->last_hb); /* a heartbeat speaks for a live process only */
+    w->last_hb = NULL;
+    if (term_signal)
+        log_warn("worker %s port %d (pid %d) killed by signal %d (%s)", w->topology_id, w->port, w->pid,
+                 term_signal, strsignal(term_signal));
+    else if (status != 0 || w->state != W_STOPPING)
+        log_warn("worker %s port %d (pid %d) exited with status %lld", w->topology_id, w->port, w->pid,
+                 (long long)status);
+    else
+        log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
+    if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
+    else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
+    uv_timer_stop(&w->timer);
+    if (w->state == W_STOPPING) {
+        if (w->next_msg && !w->n->stopping) { /* a changed assignment: start over with it */
+            json_decref(w->msg);
+            w->msg = w->next_msg;
+            w->next_msg = NULL;
+            node_worker_spawn(w);
+        } else {
+            node_worker_gone(w);
+        }
+    } else if (w->n->stopping) {
+        node_worker_gone(w);
+    } else {
+        schedule_restart(w);
+    }
+}
+
+void node_worker_spawn(nworker *w) {
+    node *n = w->n;
+    int sv[2] = {-1, -1}, devnull = -1, logfd = -1;
+    wproc *p = calloc(1, sizeof *p);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/logs/%s", n->local_dir, w->topology_id);
+    if (!p) {
+        log_error("out of memory spawning a worker");
+        goto fail;
+    }
+    if (mkdir_p(dir) != 0) {
+        log_error("cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    logfd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (logfd < 0 || devnull < 0) {
+        log_error("cannot open %s or /dev/null: %s", w->log_path, strerror(errno));
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        log_error("socketpair: %s", strerror(errno));
+        goto fail;
+    }
+    char *args[] = {n->exe, "--role=worker", "--control-fd=3", NULL};
+    uv_stdio_container_t stdio[4] = {
+        {.flags = UV_INHERIT_FD, .data.fd = devnull},
+        {.flags = UV_INHERIT_FD, .data.fd = logfd},
+        {.flags = UV_INHERIT_FD, .data.fd = logfd},
+        {.flags = UV_INHERIT_FD, .data.fd = sv[1]},
+    };
+    /* own session: a terminal's Ctrl-C reaches only us, and we stop the
+     * workers gracefully */
+    uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 4,
+                                 .stdio = stdio, .flags = UV_PROCESS_DETACHED};
+    p->proc.data = p;
+    int rc = uv_spawn(n->loop, &p->proc, &opts);
+    if (rc != 0) {
+        log_error("cannot start %s for %s port %d: %s", n->exe, w->topology_id, w->port, uv_strerror(rc));
+        /* uv_spawn initialised the handle even on failure */
+        p->open_handles = 1;
+        uv_close((uv_handle_t *)&p->proc, wproc_closed);
+        p = NULL;
+        goto fail;
+    }
+    p->open_handles = 1;
+    close(sv[1]);
+    sv[1] = -1;
+    close(devnull);
+    close(logfd);
+    devnull = logfd = -1;
+    p->w = w;
+    w->p = p;
+    w->pid = p->proc.pid;
+    w->state = W_RUNNING;
+    w->spawned_ms = uv_now(n->loop);
+    w->last_hb_ms = 0;
+    uv_pipe_init(n->loop, &p->pipe, 0);
+    p->pipe.data = p;
+    p->open_handles++;
+    p->pipe_open = true;
+    bool opened = false;
+    if ((rc = uv_pipe_open(&p->pipe, sv[0])) != 0 || !(opened = true) ||
+        (rc = uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, on_pipe_read)) != 0) {
+        log_error("worker %s port %d: control channel: %s", w->topology_id, w->port, uv_strerror(rc));
+        if (!opened) close(sv[0]); /* else the pipe handle owns it */
+        close_pipe(p);
+        uv_process_kill(&p->proc, SIGKILL);
+        return;
+    }
+    log_info("started worker %s port %d (pid %d, log %s)", w->topology_id, w->port, w->pid, w->log_path);
+    node_worker_state(w, "starting");
+    if (control_write(sv[0], w->msg) != 0) {
+        log_error("worker %s port %d: cannot send the assignment: %s", w->topology_id, w->port, strerror(errno));
+        uv_process_kill(&p->proc, SIGKILL); /* its exit restarts it */
+    }
+    return;
+fail:
+    free(p);
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    if (devnull >= 0) close(devnull);
+    if (logfd >= 0) close(logfd);
+    schedule_restart(w);
+}
+
+static void on_kill_timer(uv_timer_t *t) {
+    nworker *w = t->data;
+    if (w->p) {
+        log_warn("worker %s port %d (pid %d) did not stop within %lld s; killing it", w->topology_id, w->port,
+                 w->pid, (long long)w->cleanup_secs + NODE_STOP_SLACK_SECS);
+        uv_process_kill(&w->p->proc, SIGKILL);
+    }
+}
+
+void node_worker_stop(nworker *w) {
+    if (w->state == W_STOPPING || w->state == W_GONE) return;
+    if (w->state == W_WAIT_RESTART || !w->p) {
+        node_worker_gone(w);
+        return;
+    }
+    w->state = W_STOPPING;
+    node_worker_state(w, "stopping");
+    json_t *stop = json_pack("{s:s}", "type", "stop");
+    uv_os_fd_t fd;
+    if (!stop || !w->p->pipe_open || uv_fileno((uv_handle_t *)&w->p->pipe, &fd) != 0 || control_write(fd, stop) != 0) {
+        log_warn("worker %s port %d: cannot send stop; sending SIGTERM", w->topology_id, w->port);
+        uv_process_kill(&w->p->proc, SIGTERM);
+    }
+    json_decref(stop);
+    uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + NODE_STOP_SLACK_SECS) * 1000, 0);
+}
+
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc) {
+    nworker *w = calloc(1, sizeof *w);
+    if (!w || !(w->topology_id = strdup(tid))) {
+        free(w);
+        log_error("out of memory adding a worker");
+        return NULL;
+    }
+    w->n = n;
+    w->port = port;
+    w->index = index;
+    w->msg = json_incref(msg);
+    w->hb_interval_ms = conf_int(tc, "worker.heartbeat.interval.ms");
+    if (w->hb_interval_ms <= 0) w->hb_interval_ms = 1000;
+    w->cleanup_secs = conf_int(tc, "task.cleanup.timeout.sec");
+    if (w->cleanup_secs < 0) w->cleanup_secs = 0;
+    store_key(w->status_key, sizeof w->status_key, n->cluster, "workers/%s/%s:%d", tid, n->id, port);
+    snprintf(w->log_path, sizeof w->log_path, "%s/logs/%s/worker-%d.log", n->local_dir, tid, port);
+    uv_timer_init(n->loop, &w->timer);
+    w->timer.data = w;
+    w->next = n->workers;
+    n->workers = w;
+    return w;
+}
+
+/* Kills workers whose heartbeat is older than 3 intervals + the start timeout. */
+void node_worker_check(node *n) {
+    uint64_t now = uv_now(n->loop);
+    for (nworker *w = n->workers; w; w = w->next) {
+        if (w->state != W_RUNNING || !w->p) continue;
+        /* timers run before I/O: after a stall of our own loop, heartbeats
+         * may be waiting in the socket; read them before judging */
+        drain_pipe(w->p);
+        uint64_t last = w->last_hb_ms > w->spawned_ms ? w->last_hb_ms : w->spawned_ms;
+        uint64_t limit = (uint64_t)(3 * w->hb_interval_ms + n->start_timeout_ms);
+        if (now - last > limit) {
+            log_warn("worker %s port %d (pid %d): no heartbeat for %llu ms; killing it", w->topology_id, w->port,
+                     w->pid, (unsigned long long)(now - last));
+            uv_process_kill(&w->p->proc, SIGKILL); /* its exit restarts it */
+            w->last_hb_ms = now;                   /* one kill per period */
+        }
+    }
+}
+
+
+void node_worker_send(nworker *w, json_t *msg) {
+    uv_os_fd_t fd;
+    if (w->state != W_RUNNING || !w->p || !w->p->pipe_open || uv_fileno((uv_handle_t *)&w->p->pipe, &fd) != 0) return;
+    /* a worker not running now gets the current state with its assignment when it (re)starts */
+    if (control_write(fd, msg) != 0)
+        log_warn("worker %s port %d: cannot send a control message: %s", w->topology_id, w->port, strerror(errno));
+}
