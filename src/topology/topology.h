@@ -4,6 +4,10 @@
  * local/master code (validation, assignment) and by each worker (to build its
  * tasks from the same file). Not thread-aware; a loaded topology is
  * read-only and may be shared by threads.
+ *
+ * The public header of src/topology: topology.c (loading, layout, lookups)
+ * drives topology_parse.c, topology_resolve.c and topology_validate.c
+ * through topology_internal.h, which nothing outside the folder includes.
  */
 #ifndef SD_TOPOLOGY_H
 #define SD_TOPOLOGY_H
@@ -70,7 +74,8 @@ typedef struct topo_component {
     topo_input *inputs;
     int nstreams;
     int *stream_ids;         /* the component's output streams (incl. system) */
-    const sd_component_def *def; /* resolved: built-in or from the library */
+    const sd_component_def *def; /* resolved: built-in or from the library; NULL for the
+                                  * acker and for library classes under TOPO_NO_LIBRARY */
 } topo_component;
 
 typedef struct topology {
@@ -93,10 +98,29 @@ typedef struct topology {
  * `config:` is merged over (not consumed; may be NULL for defaults), and
  * overrides (may be NULL) is applied last (-c key=value on the command line).
  * On error: writes one line "FILE:LINE: message" (naming the key) to err
- * (errlen bytes) and returns NULL.
+ * (errlen bytes) and returns NULL. Same as topology_load_opts(..., 0, ...).
  */
 topology *topology_load(const char *path, const conf *base, const conf *overrides,
                         char *err, size_t errlen);
+
+/*
+ * Load flags.
+ * TOPO_NO_LIBRARY: validate without running user code (the master checks a
+ *   submitted topology this way): the library is neither opened nor looked
+ *   for (t->library is still set, t->dl_handle stays NULL). Built-in classes
+ *   resolve as usual; a class that is not built in is accepted unresolved
+ *   (def NULL) when the file names a library. Its streams are then only
+ *   those its `outputs:` declares: inputs from it are checked against them,
+ *   and a component with neither a built-in class nor `outputs:` accepts
+ *   any input stream name (and any fields on it). Whether such a class
+ *   exists, is of the right kind and matches the component API is checked
+ *   when a worker loads the file. Every other check is the same, with the
+ *   same messages. A topology loaded this way must not be run.
+ */
+#define TOPO_NO_LIBRARY 0x1u
+
+topology *topology_load_opts(const char *path, const conf *base, const conf *overrides, unsigned flags,
+                             char *err, size_t errlen);
 void topology_free(topology *t);
 
 const topo_component *topology_component(const topology *t, const char *id);

@@ -41,16 +41,16 @@ const sd_component_def *builtin_component(const char *class_name) {
 
 #include "test_data.h"
 
-/* Loads path and checks err begins with "path:" + its expect line; prints
- * the difference and returns false otherwise. */
-static bool fails_as_expected(const char *path) {
+/* Loads path (with load flags) and checks err begins with "path:" + its
+ * expect line; prints the difference and returns false otherwise. */
+static bool fails_as_expected_opts(const char *path, unsigned flags) {
     char expect[1024], want[PATH_MAX + 1100], err[2048] = "";
     if (read_expect(path, expect, sizeof expect) != 0) {
         print_error("%s: no '# expect: ' first line\n", path);
         return false;
     }
     snprintf(want, sizeof want, "%s:%s", path, expect);
-    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    topology *t = topology_load_opts(path, NULL, NULL, flags, err, sizeof err);
     if (t) {
         topology_free(t);
         print_error("%s: loaded, expected: %s\n", path, want);
@@ -62,6 +62,8 @@ static bool fails_as_expected(const char *path) {
     }
     return true;
 }
+
+static bool fails_as_expected(const char *path) { return fails_as_expected_opts(path, 0); }
 
 static int stream_field_count(const topology *t, int comp, const char *name) {
     const topo_stream *s = topology_stream(t, comp, name);
@@ -241,6 +243,94 @@ static void test_missing_file(void **state) {
     assert_string_equal(err, "/nonexistent/t.yaml: cannot open: No such file or directory");
 }
 
+/* TOPO_NO_LIBRARY: a library that does not exist is not looked for; its
+ * classes stay unresolved; streams come from outputs: where declared, and
+ * a component with neither a built-in class nor outputs: takes any stream. */
+static void test_no_library(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], err[1024] = "", want[2 * PATH_MAX + 200];
+    data_path(path, sizeof path, "unit/nolib.yaml");
+    assert_null(topology_load(path, NULL, NULL, err, sizeof err)); /* without the flag: the library is missing */
+    snprintf(want, sizeof want, "%s:3: library 'lib/libmissing.so': No such file or directory (looked for %s/unit/lib/libmissing.so)",
+             path, data_dir);
+    assert_string_equal(err, want);
+
+    topology *t = topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    snprintf(want, sizeof want, "%s/unit/lib/libmissing.so", data_dir);
+    assert_string_equal(t->library, want);
+    assert_null(t->dl_handle);
+    const topo_component *gen = topology_component(t, "gen"), *nums = topology_component(t, "nums"),
+                         *split = topology_component(t, "split"), *count = topology_component(t, "count");
+    assert_non_null(gen);
+    assert_non_null(nums);
+    assert_non_null(split);
+    assert_non_null(count);
+    assert_null(gen->def);
+    assert_null(nums->def);
+    assert_null(count->def);
+    assert_non_null(split->def);
+    assert_string_equal(split->def->name, "split_words");
+    /* gen declares nothing: only its system stream; any input stream name is taken unresolved */
+    assert_int_equal(gen->nstreams, 1);
+    assert_int_equal(stream_field_count(t, gen->index, "__ack_init"), 3);
+    const topo_input *in = &split->inputs[0];
+    assert_int_equal(in->from_component, gen->index);
+    assert_int_equal(in->stream_id, -1);
+    assert_null(in->field_index);
+    /* streams of outputs: and of a built-in class resolve as usual */
+    const topo_stream *pick = topology_stream(t, nums->index, "pick");
+    assert_non_null(pick);
+    assert_true(pick->direct);
+    assert_int_equal(count->inputs[1].stream_id, pick->id);
+    assert_int_equal(count->inputs[0].stream_id, topology_stream(t, split->index, "default")->id);
+    assert_int_equal(count->inputs[0].field_index[0], 0);
+    /* layout: gen 1, nums 2, split 3-4, count 5-7, then the acker */
+    assert_int_equal(count->first_task, 5);
+    assert_true(t->components[t->ncomponents - 1].is_acker);
+    assert_int_equal(t->ntasks, 7 + t->components[t->ncomponents - 1].parallelism);
+    topology_free(t);
+}
+
+/* Under TOPO_NO_LIBRARY every mistake other than the library's is still
+ * reported, with the same FILE:LINE message; the library's are not looked for. */
+static void test_no_library_errors(void **state) {
+    (void)state;
+    char dir[PATH_MAX + 16], err[1024];
+    data_path(dir, sizeof dir, "topo_bad");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int checked = 0, wrong = 0, loaded = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 5, ".yaml") != 0) continue;
+        char path[2 * PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (strcmp(e->d_name, "missing_library.yaml") == 0 || strcmp(e->d_name, "bad_library.yaml") == 0) {
+            topology *t = topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, err, sizeof err);
+            if (!t) fail_msg("%s: %s", path, err);
+            assert_null(t->dl_handle);
+            assert_null(t->components[0].def);
+            topology_free(t);
+            loaded++;
+            continue;
+        }
+        if (!fails_as_expected_opts(path, TOPO_NO_LIBRARY)) wrong++;
+        checked++;
+    }
+    closedir(d);
+    assert_int_equal(wrong, 0);
+    assert_int_equal(loaded, 2);
+    assert_true(checked >= 25);
+    static const char *const more[] = {"unit/old_api.yaml", "unit/nolib_bad_stream.yaml", "unit/nolib_bad_field.yaml"};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        char path[PATH_MAX + 64];
+        data_path(path, sizeof path, more[i]);
+        assert_true(fails_as_expected_opts(path, TOPO_NO_LIBRARY));
+    }
+}
+
 int main(void) {
     if (test_data_dir(data_dir) != 0) {
         fprintf(stderr, "cannot find test/data\n");
@@ -250,6 +340,7 @@ int main(void) {
         cmocka_unit_test(test_valid_layout), cmocka_unit_test(test_outputs_override),
         cmocka_unit_test(test_precedence),   cmocka_unit_test(test_invalid_files),
         cmocka_unit_test(test_api_version),  cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_no_library),   cmocka_unit_test(test_no_library_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
