@@ -251,7 +251,7 @@ static int load_conf(loader *ld, const yd_node *root, const conf *base, const co
 
 static int load_header(loader *ld, const yd_node *root) {
     topology *t = ld->t;
-    static const char *const keys[] = {"name", "library", "workers", "config", "spouts", "bolts", NULL};
+    static const char *const keys[] = {"name", "library", "files", "workers", "config", "spouts", "bolts", NULL};
     if (check_keys(ld, root, keys, "a topology") != 0) return -1;
     const yd_node *name = yd_get(root, "name");
     if (!name || yd_is_null(name))
@@ -269,6 +269,20 @@ static int load_header(loader *ld, const yd_node *root) {
     t->dir = strdup(dirname(real));
     free(real);
     if (!t->dir) return topo_oom(ld);
+    /* files: shipped in the package next to the topology (cluster mode);
+     * relative args paths then resolve to them on the node */
+    const yd_node *files = yd_get(root, "files");
+    if (files && !yd_is_null(files)) {
+        if (files->kind != YD_SEQ) return topo_fail(ld, files->line, "files: expected a list of relative paths");
+        for (size_t i = 0; i < files->n; i++) {
+            const yd_node *f = files->items[i];
+            if (!topo_is_scalar(f) || !*f->text)
+                return topo_fail(ld, f->line, "files: expected a relative path, got %s", yd_kind_name(f));
+            if (f->text[0] == '/' || strstr(f->text, ".."))
+                return topo_fail(ld, f->line, "files: '%s': use a path below the topology's directory, without '..'",
+                                 f->text);
+        }
+    }
     const yd_node *lib = yd_get(root, "library");
     if (lib && !yd_is_null(lib)) {
         if (!topo_is_scalar(lib)) return topo_fail(ld, lib->line, "library: expected a file name");

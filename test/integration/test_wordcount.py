@@ -9,8 +9,9 @@ from conftest import SENTENCES, TOPOLOGIES, read_jsonl, split_words
 def test_wordcount_matches_python(streamd, tmp_path):
     sink = tmp_path / "wordcount.jsonl"
     text = (TOPOLOGIES / "wordcount.yaml").read_text()
-    assert "data/sentences.txt" in text and "/tmp/streamd-wordcount.jsonl" in text
-    text = text.replace("data/sentences.txt", str(SENTENCES)).replace("/tmp/streamd-wordcount.jsonl", str(sink))
+    assert "{path: data/sentences.txt}" in text and "/tmp/streamd-wordcount.jsonl" in text
+    text = text.replace("{path: data/sentences.txt}", f"{{path: {SENTENCES}}}")
+    text = text.replace("files: [data/sentences.txt]", "").replace("/tmp/streamd-wordcount.jsonl", str(sink))
     res = streamd.run(streamd.write(text), timeout=180)
     assert res.returncode == 0, res.explain()
 
