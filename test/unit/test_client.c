@@ -48,6 +48,8 @@ typedef struct fake {
     int calls, standby_calls;
     char method[16], path[256], wait[32], sha[80], body_hash[PACKAGE_HASH_HEX];
     char *topology_text;
+    void *body; /* the last request's body */
+    size_t body_len;
 } fake;
 
 static fake F;
@@ -72,6 +74,10 @@ static void on_leader(void *arg, api_request *r) {
     free(f->topology_text);
     char err[256];
     f->topology_text = len ? package_topology_text(body, len, err, sizeof err) : NULL;
+    free(f->body);
+    f->body = malloc(len ? len : 1);
+    if (f->body) memcpy(f->body, body, len);
+    f->body_len = len;
     pthread_mutex_unlock(&f->mu);
     char json[1024];
     if (strcmp(method, "POST") == 0 && strcmp(path, "/api/v1/topologies") == 0) {
@@ -149,8 +155,11 @@ static void fake_stop(fake *f) {
     pthread_join(f->th, NULL);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f->topology_text);
+    free(f->body);
     pthread_mutex_destroy(&f->mu);
 }
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw);
 
 /* ---- running a command with its output captured ---- */
 
@@ -268,6 +277,27 @@ static void test_submit(void **state) {
         assert_int_equal(F.standby_calls, via_standby);
         pthread_mutex_unlock(&F.mu);
     }
+}
+
+/* A topology with files: ships them: the posted package unpacks to the
+ * topology and its data file. */
+static void test_submit_ships_files(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], dir[64], file[128], err[512];
+    snprintf(path, sizeof path, "%s/../../etc/topologies/wordcount.yaml", data_dir);
+    const char *args[] = {path};
+    expect(run_cmd("submit", args, 1, F.base, false, -1, NULL), 0, "submitted", NULL);
+    snprintf(dir, sizeof dir, "/tmp/sd-test-client-pkg-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    pthread_mutex_lock(&F.mu);
+    int rc = package_unpack(F.body, F.body_len, dir, err, sizeof err);
+    pthread_mutex_unlock(&F.mu);
+    if (rc != 0) fail_msg("unpack: %s", err);
+    snprintf(file, sizeof file, "%s/data/sentences.txt", dir);
+    assert_int_equal(access(file, R_OK), 0);
+    snprintf(file, sizeof file, "%s/topology.yaml", dir);
+    assert_int_equal(access(file, R_OK), 0);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_list_and_status(void **state) {
@@ -481,6 +511,7 @@ int main(void) {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_submit_invalid_topology),
         cmocka_unit_test_setup_teardown(test_submit, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_ships_files, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_list_and_status, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_kill_activate, fake_setup, fake_teardown),
         cmocka_unit_test(test_master_unreachable),
