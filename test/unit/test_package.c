@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "package/package.h"
+#include "store/faulty_store.h"
 #include "store/memstore.h"
 
 static char tmp[256]; /* this test's scratch directory */
@@ -630,6 +631,45 @@ static void test_store_cancel(void **state) {
     sfix_close(&f);
 }
 
+/* Store failures reach the caller; the traffic is one request per chunk. */
+static void test_store_faults(void **state) {
+    (void)state;
+    sfix f;
+    sfix_open(&f);
+    store *inner = f.st;
+    assert_non_null(f.st = faulty_store_new(&f.loop, inner));
+    size_t n = PACKAGE_CHUNK_BYTES * 2 + 10;
+    unsigned char *data = calloc(1, n);
+    assert_non_null(data);
+    char hash[PACKAGE_HASH_HEX];
+    package_hash(data, n, hash);
+    /* the first chunk write fails: so does the put, and nothing is readable */
+    faulty_store_fail_ops(f.st, FAULTY_OP_PUT, FAULTY_BEFORE, -ECONNREFUSED, 1);
+    put(&f, hash, data, n, NULL, -ECONNREFUSED);
+    assert_int_equal(faulty_store_count(f.st, FAULTY_OP_PUT), 1);
+    assert_int_equal(fetch(&f, hash).err, -ENOENT);
+    /* a store that refuses at once: the call says so, no callback */
+    faulty_store_fail_ops(f.st, FAULTY_OP_PUT, FAULTY_AT_CALL, SD_EUNAVAILABLE, 1);
+    waiter w = {0};
+    assert_int_equal(package_store_put(f.st, "c1", hash, data, n, NULL, on_done, &w), SD_EUNAVAILABLE);
+    /* healthy: three chunks and a manifest written, read back with as many gets */
+    faulty_store_heal(f.st);
+    faulty_store_reset_counts(f.st);
+    put(&f, hash, data, n, NULL, 0);
+    assert_int_equal(faulty_store_count(f.st, FAULTY_OP_PUT), 4);
+    waiter got = fetch(&f, hash);
+    assert_int_equal(got.err, 0);
+    free(got.data);
+    assert_int_equal(faulty_store_count(f.st, FAULTY_OP_GET), 4);
+    /* a lost reply in the middle of a fetch */
+    faulty_store_fail_ops(f.st, FAULTY_OP_GET, FAULTY_AFTER, -ETIMEDOUT, 1);
+    assert_int_equal(fetch(&f, hash).err, -ETIMEDOUT);
+    store_free(f.st);
+    f.st = inner;
+    free(data);
+    sfix_close(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_build_contents, setup, teardown),
@@ -642,6 +682,7 @@ int main(void) {
         cmocka_unit_test(test_store_guard),
         cmocka_unit_test(test_store_corruption),
         cmocka_unit_test(test_store_cancel),
+        cmocka_unit_test(test_store_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
