@@ -405,8 +405,8 @@ static void on_async(uv_async_t *a) {
         list_push(&s->handling, r);
     }
     if (was_idle) rearm(s);
-    /* The handler may answer (and so unlink) any of them: walk the batch by
-     * taking the oldest not yet given to it. */
+    /* The handler may answer (and so release) r at once: its successor in
+     * the batch is read first. */
     for (api_request *r = q.head; r;) {
         api_request *next = r->next;
         bool last = r == q.tail;
