@@ -6,7 +6,7 @@
  * children. The tree is complete when the value returns to zero after the
  * init has arrived (init and acks may arrive in any order).
  */
-#include "runtime/executor.h"
+#include "runtime/emit.h"
 #include "base/log.h"
 
 #define ACK_F_INIT 1
@@ -16,7 +16,7 @@ static void tell_spout(executor *ex, uint64_t root, int spout_task, bool ok) {
     if (ok) STAT_ADD(ex->acked, 1); /* trees completed / failed, for the statistics */
     else STAT_ADD(ex->failed, 1);
     sd_value v[2] = {sd_int((int64_t)root), sd_bool(ok)};
-    executor_send_system(ex, ex->sid_ack_done, spout_task, v, 2);
+    emit_system(ex, ex->sid_ack_done, spout_task, v, 2);
 }
 
 void acker_execute(executor *ex, sd_tuple *t) {

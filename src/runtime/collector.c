@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/executor.h"
+#include "runtime/emit.h"
 #include "base/log.h"
 
 /* ---- context ---------------------------------------------------------- */
@@ -142,28 +142,28 @@ int sd_spout_emit(sd_collector *col, const char *stream, const sd_value *values,
                   bool has_msg_id, uint64_t msg_id) {
     int sid = stream_of(col->ex, stream);
     if (sid < 0) return -1;
-    return executor_emit(col->ex, sid, 0, values, n, NULL, 0, has_msg_id, msg_id);
+    return emit_tuple(col->ex, sid, 0, values, n, NULL, 0, has_msg_id, msg_id);
 }
 
 int sd_spout_emit_direct(sd_collector *col, int task, const char *stream, const sd_value *values,
                          size_t n, bool has_msg_id, uint64_t msg_id) {
     int sid = stream_of(col->ex, stream);
     if (sid < 0) return -1;
-    return executor_emit(col->ex, sid, task, values, n, NULL, 0, has_msg_id, msg_id);
+    return emit_tuple(col->ex, sid, task, values, n, NULL, 0, has_msg_id, msg_id);
 }
 
 int sd_emit(sd_collector *col, const char *stream, sd_tuple *const *anchors, size_t nanchors,
             const sd_value *values, size_t n) {
     int sid = stream_of(col->ex, stream);
     if (sid < 0) return -1;
-    return executor_emit(col->ex, sid, 0, values, n, anchors, nanchors, 0, 0);
+    return emit_tuple(col->ex, sid, 0, values, n, anchors, nanchors, 0, 0);
 }
 
 int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *const *anchors,
                    size_t nanchors, const sd_value *values, size_t n) {
     int sid = stream_of(col->ex, stream);
     if (sid < 0) return -1;
-    return executor_emit(col->ex, sid, task, values, n, anchors, nanchors, 0, 0);
+    return emit_tuple(col->ex, sid, task, values, n, anchors, nanchors, 0, 0);
 }
 
 /* ---- ack / fail --------------------------------------------------------- */
@@ -177,7 +177,7 @@ static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xo
     for (uint16_t i = 0; i < t->nanchors; i++) {
         uint64_t root = t->anchors[i].root;
         sd_value v[2] = {sd_int((int64_t)root), sd_int((int64_t)(t->anchors[i].edge ^ t->ack_xor))};
-        executor_send_system(ex, stream_id, acker_task_for(ex->rt, root), v, with_xor ? 2 : 1);
+        emit_system(ex, stream_id, acker_task_for(ex->rt, root), v, with_xor ? 2 : 1);
     }
 }
 

@@ -4,7 +4,9 @@
  * Thread: the executor thread owns everything in struct executor except
  * the atomics (read by the worker's loop thread for heartbeats) and inq
  * (pushed to by other threads). Spout, bolt and acker tasks share the
- * emit/flush machinery and differ in their main loop.
+ * outgoing side (emit.h) and differ in their main loop (executor_spout.c,
+ * executor_bolt.c; executor_internal.h); executor.c sets a task up and
+ * runs its thread.
  */
 #ifndef SD_EXECUTOR_H
 #define SD_EXECUTOR_H
@@ -13,14 +15,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "runtime/latency_hist.h"
 #include "runtime/queue.h"
 #include "runtime/runtime.h"
 #include "base/u64map.h"
 
 struct sd_context { struct executor *ex; };
 struct sd_collector { struct executor *ex; };
-
-#define LAT_BUCKETS 512 /* 8 buckets per power of two of microseconds */
 
 typedef struct executor {
     worker_rt *rt;
@@ -80,7 +81,7 @@ typedef struct executor {
     atomic_int pending_count;
     atomic_bool exhausted;
     atomic_bool done;             /* thread finished cleanup */
-    atomic_uint_fast64_t lat_hist[LAT_BUCKETS]; /* spout complete latency */
+    atomic_uint_fast64_t lat_hist[LAT_BUCKETS]; /* spout complete latency (latency_hist.h) */
     atomic_uint_fast64_t lat_max_us;
 } executor;
 
@@ -93,16 +94,6 @@ typedef struct executor {
 executor *executor_new(worker_rt *rt, int task); /* NULL on error (logged) */
 int executor_start(executor *ex);  /* starts the thread; 0 or -1 */
 void executor_free(executor *ex);  /* after the thread has ended */
-
-/* Emit path shared by the collector (executor thread only). stream_id is
- * the topology stream; direct_task > 0 for direct emits; anchors are bolt
- * inputs (may be NULL); with_root: spout emit with message id msg_id. */
-int executor_emit(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
-                  sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
-/* Queues a system tuple (acking) for task dest. */
-void executor_send_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
-/* Hands every outgoing batch to its queue or the transport. */
-void executor_flush(executor *ex);
 
 /* a random non-zero id (root and edge ids), executor thread only */
 uint64_t executor_random(executor *ex);

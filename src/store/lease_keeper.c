@@ -6,6 +6,10 @@
  * moment, so the owner is told now), and grants after a loss with backoff.
  * Renewals count from when they were sent, not answered, so a slow store
  * can only make the keeper give up earlier, never later than the store.
+ * One exception: a store that refuses connections is down for everyone and
+ * expires no lease meanwhile (etcd restores every lease's full TTL when it
+ * comes back), so while the latest answer was a refusal the owner keeps its
+ * lease; a request that then hangs ends the exception.
  */
 #include "store/lease_keeper.h"
 
@@ -16,6 +20,9 @@
 #define TICK_MS 250
 #define REGRANT_MIN_MS 500
 #define REGRANT_MAX_MS 5000
+/* A store that refuses connections says so at once; a request unanswered
+ * for longer means the store is not simply down. */
+#define REFUSED_ANSWER_MS 300
 
 struct lease_keeper {
     uv_loop_t *loop;
@@ -29,6 +36,7 @@ struct lease_keeper {
     uint64_t renewed_at;   /* uv_now() when the last successful renewal (or the grant) was sent */
     uint64_t sent_at;      /* uv_now() when the request in flight was sent */
     uint64_t next_try;     /* no grant before this (backoff) */
+    int64_t ka_lease;      /* the lease the keepalive in flight is for */
     uint64_t backoff_ms;
     bool in_flight;
     int last_err;
@@ -36,6 +44,9 @@ struct lease_keeper {
 
 static void lost(lease_keeper *k, int err) {
     int64_t old = k->lease;
+    /* given up without the store's word: make sure the old lease (and the
+     * keys under it, such as a leader key) goes, rather than linger for its TTL */
+    if (old && err != SD_ELEASE_LOST) store_lease_revoke(k->st, old, NULL, NULL);
     k->lease = 0;
     k->backoff_ms = REGRANT_MIN_MS;
     k->next_try = uv_now(k->loop) + k->backoff_ms;
@@ -45,7 +56,7 @@ static void lost(lease_keeper *k, int err) {
 static void on_keepalive(void *arg, const store_result *r) {
     lease_keeper *k = arg;
     k->in_flight = false;
-    if (r->lease != k->lease || !k->lease) return; /* answer for a lease already given up */
+    if (k->ka_lease != k->lease || !k->lease) return; /* answer for a lease already given up */
     if (r->err == 0) {
         k->renewed_at = k->sent_at;
         k->last_err = 0;
@@ -75,17 +86,14 @@ static void on_tick(uv_timer_t *t) {
     lease_keeper *k = t->data;
     uint64_t now = uv_now(k->loop), ttl_ms = (uint64_t)k->ttl_secs * 1000;
     if (k->lease) {
-        /* A store that refuses connections is down, not cut off from us: while
-         * it is down it expires no lease, and etcd restores every lease's full
-         * TTL when it comes back, so the owner keeps going. A store that does
-         * not answer at all may be alive for everyone else: give up in time. */
-        bool store_down = k->last_err == -ECONNREFUSED;
+        bool store_down = k->last_err == -ECONNREFUSED && !(k->in_flight && now - k->sent_at > REFUSED_ANSWER_MS);
         if (!store_down && now - k->renewed_at + k->margin_ms >= ttl_ms) {
             lost(k, k->last_err ? k->last_err : SD_ELEASE_LOST);
             return;
         }
         if (!k->in_flight && now - k->renewed_at >= ttl_ms / 3 && now - k->sent_at >= TICK_MS) {
             k->sent_at = now;
+            k->ka_lease = k->lease;
             if (store_lease_keepalive(k->st, k->lease, on_keepalive, k) == 0) k->in_flight = true;
         }
         return;

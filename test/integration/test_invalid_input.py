@@ -79,7 +79,7 @@ def test_missing_topology_file(tmp_path):
 @pytest.mark.asan
 def test_class_not_in_library(tmp_path):
     """A real user library that loads but lacks the class."""
-    lib = pathlib.Path(STREAMD).resolve().parent / "src" / "examples" / "libstreamd_examples.so"
+    lib = pathlib.Path(STREAMD).resolve().parent / "examples" / "libstreamd_examples.so"
     if not lib.exists():
         pytest.skip(f"{lib} not built")
     topo = tmp_path / "t.yaml"
@@ -92,7 +92,7 @@ def test_class_not_in_library(tmp_path):
 def test_library_component_resolves(tmp_path):
     """The same library's real class passes validation (the run itself is
     not this test's business: --duration stops it quickly)."""
-    lib = pathlib.Path(STREAMD).resolve().parent / "src" / "examples" / "libstreamd_examples.so"
+    lib = pathlib.Path(STREAMD).resolve().parent / "examples" / "libstreamd_examples.so"
     if not lib.exists():
         pytest.skip(f"{lib} not built")
     topo = tmp_path / "t.yaml"

@@ -283,14 +283,10 @@ static void test_refused_long_outage(void **state) {
 /* One refused keepalive, then the store stops answering (a cut right after
  * a restart, or a failover to an unreachable endpoint): the refusal says
  * nothing about the requests that follow, so the owner must still be told
- * before the TTL. lease_keeper decides "store down" from the last error
- * only, even while a later keepalive hangs unanswered, and so tells the
- * owner only after that request times out, when the store may long have
- * expired the lease. Skipped until lease_keeper judges a store down from
- * an answer newer than the deadline. */
+ * before the TTL: a keepalive left unanswered ends the "store down"
+ * exception. */
 static void test_refusal_then_silence(void **state) {
     fx *f = *state;
-    if (!getenv("STREAMD_TEST_LEASE_REFUSAL_THEN_SILENCE")) skip();
     const int ttl = 2, margin = 500;
     int64_t lease = start(f, ttl, margin);
     uint64_t renewed = next_keepalive(f);

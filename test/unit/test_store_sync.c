@@ -31,8 +31,8 @@ void ts_cb(void *arg, const store_result *r) {
     ts_wait_t *w = arg;
     w->r = (ts_result){.err = r->err, .revision = r->revision, .lease = r->lease, .ttl = r->ttl,
                        .deleted = r->deleted, .succeeded = r->succeeded, .nkvs = r->nkvs};
-    w->r.kvs = calloc(r->nkvs ? r->nkvs : 1, sizeof *w->r.kvs);
-    assert_non_null(w->r.kvs);
+    w->r.kvs = r->nkvs ? calloc(r->nkvs, sizeof *w->r.kvs) : NULL;
+    assert_true(r->nkvs == 0 || w->r.kvs);
     for (size_t i = 0; i < r->nkvs; i++) {
         ts_kv *kv = &w->r.kvs[i];
         kv->key = strdup(r->kvs[i].key);

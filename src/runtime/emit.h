@@ -1,0 +1,20 @@
+/*
+ * emit: the outgoing side of an executor (see emit.c). Every function runs
+ * on the executor's own thread.
+ */
+#ifndef SD_EMIT_H
+#define SD_EMIT_H
+
+#include "runtime/executor.h"
+
+/* Emits values on topology stream stream_id: direct_task > 0 for direct
+ * emits; anchors are bolt inputs (may be NULL); with_root: a spout emit
+ * with message id msg_id. 0, or -1 after logging and counting the error. */
+int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
+               sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
+/* Queues a system tuple (acking) for task dest; sent without waiting. */
+void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
+/* Hands every outgoing batch to its queue or the transport. */
+void emit_flush(executor *ex);
+
+#endif
