@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,9 +33,33 @@
 #include "package/package.h"
 #include "test_data.h"
 
-#define ETCD_CLIENT_PORT 24231
-#define ETCD_PEER_PORT 24232
-#define NOTHING_PORT 24233 /* nothing listens here */
+static int etcd_client_port, etcd_peer_port;
+static int nothing_port; /* reserved, and nothing listens there */
+
+/* A port of 24200-24299 that binds now and that no other test process was
+ * given: an abstract unix socket named after it stays bound until exit (the
+ * naming test_etcd uses, so test processes of either kind never share one). */
+static int pick_port(void) {
+    for (int port = 24200; port < 24300; port++) {
+        int u = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_true(u >= 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "streamd-test-port-%d", port);
+        if (bind(u, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) != 0) {
+            close(u);
+            continue; /* another test's */
+        }
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = bind(fd, (struct sockaddr *)&in, sizeof in);
+        close(fd);
+        if (rc == 0) return port; /* u stays open: the reservation */
+    }
+    fail_msg("no free port in 24200-24299");
+    return -1;
+}
 
 /* ---- a server answering as the master ---- */
 
@@ -349,7 +374,7 @@ static void test_kill_activate(void **state) {
 static void test_master_unreachable(void **state) {
     (void)state;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", NOTHING_PORT);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", nothing_port);
     expect(run_cmd("list", NULL, 0, url, false, -1, NULL), 1, NULL, "streamd: cannot reach the master at");
 }
 
@@ -381,8 +406,12 @@ static int etcd_setup(void **state) {
     snprintf(etcd_dir, sizeof etcd_dir, "/tmp/sd-test-client-etcd-XXXXXX");
     assert_non_null(mkdtemp(etcd_dir));
     char client_url[64], peer_url[64], data[128], log[128];
-    snprintf(client_url, sizeof client_url, "http://127.0.0.1:%d", ETCD_CLIENT_PORT);
-    snprintf(peer_url, sizeof peer_url, "http://127.0.0.1:%d", ETCD_PEER_PORT);
+    etcd_client_port = pick_port();
+    etcd_peer_port = pick_port();
+    char cluster[96];
+    snprintf(client_url, sizeof client_url, "http://127.0.0.1:%d", etcd_client_port);
+    snprintf(peer_url, sizeof peer_url, "http://127.0.0.1:%d", etcd_peer_port);
+    snprintf(cluster, sizeof cluster, "t=%s", peer_url);
     snprintf(data, sizeof data, "%s/data", etcd_dir);
     snprintf(log, sizeof log, "%s/etcd.log", etcd_dir);
     etcd_pid = fork();
@@ -395,7 +424,7 @@ static int etcd_setup(void **state) {
         }
         execlp("etcd", "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls", client_url,
                "--advertise-client-urls", client_url, "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
-               peer_url, "--initial-cluster", "t=http://127.0.0.1:24232", (char *)NULL);
+               peer_url, "--initial-cluster", cluster, (char *)NULL);
         _exit(127);
     }
     struct timespec t0, now;
@@ -438,7 +467,7 @@ static void etcd_put(const char *key, const char *value) {
         out[j][o] = '\0';
     }
     snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", k64, v64);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v3/kv/put", ETCD_CLIENT_PORT);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v3/kv/put", etcd_client_port);
     client_http_answer a;
     assert_int_equal(client_http("POST", url, NULL, body, strlen(body), 5000, &a, err, sizeof err), 0);
     assert_int_equal(a.status, 200);
@@ -448,7 +477,7 @@ static void etcd_put(const char *key, const char *value) {
 static void test_leader_from_etcd(void **state) {
     (void)state;
     char endpoints[96];
-    snprintf(endpoints, sizeof endpoints, "store.etcd.endpoints=http://127.0.0.1:%d", ETCD_CLIENT_PORT);
+    snprintf(endpoints, sizeof endpoints, "store.etcd.endpoints=http://127.0.0.1:%d", etcd_client_port);
     const char *kv[] = {endpoints, "cluster.name=c7", "client.timeout.secs=5", NULL};
     /* no leader yet */
     expect(run_cmd("list", NULL, 0, NULL, false, -1, kv), 1, NULL, "no master leads cluster 'c7'");
@@ -470,12 +499,12 @@ static void test_leader_from_etcd(void **state) {
 static void test_etcd_unreachable(void **state) {
     (void)state;
     char endpoints[96];
-    snprintf(endpoints, sizeof endpoints, "store.etcd.endpoints=http://127.0.0.1:%d", NOTHING_PORT);
+    snprintf(endpoints, sizeof endpoints, "store.etcd.endpoints=http://127.0.0.1:%d", nothing_port);
     const char *kv[] = {endpoints, "client.timeout.secs=2", NULL};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char want[128];
-    snprintf(want, sizeof want, "streamd: cannot reach etcd at http://127.0.0.1:%d: ", NOTHING_PORT);
+    snprintf(want, sizeof want, "streamd: cannot reach etcd at http://127.0.0.1:%d: ", nothing_port);
     expect(run_cmd("list", NULL, 0, NULL, false, -1, kv), 1, NULL, want);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_true(t1.tv_sec - t0.tv_sec <= 3); /* within client.timeout.secs (and a little) */
@@ -507,6 +536,7 @@ static void test_etcd_silent(void **state) {
 int main(void) {
     if (test_data_dir(data_dir) != 0) return 1;
     signal(SIGPIPE, SIG_IGN);
+    nothing_port = pick_port();
     const struct CMUnitTest plain[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_submit_invalid_topology),
