@@ -20,7 +20,9 @@ typedef struct api_server api_server;
 typedef struct api_request api_request;
 
 /* Runs on the loop thread. Must answer req exactly once (now or later) with
- * api_respond / api_respond_json / api_respond_error / api_redirect. */
+ * api_respond / api_respond_json / api_respond_error / api_redirect. A
+ * request not answered within timeout_secs gets a 503 sent for it; the
+ * handler still answers it later (that answer is dropped). */
 typedef void (*api_handler)(void *arg, api_request *req);
 
 typedef struct api_options {
@@ -35,7 +37,9 @@ api_server *api_server_start(uv_loop_t *loop, const api_options *o, api_handler 
 /* The port actually bound. */
 int api_server_port(const api_server *s);
 /* Stops accepting, answers requests not yet answered with 503, joins the
- * HTTP threads; releases s once its uv_async has closed (run the loop once more). */
+ * HTTP threads; releases s once its uv_async has closed (run the loop once more).
+ * Requests the handler still held are released here: it must not answer them
+ * afterwards (cancel what would). Not to be called from the handler. */
 void api_server_stop(api_server *s);
 
 /* Request accessors (valid until answered). */
@@ -56,7 +60,8 @@ void api_respond_error(api_request *r, int status, const char *fmt, ...) __attri
 void api_redirect(api_request *r, const char *base_url);
 
 /* Splits path into at most max segments after "/api/v1/" (in place in buf).
- * Returns the count, or -1 when path is not under /api/v1/. */
+ * Returns the count, or -1 when path is not under /api/v1/, has more than
+ * max segments or does not fit in buf (cap bytes). */
 int api_split_path(const char *path, char *buf, size_t cap, char **segs, int max);
 
 #endif

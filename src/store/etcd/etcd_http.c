@@ -36,6 +36,7 @@ struct eh_req {
     rq_state state;
     bool in_multi, internal, reauthed, overflow, nomem, fail_pending, got_bytes;
     int endpoint, attempts, last_err;
+    int refusals; /* attempts whose connection was refused */
     unsigned token_gen; /* the token generation it was sent with */
     long status;
     char *buf; /* the answer, or a stream's bytes not yet handed out */
@@ -463,7 +464,9 @@ static void auth_done(void *ud, int err, long status, const char *body, size_t l
 static void retry(eh_req *rq) {
     eh_client *c = rq->c;
     if (++rq->attempts >= c->n) {
-        complete(rq, rq->last_err, 0, NULL, 0);
+        /* every endpoint refused: etcd is down (not cut off from us), which
+         * the lease keeper treats differently from silence */
+        complete(rq, rq->refusals >= c->n ? -ECONNREFUSED : rq->last_err, 0, NULL, 0);
         return;
     }
     int old = rq->endpoint;
@@ -533,6 +536,10 @@ static void finish(eh_req *rq, CURLcode res) {
         return;
     } else {
         rq->last_err = res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : SD_EUNAVAILABLE;
+        long os_err = 0;
+        if (res == CURLE_COULDNT_CONNECT && curl_easy_getinfo(rq->easy, CURLINFO_OS_ERRNO, &os_err) == CURLE_OK &&
+            os_err == ECONNREFUSED)
+            rq->refusals++;
         /* a stream that broke after it was answered is over: its owner resumes it */
         if (rq->line && rq->got_bytes) {
             complete(rq, rq->last_err, 0, NULL, 0);

@@ -7,8 +7,9 @@
  *
  * Requests: each is sent to the endpoint that last worked; one that cannot
  * connect or gets no answer within request_timeout_ms is sent to the next
- * endpoint, at most once per endpoint, then fails with -ETIMEDOUT or
- * SD_EUNAVAILABLE. Other errors: SD_EPROTO_STORE (a malformed answer),
+ * endpoint, at most once per endpoint, then fails with -ECONNREFUSED (every
+ * endpoint refused the connection: etcd is down, not cut off from us),
+ * -ETIMEDOUT or SD_EUNAVAILABLE. Other errors: SD_EPROTO_STORE (a malformed answer),
  * SD_ELEASE_LOST (keepalive, revoke or put on a lease etcd no longer has),
  * -EMSGSIZE (a value over STORE_MAX_VALUE, or a request etcd finds too
  * large), -EACCES (authentication refused), -EINVAL, -ENOMEM.
