@@ -35,6 +35,7 @@ typedef struct submission {
     uint64_t term;
     json_t *rec;     /* the topology record being created */
     bool registered; /* its name is in life.submitting */
+    bool storing;    /* package_store_put in flight (its callback pending) */
     struct submission *prev, *next;
 } submission;
 
@@ -79,6 +80,7 @@ static void sub_unlink(submission *s) {
 }
 
 static void sub_free(submission *s) {
+    if (s->storing) package_store_cancel(s->l->m->st, s);
     sub_unlink(s);
     if (s->registered) json_object_del(s->l->submitting, s->chk.name);
     subcheck_clear(&s->chk);
@@ -131,6 +133,13 @@ static json_t *topology_record(const submission *s) {
 static void on_package_stored(void *arg, int err) {
     submission *s = arg;
     master_ctx *m = s->l->m;
+    s->storing = false;
+    if (err == -EPERM) {
+        answer_not_leader(m, s->req);
+        s->req = NULL;
+        sub_free(s);
+        return;
+    }
     if (err != 0) {
         log_warn("topology %s: storing package %s failed: %s", s->chk.name, s->chk.hash, sd_strerror(err));
         sub_fail(s, 503, "the store did not take the package");
@@ -195,10 +204,15 @@ static void check_done(uv_work_t *w, int status) {
     }
     json_object_set_new(l->submitting, name, json_string(s->chk.hash));
     s->registered = true;
-    /* Chunks go in unguarded: a deposed leader may add a package nobody
-     * references, never change what a topology runs (same hash, same bytes). */
-    int rc = package_store_put(m->st, m->cluster, s->chk.hash, s->body, s->len, on_package_stored, s);
-    if (rc != 0) {
+    store_cmp guard;
+    int rc = election_guard(m->el, &guard);
+    if (rc == 0) rc = package_store_put(m->st, m->cluster, s->chk.hash, s->body, s->len, &guard, on_package_stored, s);
+    s->storing = rc == 0;
+    if (rc == -EPERM) {
+        answer_not_leader(m, s->req);
+        s->req = NULL;
+        sub_free(s);
+    } else if (rc != 0) {
         log_warn("topology %s: storing package %s failed: %s", name, s->chk.hash, sd_strerror(rc));
         sub_fail(s, 503, "the store did not take the package");
     }
@@ -333,7 +347,7 @@ typedef struct removal {
 
 static void on_package_deleted(void *arg, int err) {
     (void)arg;
-    if (err != 0 && err != -ENOENT) log_warn("deleting an unused package failed: %s", sd_strerror(err));
+    if (err != 0 && err != -ENOENT && err != -EPERM) log_warn("deleting an unused package failed: %s", sd_strerror(err));
 }
 
 static bool package_in_use(life *l, const char *hash) {
@@ -356,9 +370,9 @@ static void on_removed(master_ctx *m, void *arg, int err, const store_result *r)
         log_info("topology %s (%s) killed", x->name, x->tid);
         mstate_apply(m->state, MSTATE_ASSIGNMENTS, x->tid, NULL, r->revision);
         mstate_apply(m->state, MSTATE_TOPOLOGIES, x->name, NULL, r->revision);
-        if (!package_in_use(l, x->package)) {
-            /* not guarded: deleting what no topology names harms no one */
-            int rc = package_store_delete(m->st, m->cluster, x->package, on_package_deleted, NULL);
+        store_cmp guard;
+        if (!package_in_use(l, x->package) && election_guard(m->el, &guard) == 0) {
+            int rc = package_store_delete(m->st, m->cluster, x->package, &guard, on_package_deleted, NULL);
             if (rc != 0) log_warn("deleting package %s failed: %s", x->package, sd_strerror(rc));
         }
     } else if (err != -EPERM && err != -ECANCELED) {
@@ -459,10 +473,7 @@ life *life_new(master_ctx *m) {
 int life_busy(const life *l) { return l->works; }
 
 void life_abort(life *l) {
-    for (submission *s = l->subs; s; s = s->next) {
-        if (s->req) api_respond_error(s->req, 503, "the master is stopping");
-        s->req = NULL;
-    }
+    while (l->subs) sub_fail(l->subs, 503, "the master is stopping");
     uv_timer_stop(&l->kill_timer);
 }
 
