@@ -177,8 +177,8 @@ int recon_run(master_ctx *m) {
     }
     json_t *assigns = mstate_map(m->state, MSTATE_ASSIGNMENTS);
     /* assignments first collected, then written: a write changes the maps */
-    json_t *todo = json_object();
-    for (int i = 0; todo && i < in.ntopos; i++) {
+    json_t *due = json_object();
+    for (int i = 0; due && i < in.ntopos; i++) {
         const char *tid = in.topos[i].id;
         json_t *stored = json_object_get(assigns, tid);
         if (json_object_get(m->pending_assign, tid)) continue; /* looked at again when it lands */
@@ -189,16 +189,16 @@ int recon_run(master_ctx *m) {
             break;
         }
         if (stored && same_assignment(want, stored)) json_decref(want);
-        else json_object_set_new(todo, tid, want);
+        else json_object_set_new(due, tid, want);
     }
     const char *tid;
     json_t *a;
     json_object_foreach(assigns, tid, a) {
-        if (todo && !mstate_topology_by_id(m->state, tid) && !json_object_get(m->pending_assign, tid))
-            json_object_set_new(todo, tid, json_null());
+        if (due && !mstate_topology_by_id(m->state, tid) && !json_object_get(m->pending_assign, tid))
+            json_object_set_new(due, tid, json_null());
     }
     int writes = 0;
-    json_object_foreach(todo, tid, a) {
+    json_object_foreach(due, tid, a) {
         if (json_is_null(a)) {
             log_info("assignment %s: its topology is gone; deleting it", tid);
         } else {
@@ -212,8 +212,8 @@ int recon_run(master_ctx *m) {
         if (wr == 0) writes++;
         else if (wr != -EPERM) log_warn("assignment %s: cannot write: %s", tid, sd_strerror(wr));
     }
-    if (!todo) rc = -ENOMEM;
-    json_decref(todo);
+    if (!due) rc = -ENOMEM;
+    json_decref(due);
     sched_result_free(&res);
     input_free(&in);
     if (rc != 0) log_error("scheduling failed: %s", sd_strerror(rc));

@@ -77,7 +77,7 @@ static bool run_until(fixture *f, const bool *flag) {
     return *flag;
 }
 
-/* ---- store helpers (each waits for its answer) ------------------------------------- */
+/* ---- store requests (each waits for its answer) ----------------------------------- */
 
 typedef struct answer {
     bool done;

@@ -8,7 +8,7 @@
 
 #include "master/records.h"
 
-/* ---- helpers ----------------------------------------------------------------------- */
+/* ---- common ------------------------------------------------------------------------ */
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
