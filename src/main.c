@@ -4,6 +4,7 @@
  * and hands over to the role: local mode, a worker (forked by a node), ...
  * Bad input exits with status 2 and one line naming file, line and key.
  */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,6 +159,11 @@ int main(int argc, char **argv) {
         case OPT_VERSION: printf("streamd %s\n", STREAMD_VERSION); return done(0);
         default: usage(stderr); return done(2);
         }
+    }
+    /* libcurl's global state, once, before any thread (node reports, etcd) uses it */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "streamd: cannot initialise libcurl\n");
+        return done(1);
     }
     const char *command = NULL;
     if (!role && optind < argc && client_is_command(argv[optind])) command = argv[optind++];
