@@ -112,8 +112,9 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
         json_integer_value(port) > 65535)
         return bad(err, errlen, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
     if (state && !one_of(state, worker_states)) return bad(err, errlen, "workers[%zu]: bad \"state\"", idx);
+    /* a worker not heard from yet comes without a heartbeat */
     json_t *tasks = json_object_get(hb, "tasks");
-    if (!json_is_object(hb) || !json_is_array(tasks))
+    if (hb && !json_is_null(hb) && (!json_is_object(hb) || !json_is_array(tasks)))
         return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"tasks\" array", idx);
     json_t *topo = mstate_topology_by_id(st, tid);
     json_t *a = json_object_get(mstate_map(st, MSTATE_ASSIGNMENTS), tid);

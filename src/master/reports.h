@@ -25,7 +25,7 @@ void reports_free(reports *r);
 void reports_clear(reports *r);
 
 /* Takes node's report body {"node", "workers": [{"topology_id", "port",
- * "state"?, "heartbeat": {"tasks": [{"task", "component", "kind",
+ * "state"?, "heartbeat"?: {"tasks": [{"task", "component", "kind",
  * "emitted", "acked", "failed", ...}]}}]} received at now (unix seconds);
  * replaces that node's previous report. Returns the number of workers
  * kept, -EINVAL (a message in err: bad JSON, wrong types, negative or

@@ -137,6 +137,16 @@ static void test_kept_and_ignored(void **state) {
                         "unknown");
     json_decref(v);
 
+    /* a worker not heard from yet: its state, no counters */
+    assert_int_equal(put(f, "n2",
+                         "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,"
+                         "\"pid\":12,\"state\":\"starting\",\"restarts\":0,\"last_exit\":0}]}",
+                         err),
+                     1);
+    w = reports_worker(f->r, "n2", TID, 6700);
+    assert_string_equal(json_string_value(json_object_get(w, "state")), "starting");
+    assert_int_equal(json_array_size(json_object_get(w, "tasks")), 0);
+
     /* a new report replaces the node's previous one */
     assert_int_equal(put(f, "n1", "{\"node\":\"n1\",\"workers\":[]}", err), 0);
     assert_null(reports_worker(f->r, "n1", TID, 6700));
@@ -153,7 +163,7 @@ static void test_refused(void **state) {
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":70000,\"heartbeat\":{\"tasks\":[]}}]}",
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"state\":\"bogus\","
         "\"heartbeat\":{\"tasks\":[]}}]}",
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700}]}", /* no heartbeat */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":[]}]}",
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
         TASK(1, "src", "spout", -1, 0, 0) "]}}]}",                 /* negative counter */
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
