@@ -6,10 +6,11 @@
  * moment, so the owner is told now), and grants after a loss with backoff.
  * Renewals count from when they were sent, not answered, so a slow store
  * can only make the keeper give up earlier, never later than the store.
- * One exception: a store that refuses connections is down for everyone and
- * expires no lease meanwhile (etcd restores every lease's full TTL when it
- * comes back), so while the latest answer was a refusal the owner keeps its
- * lease; a request that then hangs ends the exception.
+ * A store whose every endpoint refuses connections is down for everyone: it
+ * expires no lease meanwhile, and etcd restores every lease's full TTL when
+ * it comes back. So a refusal counts as a renewal (as of when the request
+ * was sent): the owner keeps its lease through an outage of the store, while
+ * silence (a cut network) still ends it in time.
  */
 #include "store/lease_keeper.h"
 
@@ -20,9 +21,7 @@
 #define TICK_MS 250
 #define REGRANT_MIN_MS 500
 #define REGRANT_MAX_MS 5000
-/* A store that refuses connections says so at once; a request unanswered
- * for longer means the store is not simply down. */
-#define REFUSED_ANSWER_MS 300
+#define RETRY_MS 500 /* a failed keepalive is sent again after this */
 
 struct lease_keeper {
     uv_loop_t *loop;
@@ -60,6 +59,12 @@ static void on_keepalive(void *arg, const store_result *r) {
     if (r->err == 0) {
         k->renewed_at = k->sent_at;
         k->last_err = 0;
+    } else if (r->err == -ECONNREFUSED) {
+        /* every endpoint refused: the store is down, so no lease can expire
+         * before it is back, and then it restores every lease's full TTL.
+         * As of this answer the lease is as good as renewed. */
+        k->renewed_at = k->sent_at;
+        k->last_err = r->err;
     } else {
         k->last_err = r->err;
         if (r->err == SD_ELEASE_LOST) lost(k, r->err);
@@ -86,12 +91,14 @@ static void on_tick(uv_timer_t *t) {
     lease_keeper *k = t->data;
     uint64_t now = uv_now(k->loop), ttl_ms = (uint64_t)k->ttl_secs * 1000;
     if (k->lease) {
-        bool store_down = k->last_err == -ECONNREFUSED && !(k->in_flight && now - k->sent_at > REFUSED_ANSWER_MS);
-        if (!store_down && now - k->renewed_at + k->margin_ms >= ttl_ms) {
+        if (now - k->renewed_at + k->margin_ms >= ttl_ms) {
             lost(k, k->last_err ? k->last_err : SD_ELEASE_LOST);
             return;
         }
-        if (!k->in_flight && now - k->renewed_at >= ttl_ms / 3 && now - k->sent_at >= TICK_MS) {
+        /* after a failed keepalive, try again soon rather than a third of the
+         * TTL later: a store that is back gets renewed at once */
+        bool due = now - k->renewed_at >= ttl_ms / 3 || (k->last_err != 0 && now - k->sent_at >= RETRY_MS);
+        if (!k->in_flight && due && now - k->sent_at >= TICK_MS) {
             k->sent_at = now;
             k->ka_lease = k->lease;
             if (store_lease_keepalive(k->st, k->lease, on_keepalive, k) == 0) k->in_flight = true;
