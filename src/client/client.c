@@ -160,6 +160,20 @@ static void format_tasks(const json_t *arr, char *buf, size_t cap) {
     if (n == 0) snprintf(buf, cap, "-");
 }
 
+/* The answer to a command: a refusal (printed; EXIT_FAILED), --json (printed
+ * raw; *out NULL), or the parsed JSON for human output in *out (the
+ * caller's). Releases nothing; the caller frees a. */
+static int take_answer(ctx *c, const client_http_answer *a, bool ok, const char *name, json_t **out) {
+    *out = NULL;
+    if (!ok) return refused(a, name);
+    if (c->o->json) {
+        print_raw(a);
+        return EXIT_OK;
+    }
+    *out = parse_answer(a);
+    return *out ? EXIT_OK : EXIT_FAILED;
+}
+
 /* ---- commands ---------------------------------------------------------------- */
 
 static int cmd_submit(ctx *c, const char *path) {
@@ -182,20 +196,11 @@ static int cmd_submit(ctx *c, const char *path) {
     }
     free(pkg);
     if (rc != EXIT_OK) return rc;
-    if (a.status != 201 && a.status != 200) {
-        rc = refused(&a, NULL);
-    } else if (c->o->json) {
-        print_raw(&a);
-    } else {
-        json_t *v = parse_answer(&a);
-        if (!v) {
-            rc = EXIT_FAILED;
-        } else {
-            const char *sha = str_or(v, "package", hash);
-            printf("submitted %s (id %s, package %.12s)\n", str_or(v, "name", "?"), str_or(v, "id", "?"), sha);
-            json_decref(v);
-        }
-    }
+    json_t *v;
+    rc = take_answer(c, &a, a.status == 201 || a.status == 200, NULL, &v);
+    if (v) printf("submitted %s (id %s, package %.12s)\n", str_or(v, "name", "?"), str_or(v, "id", "?"),
+                  str_or(v, "package", hash));
+    json_decref(v);
     client_http_answer_free(&a);
     return rc;
 }
@@ -205,15 +210,12 @@ static int cmd_list(ctx *c) {
     int rc = find_master(c);
     if (rc == EXIT_OK) rc = call(c, "GET", "/api/v1/topologies", NULL, NULL, 0, &a);
     if (rc != EXIT_OK) return rc;
-    if (a.status != 200) {
-        rc = refused(&a, NULL);
-    } else if (c->o->json) {
-        print_raw(&a);
-    } else {
-        json_t *v = parse_answer(&a);
+    json_t *v;
+    rc = take_answer(c, &a, a.status == 200, NULL, &v);
+    if (v) {
         json_t *list = json_object_get(v, "topologies");
-        if (!v || !json_is_array(list)) {
-            if (v) fprintf(stderr, "streamd: the master's answer has no \"topologies\" list\n");
+        if (!json_is_array(list)) {
+            fprintf(stderr, "streamd: the master's answer has no \"topologies\" list\n");
             rc = EXIT_FAILED;
         } else if (json_array_size(list) == 0) {
             printf("no topologies\n");
@@ -272,16 +274,10 @@ static int cmd_status(ctx *c, const char *name) {
     int rc = find_master(c);
     if (rc == EXIT_OK) rc = call(c, "GET", path, NULL, NULL, 0, &a);
     if (rc != EXIT_OK) return rc;
-    if (a.status != 200) {
-        rc = refused(&a, name);
-    } else if (c->o->json) {
-        print_raw(&a);
-    } else {
-        json_t *v = parse_answer(&a);
-        if (v) print_status(v);
-        else rc = EXIT_FAILED;
-        json_decref(v);
-    }
+    json_t *v;
+    rc = take_answer(c, &a, a.status == 200, name, &v);
+    if (v) print_status(v);
+    json_decref(v);
     client_http_answer_free(&a);
     return rc;
 }
@@ -304,21 +300,13 @@ static int cmd_change(ctx *c, const char *verb, const char *name) {
     int rc = find_master(c);
     if (rc == EXIT_OK) rc = call(c, "POST", path, NULL, "", 0, &a);
     if (rc != EXIT_OK) return rc;
-    if (a.status != 200) {
-        rc = refused(&a, name);
-    } else if (c->o->json) {
-        print_raw(&a);
-    } else {
-        json_t *v = parse_answer(&a);
-        if (!v) {
-            rc = EXIT_FAILED;
-        } else if (strcmp(verb, "kill") == 0 && wait >= 0) {
-            printf("%s: %s (workers stop in %d s)\n", str_or(v, "name", name), str_or(v, "status", "?"), wait);
-        } else {
-            printf("%s: %s\n", str_or(v, "name", name), str_or(v, "status", "?"));
-        }
-        json_decref(v);
-    }
+    json_t *v;
+    rc = take_answer(c, &a, a.status == 200, name, &v);
+    if (v && strcmp(verb, "kill") == 0 && wait >= 0)
+        printf("%s: %s (workers stop in %d s)\n", str_or(v, "name", name), str_or(v, "status", "?"), wait);
+    else if (v)
+        printf("%s: %s\n", str_or(v, "name", name), str_or(v, "status", "?"));
+    json_decref(v);
     client_http_answer_free(&a);
     return rc;
 }
