@@ -157,6 +157,25 @@ oom:
     return NULL;
 }
 
+/* every known key with its value in effect, typed as Storm's conf is */
+static json_t *handshake_conf(const conf *c) {
+    size_t n;
+    const conf_key_info *k = conf_known_keys(&n);
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < n; i++) {
+        json_t *v;
+        if (!strcmp(k[i].type, "int")) v = json_integer(conf_int(c, k[i].key));
+        else if (!strcmp(k[i].type, "double")) v = json_real(conf_double(c, k[i].key));
+        else if (!strcmp(k[i].type, "bool")) v = json_boolean(conf_bool(c, k[i].key));
+        else v = conf_str(c, k[i].key) ? json_string(conf_str(c, k[i].key)) : json_null();
+        if (json_object_set_new(o, k[i].key, v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 static void remove_pid_dir(ml_task *st) {
     if (!st->pid_dir) return;
     char path[4096];
@@ -255,7 +274,7 @@ static int start_child(ml_task *st) {
         return err;
     }
     json_t *ctx = handshake_context(st);
-    json_t *conf = conf_to_json(st->topo->conf);
+    json_t *conf = handshake_conf(st->topo->conf);
     json_t *msg = ctx && conf ? json_pack("{sssOsO}", "pidDir", st->pid_dir, "conf", conf, "context", ctx) : NULL;
     json_decref(ctx);
     json_decref(conf);
@@ -491,7 +510,7 @@ static int round_trip(ml_task *st, json_t *msg) {
 
 static int heartbeat(ml_task *st) {
     st->last_heartbeat_ns = ml_now_ns();
-    return round_trip(st, json_pack("{sss[]sisn}", "id", "-1", "stream", "__heartbeat", "tuple", "task", -1,
+    return round_trip(st, json_pack("{sssss[]sisn}", "id", "-1", "stream", "__heartbeat", "tuple", "task", -1,
                                     "comp"));
 }
 

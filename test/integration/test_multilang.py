@@ -2,6 +2,9 @@
 stdout): the shipped word count with its split step in Python must count
 exactly what the all-C word count counts."""
 from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from conftest import SENTENCES, TOPOLOGIES, read_jsonl, split_words
 
@@ -44,3 +47,116 @@ def test_python_split_counts_as_c(streamd, tmp_path):
     assert c == dict(expected), "the all-C word count itself is off"
     diff = {w: (py.get(w), c.get(w)) for w in set(py) | set(c) if py.get(w) != c.get(w)}
     assert not diff, f"(python, C) counts differ for {len(diff)} words, e.g. {list(diff.items())[:10]}"
+
+
+# ---- the protocol, spoken message by message by a child of the suite --------
+
+HERE = Path(__file__).resolve().parent / "multilang"
+NLINES = 300
+
+
+def proto_topology(tmp_path, mode=None, at=0, timeout_secs=30, parallelism=2):
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"line {i:04d}\n" for i in range(NLINES)))
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    cmd = [PYTHON, str(HERE / "proto_bolt.py"), str(tmp_path / "report.jsonl"), str(state)]
+    if mode:
+        cmd += [mode, str(at)]
+    return {
+        "name": "proto",
+        "workers": 1,
+        "config": {
+            "topology.acker.executors": 1,
+            "topology.message.timeout.secs": 10,
+            "topology.max.spout.pending": 20,
+            "topology.subprocess.timeout.secs": timeout_secs,
+        },
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "proto", "command": cmd, "parallelism": parallelism,
+             "outputs": {"default": ["line"], "lens": {"fields": ["line", "n"], "direct": True}},
+             "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+             "inputs": [{"from": "proto", "grouping": "shuffle"}]},
+            {"id": "direct", "class": "file_sink", "parallelism": 2,
+             "args": {"path": str(tmp_path / "direct.jsonl"), "task_field": True},
+             "inputs": [{"from": "proto", "stream": "lens", "grouping": "direct"}]},
+        ],
+    }
+
+
+def report(tmp_path):
+    return read_jsonl(tmp_path / "report.jsonl")
+
+
+def assert_all_lines(tmp_path):
+    want = {f"line {i:04d}" for i in range(NLINES)}
+    got = {row["line"] for row in read_jsonl(tmp_path / "sink.jsonl")}
+    assert not want - got, f"{len(want - got)} lines lost, e.g. {sorted(want - got)[:5]}"
+    assert got <= want
+    direct = read_jsonl(tmp_path / "direct.jsonl")
+    assert {row["line"] for row in direct} >= want
+    assert all(row["n"] == len(row["line"]) for row in direct)
+    return got
+
+
+def worker_log(res):
+    return res.worker_logs() + res.stdout + res.stderr
+
+
+def test_protocol_message_by_message(streamd, tmp_path):
+    res = streamd.run(proto_topology(tmp_path), timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert_all_lines(tmp_path)
+    rows = report(tmp_path)
+    assert not [r for r in rows if r["kind"] == "violation"], [r for r in rows if r["kind"] == "violation"]
+    hs = [r for r in rows if r["kind"] == "handshake"]
+    assert len(hs) == 2 and all(r["pidfile"] for r in hs)
+    assert sorted(r["taskid"] for r in hs) == [2, 3] and {r["component"] for r in hs} == {"proto"}
+    assert hs[0]["outputs"] == {"default": ["line"], "lens": ["line", "n"]}
+    assert hs[0]["inputs"] == {"lines": {"default": {"type": "shuffle"}}}
+    assert hs[0]["timeout"] == 30 and hs[0]["direct_tasks"] == [5, 6]
+    # the every-50th inputs are acked late: streamd asked with a heartbeat
+    assert [r for r in rows if r["kind"] == "heartbeat"]
+    failed = [r["line"] for r in rows if r["kind"] == "failed"]
+    # every line ending in 7 failed (once per child that saw it), replayed, then in the sink
+    assert set(failed) == {f"line {i:04d}" for i in range(NLINES) if i % 10 == 7}
+    # both direct sink tasks got lines: the task ids were honoured
+    assert {row["__task"] for row in read_jsonl(tmp_path / "direct.jsonl")} == {5, 6}
+    log = worker_log(res)
+    for level in (2, 3, 4):  # 0 and 1 (trace, debug) are below the default log.level
+        assert f"proto_bolt log level {level}" in log
+    assert "proto_bolt log level 1" not in log
+    assert "proto_bolt reports an error" in log
+    assert "restarting it" not in log  # nothing here is a reason to restart the child
+
+
+@pytest.mark.parametrize("mode,expect", [
+    ("die", "the child exited"),
+    ("badjson", "not JSON"),
+    ("unknown", "unknown command 'frobnicate'"),
+    ("badack", "ack for an unknown tuple id"),
+])
+def test_protocol_abuse_restarts_the_child(streamd, tmp_path, mode, expect):
+    res = streamd.run(proto_topology(tmp_path, mode, at=40, parallelism=1), timeout=120)
+    assert res.returncode == 0, res.explain()
+    log = worker_log(res)
+    assert expect in log and "restarting it" in log, log[-3000:]
+    assert "0 restart(s)" in res.stdout  # the worker itself did not crash
+    rows = report(tmp_path)
+    assert len([r for r in rows if r["kind"] == "handshake"]) == 2
+    assert_all_lines(tmp_path)
+
+
+def test_hung_child_detected_within_timeout(streamd, tmp_path):
+    res = streamd.run(proto_topology(tmp_path, "hang", at=40, timeout_secs=2, parallelism=1), timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert "no answer within topology.subprocess.timeout.secs" in worker_log(res)
+    rows = report(tmp_path)
+    hung = next(r for r in rows if r["kind"] == "abuse")
+    restarted = [r for r in rows if r["kind"] == "handshake" and r["t"] > hung["t"]]
+    assert restarted, "no new child after the hang"
+    # detected after the 2 s timeout, restarted well before twice that
+    assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
+    assert_all_lines(tmp_path)
