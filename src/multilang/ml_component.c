@@ -395,7 +395,9 @@ static int do_emit(ml_task *st, const json_t *m) {
     if (rc == -ENOMEM) return child_failed(st, "out of memory"), rc;
     /* -EINVAL: the emit was refused (undeclared stream, wrong field count),
      * already logged: the child still gets its answer */
-    if (need && json_is_false(need)) return 0;
+    /* as Storm: a direct emit is never answered (its task is known), a
+     * plain one with the task ids unless need_task_ids is false */
+    if (task || (need && json_is_false(need))) return 0;
     int ids[ML_MAX_TASK_IDS];
     int nids = rc == 0 ? sd_emit_last_tasks(st->col, ids, ML_MAX_TASK_IDS) : 0;
     json_t *arr = json_array();

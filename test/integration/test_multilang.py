@@ -1,12 +1,14 @@
 """Multi-lang components (Storm's multi-lang protocol over a child's stdin and
 stdout): the shipped word count with its split step in Python must count
 exactly what the all-C word count counts."""
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import SENTENCES, TOPOLOGIES, read_jsonl, split_words
+from conftest import SENTENCES, TOPOLOGIES, read_jsonl, split_words, wait_for
 
 PYTHON = "/usr/bin/python3"
 
@@ -160,3 +162,50 @@ def test_hung_child_detected_within_timeout(streamd, tmp_path):
     # detected after the 2 s timeout, restarted well before twice that
     assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
     assert_all_lines(tmp_path)
+
+
+# ---- a spout and a bolt written with the project's Python module -------------
+
+def test_python_spout_and_bolt_replay(streamd, tmp_path):
+    n = 400
+    rep = tmp_path / "report.jsonl"
+    topo = {
+        "name": "pyboth",
+        "workers": 2,
+        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": 10,
+                   "topology.max.spout.pending": 50},
+        "spouts": [{"id": "records", "command": [PYTHON, str(HERE / "py_spout.py"), str(n), str(rep)],
+                    "outputs": {"default": ["rec"], "odd": ["rec", "n"]}}],
+        "bolts": [
+            {"id": "work", "command": [PYTHON, "py_bolt.py", str(rep)], "resources": str(HERE),
+             "parallelism": 1,
+             "outputs": {"default": ["rec"], "direct": {"fields": ["rec", "task"], "direct": True}},
+             "inputs": [{"from": "records", "grouping": "shuffle"},
+                        {"from": "records", "stream": "odd", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+             "inputs": [{"from": "work", "grouping": "shuffle"}]},
+            {"id": "direct", "class": "file_sink", "parallelism": 2,
+             "args": {"path": str(tmp_path / "direct.jsonl"), "task_field": True},
+             "inputs": [{"from": "work", "stream": "direct", "grouping": "direct"}]},
+        ],
+    }
+    proc = streamd.start(topo, until_drained=False)
+    done = wait_for(lambda: [r for r in read_jsonl(rep) if r["kind"] == "done"] or proc.poll() is not None, 90,
+                    interval=0.2, what="every record acked by the spout")
+    assert proc.poll() is None, streamd.result(proc).explain()
+    os.kill(proc.pid, signal.SIGINT)
+    res = streamd.finish(proc, timeout=60)
+    want = {"rec %04d" % i for i in range(n)}
+    got = {row["rec"] for row in read_jsonl(tmp_path / "sink.jsonl")}
+    assert got == want, f"lost {sorted(want - got)[:5]}"
+    direct = read_jsonl(tmp_path / "direct.jsonl")
+    assert {r["rec"] for r in direct} == want
+    assert all(r["task"] == r["__task"] for r in direct)  # each went to the task it was sent to
+    rows = read_jsonl(rep)
+    failed = [r for r in rows if r["kind"] == "failed"]
+    assert {r["rec"] for r in failed} == {"rec %04d" % i for i in range(0, n, 5)}
+    assert {r["stream"] for r in failed} == {"default", "odd"}
+    assert done[0]["failed"] == len(failed)  # each failure came back to the spout, which replayed it
+    ids = [r["ids"] for r in rows if r["kind"] == "task_ids"]
+    assert ids == [[3]], ids  # tasks: records 1, work 2, sink 3, direct 4-5, acker 6
+    assert "restarting it" not in res.worker_logs()
