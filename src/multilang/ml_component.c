@@ -45,7 +45,7 @@
 
 typedef struct ml_pending {
     uint64_t id;
-    sd_tuple *t;     /* retained; NULL for a tick (nothing to ack) */
+    sd_tuple *t;     /* retained */
 } ml_pending;
 
 typedef struct ml_task {
@@ -209,7 +209,6 @@ static void child_failed(ml_task *st, const char *fmt, ...) {
                     st->comp->kind == SD_SPOUT ? "spout" : "bolt", st->comp->id, (int)pid, msg, st->npending);
     stop_child(st);
     for (int i = 0; i < st->npending; i++) {
-        if (!st->pending[i].t) continue;
         sd_fail(st->col, st->pending[i].t);
         sd_tuple_release(st->pending[i].t);
     }
@@ -322,6 +321,12 @@ static int find_pending(const ml_task *st, uint64_t id) {
     return -1;
 }
 
+/* tick tuples are sent with ids "tick-N": nothing to ack, never pending,
+ * so a child may ack them (as Storm's BasicBolt does) or not */
+static bool is_tick_id(const json_t *j) {
+    return json_is_string(j) && strncmp(json_string_value(j), "tick-", 5) == 0;
+}
+
 /* a bolt tuple id as the child sends it back: our decimal string (or a
  * number, which some libraries produce) */
 static int parse_id(const json_t *j, uint64_t *out) {
@@ -363,11 +368,10 @@ static int do_emit(ml_task *st, const json_t *m) {
         for (size_t i = 0; rc == 0 && i < json_array_size(janc); i++) {
             uint64_t id;
             int k;
-            if (parse_id(json_array_get(janc, i), &id) != 0 || (k = find_pending(st, id)) < 0) {
-                rc = -ENOENT;
-            } else if (st->pending[k].t && nanc < 64) {
-                anchors[nanc++] = st->pending[k].t;
-            }
+            if (is_tick_id(json_array_get(janc, i))) continue;
+            if (parse_id(json_array_get(janc, i), &id) != 0 || (k = find_pending(st, id)) < 0) rc = -ENOENT;
+            else if (nanc == 64) rc = -E2BIG;
+            else anchors[nanc++] = st->pending[k].t;
         }
         if (rc == 0) {
             rc = task ? sd_emit_direct(st->col, task, stream, anchors, nanc, vals, n)
@@ -392,6 +396,7 @@ static int do_emit(ml_task *st, const json_t *m) {
     for (size_t i = 0; i < n; i++) free(scratch[i]);
     if (rc == -EPROTO) return child_failed(st, "emit: anchors is not a list"), rc;
     if (rc == -ENOENT) return child_failed(st, "emit anchored to an unknown tuple id"), rc;
+    if (rc == -E2BIG) return child_failed(st, "emit anchored to more than 64 tuples"), rc;
     if (rc == -ENOMEM) return child_failed(st, "out of memory"), rc;
     /* -EINVAL: the emit was refused (undeclared stream, wrong field count),
      * already logged: the child still gets its answer */
@@ -412,12 +417,12 @@ static int do_ack(ml_task *st, const json_t *m, bool ack) {
     uint64_t id;
     int k;
     if (st->comp->kind != SD_BOLT) return child_failed(st, "a spout sent %s", ack ? "ack" : "fail"), -EPROTO;
+    if (is_tick_id(json_object_get(m, "id"))) return 0;
     if (parse_id(json_object_get(m, "id"), &id) != 0 || (k = find_pending(st, id)) < 0)
         return child_failed(st, "%s for an unknown tuple id", ack ? "ack" : "fail"), -EPROTO;
     sd_tuple *t = st->pending[k].t;
     st->pending[k] = st->pending[--st->npending];
     if (id == st->waiting_id) st->waiting_done = 1;
-    if (!t) return 0; /* a tick */
     if (ack) sd_ack(st->col, t);
     else sd_fail(st->col, t);
     sd_tuple_release(t);
@@ -546,8 +551,7 @@ static void ml_close(void *state, sd_collector *col) {
     ml_task *st = state;
     if (!st) return;
     stop_child(st);
-    for (int i = 0; i < st->npending; i++)
-        if (st->pending[i].t) sd_tuple_release(st->pending[i].t); /* stopping: their trees time out */
+    for (int i = 0; i < st->npending; i++) sd_tuple_release(st->pending[i].t); /* stopping: their trees time out */
     free(st->pending);
     json_decref(st->spout_ids);
     free(st);
@@ -573,8 +577,8 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
     json_t *vals = json_array();
     for (size_t i = 0; vals && i < sd_tuple_size(input); i++) json_array_append_new(vals, value_json(sd_tuple_get(input, i)));
     uint64_t id = ++st->next_id;
-    char ids[24];
-    snprintf(ids, sizeof ids, "%" PRIu64, id);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%s%" PRIu64, tick ? "tick-" : "", id);
     json_t *msg = vals ? json_pack("{sssssssiso}", "id", ids, "comp", sd_tuple_source_component(input), "stream",
                                    sd_tuple_stream(input), "task", tick ? -1 : sd_tuple_source_task(input), "tuple",
                                    vals)
@@ -583,8 +587,13 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
         if (!tick) sd_fail(col, input);
         return;
     }
-    if (!tick) sd_tuple_retain(input);
-    st->pending[st->npending++] = (ml_pending){.id = id, .t = tick ? NULL : input};
+    if (tick) {
+        /* what the child does on a tick (e.g. emit a window) is read now */
+        if (send_or_fail(st, msg) == 0) heartbeat(st);
+        return;
+    }
+    sd_tuple_retain(input);
+    st->pending[st->npending++] = (ml_pending){.id = id, .t = input};
     if (send_or_fail(st, msg) != 0) return; /* failed with the rest */
     st->waiting_id = id;
     st->waiting_done = 0;

@@ -57,7 +57,7 @@ HERE = Path(__file__).resolve().parent / "multilang"
 NLINES = 300
 
 
-def proto_topology(tmp_path, mode=None, at=0, timeout_secs=30, parallelism=2):
+def proto_topology(tmp_path, mode=None, at=0, timeout_secs=30, parallelism=2, tick_secs=0):
     src = tmp_path / "input.txt"
     src.write_text("".join(f"line {i:04d}\n" for i in range(NLINES)))
     state = tmp_path / "state"
@@ -73,6 +73,7 @@ def proto_topology(tmp_path, mode=None, at=0, timeout_secs=30, parallelism=2):
             "topology.message.timeout.secs": 10,
             "topology.max.spout.pending": 20,
             "topology.subprocess.timeout.secs": timeout_secs,
+            "topology.tick.tuple.freq.secs": tick_secs,
         },
         "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
         "bolts": [
@@ -108,7 +109,7 @@ def worker_log(res):
 
 
 def test_protocol_message_by_message(streamd, tmp_path):
-    res = streamd.run(proto_topology(tmp_path), timeout=120)
+    res = streamd.run(proto_topology(tmp_path, "ticks", tick_secs=1), timeout=120)
     assert res.returncode == 0, res.explain()
     assert_all_lines(tmp_path)
     rows = report(tmp_path)
@@ -124,6 +125,8 @@ def test_protocol_message_by_message(streamd, tmp_path):
     failed = [r["line"] for r in rows if r["kind"] == "failed"]
     # every line ending in 7 failed (once per child that saw it), replayed, then in the sink
     assert set(failed) == {f"line {i:04d}" for i in range(NLINES) if i % 10 == 7}
+    ticks = [r for r in rows if r["kind"] == "tick"]
+    assert ticks and all(r["comp"] == "__system" and r["id"].startswith("tick-") for r in ticks), ticks
     # both direct sink tasks got lines: the task ids were honoured
     assert {row["__task"] for row in read_jsonl(tmp_path / "direct.jsonl")} == {5, 6}
     log = worker_log(res)

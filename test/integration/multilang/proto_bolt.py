@@ -13,7 +13,9 @@ argv: REPORT_FILE STATE_DIR [MODE AT]
   replays it). It answers
   every heartbeat with sync. Every 50th input it waits 30 ms before acking
   so that streamd sends a heartbeat first.
-  MODE (once per run, at the AT-th input; a file in STATE_DIR remembers that
+  MODE "ticks": lines ending in "7" are failed until a tick tuple came
+  (which it acks, as Storm's BasicBolt does), so the run lasts until then.
+  Other MODEs (once per run, at the AT-th input; a file in STATE_DIR remembers that
   it happened, so the restarted child behaves): die, hang, badjson,
   unknown, badack.
 """
@@ -23,7 +25,8 @@ import sys
 import time
 
 report_path, state_dir = sys.argv[1], sys.argv[2]
-mode = sys.argv[3] if len(sys.argv) > 3 else None
+mode = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "ticks" else None
+tick_wait = len(sys.argv) > 3 and sys.argv[3] == "ticks"
 at = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 report = open(report_path, "a")
 
@@ -94,6 +97,7 @@ note(kind="handshake", taskid=ctx["taskid"], component=ctx["componentid"],
 seen = set(os.listdir(state_dir))
 count = 0
 logged = False
+ticked = False
 while True:
     msg = read_msg()
     if msg.get("stream") == "__heartbeat":
@@ -103,6 +107,9 @@ while True:
         send({"command": "sync"})
         continue
     if msg.get("stream") == "__tick":
+        ticked = True
+        note(kind="tick", comp=msg.get("comp"), task=msg.get("task"), id=msg.get("id"))
+        send({"command": "ack", "id": msg["id"]})  # as Storm's BasicBolt does
         continue
     for key in ("id", "comp", "stream", "task", "tuple"):
         if key not in msg:
@@ -125,7 +132,7 @@ while True:
         if mode == "badack":
             send({"command": "ack", "id": "987654321"})
         continue
-    if line.endswith("7") and ("failed-" + line) not in seen:
+    if line.endswith("7") and (("failed-" + line) not in seen or (tick_wait and not ticked)):
         # no emit: the line reaches the sink only if the spout replays it
         open(os.path.join(state_dir, "failed-" + line), "w").close()
         seen.add("failed-" + line)
