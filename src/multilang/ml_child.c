@@ -188,6 +188,33 @@ static int wait_fd(int fd, short events, int64_t deadline_ns) {
     }
 }
 
+/* reads what is there into the buffer: 1 read something, 0 nothing now,
+ * or a negative code */
+static int fill(ml_child *c) {
+    if (c->len >= ML_MAX_MESSAGE) return -EMSGSIZE;
+    if (c->cap - c->len < 65536) {
+        size_t ncap = c->cap ? c->cap * 2 : 131072;
+        char *nb = realloc(c->buf, ncap);
+        if (!nb) return -ENOMEM;
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n > 0) {
+            c->len += (size_t)n;
+            return 1;
+        }
+        if (n == 0) return -EPIPE;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return -EPIPE;
+    }
+}
+
+/* While our message waits for room, the child may itself be blocked
+ * writing to us (a large answer to an earlier message): what it writes is
+ * read into the buffer meanwhile, so neither side waits on the other. */
 static int send_all(ml_child *c, const char *p, size_t n, int64_t deadline_ns) {
     while (n > 0) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -198,8 +225,10 @@ static int send_all(ml_child *c, const char *p, size_t n, int64_t deadline_ns) {
         }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(c->fd, POLLOUT, deadline_ns);
+            int rc = wait_fd(c->fd, POLLOUT | POLLIN, deadline_ns);
             if (rc != 0) return rc;
+            rc = fill(c);
+            if (rc < 0) return rc;
             continue;
         }
         return -EPIPE;
@@ -261,22 +290,9 @@ int ml_child_recv(ml_child *c, int64_t deadline_ns, json_t **out, char *why, siz
     for (;;) {
         int rc = take_message(c, out, why, whylen);
         if (rc != 0) return rc < 0 ? rc : 0;
-        if (c->len >= ML_MAX_MESSAGE) return -EMSGSIZE;
-        if (c->cap - c->len < 65536) {
-            size_t ncap = c->cap ? c->cap * 2 : 131072;
-            char *nb = realloc(c->buf, ncap);
-            if (!nb) return -ENOMEM;
-            c->buf = nb;
-            c->cap = ncap;
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-        if (n > 0) {
-            c->len += (size_t)n;
-            continue;
-        }
-        if (n == 0) return -EPIPE;
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -EPIPE;
+        rc = fill(c);
+        if (rc < 0) return rc;
+        if (rc > 0) continue;
         rc = wait_fd(c->fd, POLLIN, deadline_ns);
         if (rc != 0) return rc;
     }

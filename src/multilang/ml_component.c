@@ -3,12 +3,14 @@
  * (Apache Storm's multi-lang protocol; see multilang.h and ml_child.h).
  *
  * Bolts: each input is sent as {id, comp, stream, task, tuple} and kept
- * (retained) until the child acks or fails its id. execute returns once
- * the child has answered the input: acked or failed it, or answered the
- * heartbeat sent after it (the child handles messages in order, so
- * everything it did for the input has then been read). So nothing the
- * child says waits for the next input, and an idle bolt holds no unread
- * acks. A heartbeat also goes out at least every
+ * (retained) until the child acks or fails its id. While more input waits
+ * in the task's queue (so execute runs again soon), execute only takes
+ * what the child has already said and returns: the child works on one
+ * input while the next is sent. Otherwise it returns once the child has
+ * answered the input: acked or failed it, or answered the heartbeat sent
+ * after it (the child handles messages in order, so everything it did for
+ * the input has then been read). So nothing the child says waits for
+ * input that may not come, and an idle bolt holds no unread acks. A heartbeat also goes out at least every
  * topology.multilang.heartbeat.secs while tuples flow, and before an input
  * is sent the child's unacked tuples must be below
  * topology.shellbolt.max.pending.
@@ -595,6 +597,14 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
     sd_tuple_retain(input);
     st->pending[st->npending++] = (ml_pending){.id = id, .t = input};
     if (send_or_fail(st, msg) != 0) return; /* failed with the rest */
+    if (queue_depth(st->ctx->ex->inq) > 0 && st->npending < st->max_pending &&
+        ml_now_ns() - st->last_heartbeat_ns < st->heartbeat_ns) {
+        /* more input is waiting, so execute runs again soon: take what the
+         * child already said and let it work on the next input meanwhile */
+        st->synced = 0;
+        pump(st, UNTIL_SYNC, ml_now_ns()); /* -ETIMEDOUT: nothing more for now; a failure is handled inside */
+        return;
+    }
     st->waiting_id = id;
     st->waiting_done = 0;
     /* most children answer an input at once: wait briefly for that, then
