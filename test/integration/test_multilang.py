@@ -169,15 +169,14 @@ def test_hung_child_detected_within_timeout(streamd, tmp_path):
 
 # ---- a spout and a bolt written with the project's Python module -------------
 
-def test_python_spout_and_bolt_replay(streamd, tmp_path):
-    n = 400
-    rep = tmp_path / "report.jsonl"
-    topo = {
+def py_topology(tmp_path, n, rep, spout_extra=()):
+    return {
         "name": "pyboth",
         "workers": 2,
         "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": 10,
                    "topology.max.spout.pending": 50},
-        "spouts": [{"id": "records", "command": [PYTHON, str(HERE / "py_spout.py"), str(n), str(rep)],
+        "spouts": [{"id": "records", "command": [PYTHON, str(HERE / "py_spout.py"), str(n), str(rep)]
+                    + list(spout_extra),
                     "outputs": {"default": ["rec"], "odd": ["rec", "n"]}}],
         "bolts": [
             {"id": "work", "command": [PYTHON, "py_bolt.py", str(rep)], "resources": str(HERE),
@@ -192,7 +191,12 @@ def test_python_spout_and_bolt_replay(streamd, tmp_path):
              "inputs": [{"from": "work", "stream": "direct", "grouping": "direct"}]},
         ],
     }
-    proc = streamd.start(topo, until_drained=False)
+
+
+def test_python_spout_and_bolt_replay(streamd, tmp_path):
+    n = 400
+    rep = tmp_path / "report.jsonl"
+    proc = streamd.start(py_topology(tmp_path, n, rep), until_drained=False)
     done = wait_for(lambda: [r for r in read_jsonl(rep) if r["kind"] == "done"] or proc.poll() is not None, 90,
                     interval=0.2, what="every record acked by the spout")
     assert proc.poll() is None, streamd.result(proc).explain()
@@ -212,3 +216,26 @@ def test_python_spout_and_bolt_replay(streamd, tmp_path):
     ids = [r["ids"] for r in rows if r["kind"] == "task_ids"]
     assert ids == [[3]], ids  # tasks: records 1, work 2, sink 3, direct 4-5, acker 6
     assert "restarting it" not in res.worker_logs()
+
+
+def test_python_spout_that_dies_is_restarted(streamd, tmp_path):
+    """The spout's child exits mid-stream: the error is logged, a new child
+    starts (this one starts over from record 0: it keeps no state), the
+    worker goes on, and every record reaches the sink."""
+    n = 300
+    rep = tmp_path / "report.jsonl"
+    topo = py_topology(tmp_path, n, rep, [str(150), str(tmp_path / "died")])
+    proc = streamd.start(topo, until_drained=False)
+    wait_for(lambda: [r for r in read_jsonl(rep) if r["kind"] == "done"] or proc.poll() is not None, 90,
+             interval=0.2, what="every record acked by the new spout child")
+    assert proc.poll() is None, streamd.result(proc).explain()
+    os.kill(proc.pid, signal.SIGINT)
+    res = streamd.finish(proc, timeout=60)
+    log = worker_log(res)
+    assert "multi-lang spout 'records'" in log and "the child exited" in log, log[-3000:]
+    rows = read_jsonl(rep)
+    assert [r["kind"] for r in rows].count("start") == 2 and [r for r in rows if r["kind"] == "dying"]
+    assert "0 restart(s)" in res.stdout
+    want = {"rec %04d" % i for i in range(n)}
+    got = {row["rec"] for row in read_jsonl(tmp_path / "sink.jsonl")}
+    assert got == want, f"lost {sorted(want - got)[:5]}"
