@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,13 +77,35 @@ static int64_t secs_ns(int64_t s) { return s * 1000000000LL; }
 
 /* ---- values ------------------------------------------------------------------ */
 
+/* a string the child can decode: bytes that are not UTF-8 become U+FFFD
+ * (a child that cannot read a tuple would die on it at every replay) */
+static json_t *string_json(const char *p, size_t n) {
+    json_t *j = json_stringn(p, n);
+    if (j) return j;
+    char *clean = malloc(n * 3 + 1);
+    if (!clean) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x80) {
+            clean[k++] = (char)c;
+        } else {
+            memcpy(clean + k, "\xef\xbf\xbd", 3);
+            k += 3;
+        }
+    }
+    j = json_stringn(clean, k);
+    free(clean);
+    return j;
+}
+
 static json_t *value_json(const sd_value *v) {
     switch (v->type) {
     case SD_BOOL: return json_boolean(v->v.b);
     case SD_INT: return json_integer(v->v.i);
-    case SD_DOUBLE: return json_real(v->v.d);
+    case SD_DOUBLE: return isfinite(v->v.d) ? json_real(v->v.d) : json_null(); /* JSON has no NaN */
     case SD_STRING:
-    case SD_BYTES: return json_stringn_nocheck(v->v.s.ptr, v->v.s.len);
+    case SD_BYTES: return string_json(v->v.s.ptr, v->v.s.len);
     default: return json_null();
     }
 }
@@ -349,7 +372,9 @@ static int parse_id(const json_t *j, uint64_t *out) {
 static int do_emit(ml_task *st, const json_t *m) {
     const json_t *tup = json_object_get(m, "tuple"), *jstream = json_object_get(m, "stream");
     const json_t *jtask = json_object_get(m, "task"), *need = json_object_get(m, "need_task_ids");
-    if (!json_is_array(tup) || json_array_size(tup) > SD_MAX_FIELDS) return child_failed(st, "emit without a tuple list"), -EPROTO;
+    if (!json_is_array(tup)) return child_failed(st, "emit without a tuple list"), -EPROTO;
+    if (json_array_size(tup) > SD_MAX_FIELDS)
+        return child_failed(st, "emit of more than %d values", SD_MAX_FIELDS), -EPROTO;
     if (jstream && !json_is_null(jstream) && !json_is_string(jstream))
         return child_failed(st, "emit: stream is not a string"), -EPROTO;
     if (jtask && !json_is_null(jtask) && (!json_is_integer(jtask) || json_integer_value(jtask) <= 0 ||
@@ -577,7 +602,8 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
         }
     }
     json_t *vals = json_array();
-    for (size_t i = 0; vals && i < sd_tuple_size(input); i++) json_array_append_new(vals, value_json(sd_tuple_get(input, i)));
+    for (size_t i = 0; vals && i < sd_tuple_size(input); i++)
+        json_array_append_new(vals, value_json(sd_tuple_get(input, i)));
     uint64_t id = ++st->next_id;
     char ids[32];
     snprintf(ids, sizeof ids, "%s%" PRIu64, tick ? "tick-" : "", id);

@@ -154,7 +154,8 @@ static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_ki
     ld->src[ci].map = m;
     const char *sec = section == SD_SPOUT ? "spouts" : "bolts";
     if (m->kind != YD_MAP) return topo_fail(ld, m->line, "%s: each entry is a mapping (id:, class:, ...)", sec);
-    static const char *const keys[] = {"id", "class", "command", "resources", "parallelism", "args", "inputs", "outputs", NULL};
+    static const char *const keys[] = {"id",   "class",  "command", "resources", "parallelism",
+                                       "args", "inputs", "outputs", NULL};
     if (check_keys(ld, m, keys, section == SD_SPOUT ? "a spout" : "a bolt") != 0) return -1;
     const yd_node *id = yd_get(m, "id");
     if (!topo_is_scalar(id)) return topo_fail(ld, m->line, "%s: entry without an 'id'", sec);
