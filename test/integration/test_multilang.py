@@ -239,3 +239,24 @@ def test_python_spout_that_dies_is_restarted(streamd, tmp_path):
     want = {"rec %04d" % i for i in range(n)}
     got = {row["rec"] for row in read_jsonl(tmp_path / "sink.jsonl")}
     assert got == want, f"lost {sorted(want - got)[:5]}"
+
+
+def test_bytes_that_are_not_utf8_reach_the_child(streamd, tmp_path):
+    src = tmp_path / "input.txt"
+    src.write_bytes(b"caf\xe9 ok\n" * 20 + b"plain words\n")
+    topo = {
+        "name": "latin1",
+        "config": {"topology.acker.executors": 1},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "split", "command": [PYTHON, "split_words.py"], "resources": str(TOPOLOGIES / "multilang"),
+             "outputs": ["word"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+             "inputs": [{"from": "split", "grouping": "shuffle"}]},
+        ],
+    }
+    res = streamd.run(topo, timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert "restarting it" not in worker_log(res)
+    words = Counter(row["word"] for row in read_jsonl(tmp_path / "sink.jsonl"))
+    assert words == {"caf\ufffd": 20, "ok": 20, "plain": 1, "words": 1}, words
