@@ -126,6 +126,10 @@ int sd_emit(sd_collector *col, const char *stream, sd_tuple *const *anchors, siz
             const sd_value *values, size_t n);
 int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *const *anchors,
                    size_t nanchors, const sd_value *values, size_t n);
+/* The task ids the last emit of this task (spout or bolt, returning 0) was
+ * sent to: returns their count and fills up to max of them. Costs nothing
+ * unless called (Storm's emit returns them; multi-lang children ask). */
+int sd_emit_last_tasks(sd_collector *col, int *tasks, int max);
 void sd_ack(sd_collector *col, sd_tuple *t);
 void sd_fail(sd_collector *col, sd_tuple *t);
 

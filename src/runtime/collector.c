@@ -166,6 +166,12 @@ int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *co
     return emit_tuple(col->ex, sid, task, values, n, anchors, nanchors, 0, 0);
 }
 
+int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
+    const executor *ex = col->ex;
+    for (int i = 0; i < ex->last_ndest && i < max; i++) tasks[i] = ex->dests[i];
+    return ex->last_ndest;
+}
+
 /* ---- ack / fail --------------------------------------------------------- */
 
 static int acker_task_for(const worker_rt *rt, uint64_t root) {

@@ -177,6 +177,7 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
             return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
     }
     STAT_ADD(ex->emitted, 1);
+    ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */
     for (int d = 0; d < ndest; d++) {
         size_t na = 0;
         if (track) {

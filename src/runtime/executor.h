@@ -59,6 +59,7 @@ typedef struct executor {
     uint32_t rr;
     uint32_t *sent_to;            /* [ntasks + 1]: partial-key load estimate */
     int *dests;                   /* [rt->max_fanout]: destinations of one emit */
+    int last_ndest;               /* entries of dests the last user emit filled */
     tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */
     size_t anc_cap;
     int64_t round_ns;             /* spout: the clock read once per round */

@@ -105,6 +105,7 @@ void topology_free(topology *t) {
         if (comp->command)
             for (char **a = comp->command; *a; a++) free(*a);
         free(comp->command);
+        free(comp->resources);
         for (int i = 0; i < comp->nargs; i++) {
             free(comp->args[i].key);
             free(comp->args[i].value);

@@ -65,7 +65,8 @@ typedef struct topo_component {
     sd_component_kind kind;  /* the acker is a bolt */
     bool is_acker;
     char *class_name;        /* built-in or library symbol suffix */
-    char **command;          /* multi-lang: argv, NULL-terminated (not yet run) */
+    char **command;          /* multi-lang: argv, NULL-terminated (run by src/multilang) */
+    char *resources;         /* multi-lang: the child's working directory (absolute) or NULL */
     int parallelism;
     int first_task;          /* task ids first_task .. first_task+parallelism-1 */
     int nargs;

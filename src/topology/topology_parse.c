@@ -154,7 +154,8 @@ static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_ki
     ld->src[ci].map = m;
     const char *sec = section == SD_SPOUT ? "spouts" : "bolts";
     if (m->kind != YD_MAP) return topo_fail(ld, m->line, "%s: each entry is a mapping (id:, class:, ...)", sec);
-    static const char *const keys[] = {"id", "class", "command", "parallelism", "args", "inputs", "outputs", NULL};
+    static const char *const keys[] = {"id",   "class",  "command", "resources", "parallelism",
+                                       "args", "inputs", "outputs", NULL};
     if (check_keys(ld, m, keys, section == SD_SPOUT ? "a spout" : "a bolt") != 0) return -1;
     const yd_node *id = yd_get(m, "id");
     if (!topo_is_scalar(id)) return topo_fail(ld, m->line, "%s: entry without an 'id'", sec);
@@ -176,6 +177,21 @@ static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_ki
                 return topo_fail(ld, cmd->items[i]->line, "%s '%s': command: expected plain words", topo_kind_word(c),
                                  c->id);
             if (!(c->command[i] = strdup(cmd->items[i]->text))) return topo_oom(ld);
+        }
+    }
+    const yd_node *res = yd_get(m, "resources");
+    if (res && !yd_is_null(res)) {
+        if (!cmd)
+            return topo_fail(ld, res->line, "%s '%s': resources: only a command component has them",
+                             topo_kind_word(c), c->id);
+        if (!topo_is_scalar(res))
+            return topo_fail(ld, res->line, "%s '%s': resources: expected a directory", topo_kind_word(c), c->id);
+        /* relative to the topology file, like args paths */
+        int rc = res->text[0] == '/' ? asprintf(&c->resources, "%s", res->text)
+                                     : asprintf(&c->resources, "%s/%s", ld->t->dir, res->text);
+        if (rc < 0) {
+            c->resources = NULL;
+            return topo_oom(ld);
         }
     }
 

@@ -1,10 +1,11 @@
 /*
  * topology_resolve: the second step of loading (see topology_internal.h):
  * opens the topology's library (dlopen, unless TOPO_NO_LIBRARY), resolves
- * each component's class (built in first, then the library's exported
- * symbol) and declares the streams the class declares. Problems are kept
- * in the loader, not reported: the validation reports them in its fixed
- * order. Called by topology.c only.
+ * each component's class (a `command:` to the multi-lang adapter, a class
+ * built in first, then the library's exported symbol) and declares the
+ * streams the class declares. Problems are kept in the loader, not
+ * reported: the validation reports them in its fixed order. Called by
+ * topology.c only.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "multilang/multilang.h"
 #include "topology/topology_internal.h"
 
 static void resolve_err(loader *ld, int ci, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -50,8 +52,8 @@ static void resolve_class(loader *ld, int ci) {
     topo_component *c = &ld->t->components[ci];
     const yd_node *cls = yd_get(ld->src[ci].map, "class");
     if (c->command) {
-        resolve_err(ld, ci, yd_get(ld->src[ci].map, "command")->line,
-                    "%s '%s': multi-lang components are not supported yet", topo_kind_word(c), c->id);
+        /* the child cannot declare streams: they come from `outputs:` */
+        c->def = multilang_component(c->kind);
         return;
     }
     if (!c->class_name) {

@@ -196,6 +196,7 @@ static int check_classes(loader *ld) {
         topo_component *c = &t->components[i];
         if (!c->def && (ld->flags & TOPO_NO_LIBRARY)) continue; /* a library class, not looked up */
         if (!c->def) return topo_fail(ld, c->line, "%s '%s': class did not resolve", topo_kind_word(c), c->id);
+        if (c->command) continue; /* the multi-lang adapter of its kind */
         int line = yd_get(ld->src[i].map, "class")->line;
         if (c->def->kind != c->kind)
             return topo_fail(ld, line, "%s '%s': class '%s' is a %s; declare it under %s", topo_kind_word(c), c->id,

@@ -19,7 +19,8 @@ def test_meson_install_layout(streamd_bin, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     files = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
     for want in ("bin/streamd", "include/streamd/component.h", "etc/streamd/streamd.yaml",
-                 "lib/systemd/system/streamd-master.service", "lib/systemd/system/streamd-node.service"):
+                 "lib/systemd/system/streamd-master.service", "lib/systemd/system/streamd-node.service",
+                 "share/streamd/python/streamd_multilang.py"):
         assert any(f.endswith(want) for f in files), f"{want} not installed; got {sorted(files)}"
 
 

@@ -178,6 +178,28 @@ static void test_outputs_override(void **state) {
     topology_free(t);
 }
 
+/* command: components resolve to the multi-lang adapter of their kind */
+static void test_multilang(void **state) {
+    (void)state;
+    char path[PATH_MAX + 64], err[1024] = "";
+    data_path(path, sizeof path, "multilang.yaml");
+    topology *t = topology_load(path, NULL, NULL, err, sizeof err);
+    if (!t) fail_msg("%s", err);
+    const topo_component *src = topology_component(t, "src"), *split = topology_component(t, "split");
+    assert_non_null(src->def);
+    assert_int_equal(src->def->kind, SD_SPOUT);
+    assert_int_equal(split->def->kind, SD_BOLT);
+    assert_string_equal(src->command[2], "--fast");
+    assert_null(src->command[3]);
+    assert_null(src->resources);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s/scripts", t->dir);
+    assert_string_equal(split->resources, want);
+    assert_true(topology_stream(t, 0, "other")->direct);
+    assert_int_equal(stream_field_count(t, 1, "default"), 1);
+    topology_free(t);
+}
+
 /* defaults < --config < config: (< workers:) < -c */
 static void test_precedence(void **state) {
     (void)state;
@@ -338,7 +360,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_layout), cmocka_unit_test(test_outputs_override),
-        cmocka_unit_test(test_precedence),   cmocka_unit_test(test_invalid_files),
+        cmocka_unit_test(test_precedence),   cmocka_unit_test(test_multilang),   cmocka_unit_test(test_invalid_files),
         cmocka_unit_test(test_api_version),  cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_no_library),   cmocka_unit_test(test_no_library_errors),
     };
