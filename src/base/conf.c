@@ -44,6 +44,11 @@ static const conf_key_info known[] = {
     {"worker.transfer.max.buffered.bytes", "int", "8388608", "unsent bytes per peer before senders are held back"},
     {"worker.heartbeat.interval.ms", "int", "1000", "how often a worker reports to its node"},
     {"task.cleanup.timeout.sec", "int", "5", "seconds a stopping worker drains before its tasks' cleanup runs"},
+    {"topology.worker.cpu.weight", "int", "100", "cpu weight of each worker's cgroup (v2 cpu.weight; v1 cpu.shares = weight x 1024 / 100); a component's resources: cpu.weight overrides it"},
+    {"topology.worker.cpu.cores", "double", "0", "cpu limit of each worker's cgroup in cores (1.5 = 150 ms per 100 ms); 0 = none; resources: cpu.cores overrides it"},
+    {"topology.worker.memory.mb", "int", "0", "memory limit of each worker's cgroup in MB (the kernel OOM-kills a worker beyond it); 0 = none; resources: memory.mb overrides it"},
+    {"supervisor.cgroup.mode", "string", "auto", "worker cgroups: auto (v2 when it offers cpu and memory, else v1), v1, v2 or off"},
+    {"supervisor.cgroup.required", "bool", "false", "refuse to run workers when cgroups (cpu and memory) cannot be used, instead of running them without"},
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},
@@ -78,12 +83,16 @@ typedef struct key_rule {
 } key_rule;
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const cgroup_choices[] = {"auto", "v1", "v2", "off", NULL};
 static const char *const queue_choices[] = {"ring", "unbounded", NULL};
 #define SECS_MAX 1000000 /* ~11 days */
 
 static const key_rule rules[] = {
     {"log.level", 0, 0, level_choices},
     {"topology.executor.queue.type", 0, 0, queue_choices},
+    {"supervisor.cgroup.mode", 0, 0, cgroup_choices},
+    {"topology.worker.cpu.weight", 1, 10000, NULL},
+    {"topology.worker.memory.mb", 0, INT32_MAX, NULL},
     {"topology.workers", 1, 65535, NULL},
     {"topology.acker.executors", 0, 65535, NULL},
     {"topology.message.timeout.secs", 1, SECS_MAX, NULL},

@@ -7,7 +7,11 @@
  *     for latency at a given load). Failed tuples are counted, not replayed.
  *   pass_through: re-emits each input's values anchored to it, then acks;
  *     arg delay.ms (default 0) sleeps that long per tuple first, to make a
- *     slow stage in chaos tests.
+ *     slow stage in chaos tests. arg alloc.after (tuples, default 0 = never):
+ *     on that tuple the task allocates and touches memory without bound (to
+ *     be OOM-killed under a cgroup memory limit); with alloc.marker (a path)
+ *     it does so only when that file does not exist yet, creating it first,
+ *     so a restarted worker runs normally.
  *   null_sink: acks and counts its inputs (logged at cleanup).
  *   fail_randomly: fails a fraction `rate` (0..1, default 0.1) of its inputs,
  *     chosen by a generator seeded with `seed` (default: from the task id);
@@ -19,9 +23,12 @@
  * task's state. Public API only.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "streamd/component.h"
 
@@ -153,7 +160,27 @@ const sd_component_def builtin_bench_spout_def = {
 
 typedef struct pass_through {
     int64_t delay_ms;
+    int64_t alloc_after, seen;
+    const char *alloc_marker; /* owned by the context */
 } pass_through;
+
+/* Allocates 1 MB blocks and touches every page, forever. */
+static void alloc_forever(void) {
+    for (;;) {
+        char *p = malloc(1 << 20);
+        if (p) memset(p, 0xa5, 1 << 20);
+        /* a failed malloc is retried: the kernel's OOM killer ends this */
+    }
+}
+
+/* True when the marker did not exist (and now does). */
+static bool claim_marker(const char *path) {
+    if (!path || !*path) return true;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
 
 static void *pt_prepare(sd_context *ctx, sd_collector *col) {
     (void)col;
@@ -163,12 +190,15 @@ static void *pt_prepare(sd_context *ctx, sd_collector *col) {
         return NULL;
     }
     st->delay_ms = sd_context_arg_int(ctx, "delay.ms", 0);
+    st->alloc_after = sd_context_arg_int(ctx, "alloc.after", 0);
+    st->alloc_marker = sd_context_arg_path(ctx, "alloc.marker", NULL);
     return st;
 }
 
 static void pt_execute(void *state, sd_collector *col, sd_tuple *input) {
     pass_through *st = state;
     if (sd_tuple_is_tick(input)) return;
+    if (st->alloc_after > 0 && ++st->seen == st->alloc_after && claim_marker(st->alloc_marker)) alloc_forever();
     if (st->delay_ms > 0) {
         struct timespec ts = {.tv_sec = st->delay_ms / 1000, .tv_nsec = (st->delay_ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "node/node_internal.h"
+#include "topology/topology.h"
 
 /* The node stops its workers this long before its lease could expire. */
 #define NODE_LEASE_MARGIN_MS 2000
@@ -174,6 +175,37 @@ static void set_active(nworker *w, json_t *msg) {
 
 /* Starts, changes or stops this node's workers of one assignment (the key's
  * value, untrusted: it is checked before use). */
+/* A worker's cgroup settings: the topology's topology.worker.* keys, raised
+ * by the resources: of the components it holds tasks of (the largest wins;
+ * a limit of 0 means none, which is the largest). topo may be NULL. */
+static void worker_limits(const topology *topo, const conf *tc, json_t *tasks, cg_limits *l) {
+    cg_limits base = {conf_int(tc, "topology.worker.cpu.weight"), conf_double(tc, "topology.worker.cpu.cores"),
+                      conf_int(tc, "topology.worker.memory.mb")};
+    if (base.cpu_cores < 0) base.cpu_cores = 0;
+    if (base.memory_mb < 0) base.memory_mb = 0;
+    *l = base;
+    if (!topo || !json_is_array(tasks)) return;
+    bool first = true, unlimited_cpu = false, unlimited_mem = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        const topo_component *c = json_is_integer(t) ? topology_task_component(topo, (int)json_integer_value(t)) : NULL;
+        if (!c) continue;
+        cg_limits x = base;
+        if (c->resources.has_weight) x.cpu_weight = c->resources.cpu_weight;
+        if (c->resources.has_cores) x.cpu_cores = c->resources.cpu_cores;
+        if (c->resources.has_memory) x.memory_mb = c->resources.memory_mb;
+        if (first || x.cpu_weight > l->cpu_weight) l->cpu_weight = x.cpu_weight;
+        if (first || x.cpu_cores > l->cpu_cores) l->cpu_cores = x.cpu_cores;
+        if (first || x.memory_mb > l->memory_mb) l->memory_mb = x.memory_mb;
+        unlimited_cpu |= x.cpu_cores == 0;
+        unlimited_mem |= x.memory_mb == 0;
+        first = false;
+    }
+    if (unlimited_cpu) l->cpu_cores = 0;
+    if (unlimited_mem) l->memory_mb = 0;
+}
+
 static void apply_assignment(node *n, const char *value) {
     json_error_t jerr;
     json_t *a = json_loads(value, 0, &jerr);
@@ -195,6 +227,11 @@ static void apply_assignment(node *n, const char *value) {
             return;
         }
     }
+    /* the components' resources: (no user code is loaded for this) */
+    const char *path = json_string_value(json_object_get(a, "topology_path"));
+    char terr[512];
+    topology *topo = path ? topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, terr, sizeof terr) : NULL;
+    if (path && !topo) log_warn("assignment %s: %s; its components' resources are not applied", tid, terr);
     /* workers of this topology here that the assignment no longer lists */
     for (nworker *w = n->workers, *next; w; w = next) {
         next = w->next;
@@ -222,7 +259,9 @@ static void apply_assignment(node *n, const char *value) {
         }
         nworker *w = find_worker(n, tid, (int)port);
         if (!w) {
-            if ((w = node_worker_new(n, tid, (int)port, (int)i, msg, tc))) node_worker_spawn(w);
+            cg_limits lim;
+            worker_limits(topo, tc, json_object_get(e, "tasks"), &lim);
+            if ((w = node_worker_new(n, tid, (int)port, (int)i, msg, tc, &lim))) node_worker_spawn(w);
         } else if (w->state == W_RUNNING && !w->next_msg && !json_equal(w->msg, msg) &&
                    only_active_differs(w->msg, msg)) {
             set_active(w, msg);
@@ -245,6 +284,7 @@ static void apply_assignment(node *n, const char *value) {
         json_decref(msg);
     }
     conf_free(tc);
+    topology_free(topo);
     json_decref(a);
 }
 
@@ -425,6 +465,31 @@ fail:
     return NULL;
 }
 
+/* Finds the cgroup hierarchies; says once when workers run without them.
+ * Nonzero: supervisor.cgroup.required and they cannot be used. */
+static int setup_cgroups(node *n, const conf *c) {
+    const char *want = conf_str_or(c, "supervisor.cgroup.mode", "auto");
+    n->cg_required = conf_bool(c, "supervisor.cgroup.required");
+    int rc = cg_setup(&n->cg, want, "/proc/self/mountinfo", "/proc/self/cgroup");
+    bool full = rc == 0 && n->cg.cpu && n->cg.memory;
+    if (n->cg_required && !full) {
+        log_error("supervisor.cgroup.required is set but worker cgroups cannot be used: %s",
+                  rc == -EINVAL ? "bad supervisor.cgroup.mode" : n->cg.why);
+        return -1;
+    }
+    if (rc != 0) {
+        if (strcmp(want, "off") != 0) log_warn("workers run without cgroups: %s", n->cg.why);
+        return 0;
+    }
+    int stale = cg_remove_stale(&n->cg);
+    char path[PATH_MAX];
+    cg_path(&n->cg, "<topology>", 0, path, sizeof path);
+    log_info("worker cgroups: %s at %s%s%s%s", n->cg.mode == CG_V2 ? "v2" : "v1", path,
+             full ? "" : " (without cpu or memory limits: ", full ? "" : n->cg.why, full ? "" : ")");
+    if (stale > 0) log_info("removed %d stale worker cgroups", stale);
+    return 0;
+}
+
 node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, const char *exe_path) {
     node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -442,6 +507,7 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     n->start_timeout_ms = conf_int(c, "supervisor.worker.start.timeout.secs") * 1000;
     n->lease_ttl_secs = (int)conf_int(c, "node.lease.ttl.secs");
     if (n->restart_delay_ms < 0) n->restart_delay_ms = 0;
+    if (setup_cgroups(n, c) != 0) goto fail;
     if (n->start_timeout_ms < 0) n->start_timeout_ms = 0;
     if (n->lease_ttl_secs < 2) n->lease_ttl_secs = 2;
     if (!n->id || !n->exe || !n->cluster || !n->host || !n->local_dir) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "node/cgroup.h"
 #include "node/node.h"
 #include "proto/control.h"
 #include "store/lease_keeper.h"
@@ -55,7 +56,10 @@ struct nworker {
     int pid;
     int restarts;
     int failures; /* exits in a row without a heartbeat between them */
-    char last_exit[64];
+    char last_exit[96];
+    cg_limits lim;      /* its cgroup's settings */
+    bool in_cg;         /* the live process was placed in its cgroup */
+    int64_t oom_base;   /* the cgroup's OOM kill count when the process started */
     uint64_t spawned_ms, last_hb_ms;
     uv_timer_t timer; /* restart delay or kill deadline */
 };
@@ -67,6 +71,8 @@ struct node {
     int ports[NODE_MAX_PORTS], nports;
     int64_t restart_delay_ms, start_timeout_ms;
     int lease_ttl_secs;
+    cgroups cg;       /* cg.mode CG_OFF: workers run without cgroups */
+    bool cg_required; /* supervisor.cgroup.required */
     json_t *labels;   /* node.labels as an object */
     lease_keeper *keeper;
     int64_t lease;    /* the lease held now, 0 while none */
@@ -88,11 +94,14 @@ struct node {
 };
 
 /* node_worker.c */
-nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc);
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc,
+                         const cg_limits *lim);
 void node_worker_spawn(nworker *w);
 void node_worker_stop(nworker *w);
 /* Sends a control message (activate, deactivate) to a running worker. */
 void node_worker_send(nworker *w, json_t *msg);
+/* Removes the worker's cgroup once its process is gone. */
+void node_worker_remove_cgroup(nworker *w);
 /* Kills workers that stopped heartbeating; called every NODE_CHECK_MS. */
 void node_worker_check(node *n);
 

@@ -7,6 +7,7 @@
  * Threads: only the node's loop thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "node/node_internal.h"
 
@@ -113,6 +115,40 @@ static void drain_pipe(wproc *p) {
     }
 }
 
+/* Puts the new process in its cgroup before it gets its assignment (and so
+ * before it runs any component code). Nonzero: the worker must not run
+ * (supervisor.cgroup.required). */
+static int place_in_cgroup(nworker *w) {
+    node *n = w->n;
+    w->in_cg = false;
+    if (n->cg.mode == CG_OFF) return 0;
+    int rc = cg_create(&n->cg, w->topology_id, w->port, &w->lim);
+    if (rc == 0) w->oom_base = cg_oom_kills(&n->cg, w->topology_id, w->port);
+    if (rc == 0) rc = cg_attach(&n->cg, w->topology_id, w->port, w->pid);
+    if (rc == 0) {
+        w->in_cg = true;
+        return 0;
+    }
+    char path[PATH_MAX];
+    cg_path(&n->cg, w->topology_id, w->port, path, sizeof path);
+    if (n->cg_required) {
+        log_error("worker %s port %d: cannot set up its cgroup %s: %s (supervisor.cgroup.required is set)",
+                  w->topology_id, w->port, path, sd_strerror(rc));
+        snprintf(w->last_exit, sizeof w->last_exit, "no cgroup: %s", sd_strerror(rc));
+        return rc;
+    }
+    log_warn("worker %s port %d: cannot set up its cgroup %s: %s; it runs without", w->topology_id, w->port, path,
+             sd_strerror(rc));
+    return 0;
+}
+
+/* The process is gone: its cgroup goes too (a restart makes a new one). */
+void node_worker_remove_cgroup(nworker *w) {
+    if (w->n->cg.mode == CG_OFF) return;
+    int rc = cg_remove(&w->n->cg, w->topology_id, w->port);
+    if (rc != 0) log_warn("worker %s port %d: cannot remove its cgroup: %s", w->topology_id, w->port, sd_strerror(rc));
+}
+
 static void on_restart_timer(uv_timer_t *t) {
     nworker *w = t->data;
     if (w->state == W_WAIT_RESTART) node_worker_spawn(w);
@@ -146,7 +182,14 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
     w->p = NULL;
     json_decref(w->last_hb); /* a heartbeat speaks for a live process only */
     w->last_hb = NULL;
-    if (term_signal)
+    bool oom = w->in_cg && term_signal == SIGKILL &&
+               cg_oom_kills(&w->n->cg, w->topology_id, w->port) > w->oom_base;
+    w->in_cg = false;
+    node_worker_remove_cgroup(w);
+    if (oom)
+        log_warn("worker %s port %d (pid %d) OOM killed: it went over its cgroup's memory limit of %lld MB",
+                 w->topology_id, w->port, w->pid, (long long)w->lim.memory_mb);
+    else if (term_signal)
         log_warn("worker %s port %d (pid %d) killed by signal %d (%s)", w->topology_id, w->port, w->pid,
                  term_signal, strsignal(term_signal));
     else if (status != 0 || w->state != W_STOPPING)
@@ -154,7 +197,8 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                  (long long)status);
     else
         log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
-    if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
+    if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
+    else if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
     else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
     uv_timer_stop(&w->timer);
     if (w->state == W_STOPPING) {
@@ -243,6 +287,10 @@ void node_worker_spawn(nworker *w) {
         uv_process_kill(&p->proc, SIGKILL);
         return;
     }
+    if (place_in_cgroup(w) != 0) {
+        uv_process_kill(&p->proc, SIGKILL); /* its exit restarts it */
+        return;
+    }
     log_info("started worker %s port %d (pid %d, log %s)", w->topology_id, w->port, w->pid, w->log_path);
     node_worker_state(w, "starting");
     if (control_write(sv[0], w->msg) != 0) {
@@ -286,7 +334,8 @@ void node_worker_stop(nworker *w) {
     uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + NODE_STOP_SLACK_SECS) * 1000, 0);
 }
 
-nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc) {
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc,
+                         const cg_limits *lim) {
     nworker *w = calloc(1, sizeof *w);
     if (!w || !(w->topology_id = strdup(tid))) {
         free(w);
@@ -297,6 +346,7 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     w->port = port;
     w->index = index;
     w->msg = json_incref(msg);
+    w->lim = *lim;
     w->hb_interval_ms = conf_int(tc, "worker.heartbeat.interval.ms");
     if (w->hb_interval_ms <= 0) w->hb_interval_ms = 1000;
     w->cleanup_secs = conf_int(tc, "task.cleanup.timeout.sec");
