@@ -170,6 +170,10 @@ static void test_outputs_override(void **state) {
     assert_int_equal(in->field_index[1], 0);
     const topo_component *direct = topology_component(t, "direct");
     assert_int_equal(direct->ninputs, 2);
+    assert_true(direct->resources.has_weight && direct->resources.has_memory && !direct->resources.has_cores);
+    assert_int_equal(direct->resources.cpu_weight, 300);
+    assert_int_equal(direct->resources.memory_mb, 0);
+    assert_false(topology_component(t, "src")->resources.has_weight);
     assert_int_equal(direct->inputs[0].grouping, GROUP_DIRECT);
     assert_int_equal(direct->inputs[0].stream_id, pick->id);
     assert_int_equal(direct->inputs[1].grouping, GROUP_ALL);
