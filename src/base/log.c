@@ -20,7 +20,10 @@ static char tag_worker[64] = "-";
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
+static log_error_hook error_hook;
+
 void log_set_level(sd_log_level level) { min_level = level; }
+void log_set_error_hook(log_error_hook fn) { error_hook = fn; }
 
 int log_parse_level(const char *name, sd_log_level *out) {
     static const char *names[] = {"debug", "info", "warn", "error"};
@@ -69,8 +72,11 @@ void log_taskv(sd_log_level level, int task, const char *fmt, va_list ap) {
                      tag_worker);
     if (task > 0 && n < (int)sizeof line) n += snprintf(line + n, sizeof line - n, " task=%d", task);
     if (n < (int)sizeof line) n += snprintf(line + n, sizeof line - n, "] ");
+    int text_at = n < (int)sizeof line ? n : (int)sizeof line - 1;
     if (n < (int)sizeof line) n += vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (n >= (int)sizeof line - 1) n = sizeof line - 2;
+    line[n] = '\0';
+    if (level == SD_LOG_ERROR && error_hook) error_hook(task, line + text_at);
     line[n++] = '\n';
     ssize_t w = write(log_fd, line, (size_t)n);
     (void)w; /* nowhere better to report a failed log write */

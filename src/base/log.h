@@ -16,6 +16,12 @@ void log_set_tags(const char *cluster, const char *topology, const char *worker)
 /* Send lines to path (appending) instead of stderr; 0 or -1. */
 int log_open_file(const char *path);
 
+/* Called with the text (without time and tags) of every ERROR line, on the
+ * thread that logs it (so it must be thread-safe and must not log). NULL
+ * removes it. The worker uses it to pass its errors on to its node. */
+typedef void (*log_error_hook)(int task, const char *text);
+void log_set_error_hook(log_error_hook fn);
+
 void log_task(sd_log_level level, int task, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_taskv(sd_log_level level, int task, const char *fmt, va_list ap);
 

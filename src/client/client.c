@@ -261,6 +261,13 @@ static void print_status(const json_t *v) {
             snprintf(where, sizeof where, "%s:%lld", str_or(x, "host", "?"), int_or(x, "port", 0));
             format_tasks(json_object_get(x, "tasks"), tasks, sizeof tasks);
             printf("%-24s %-28s %-10s  %s\n", str_or(x, "node", "?"), where, str_or(x, "state", "?"), tasks);
+            if (int_or(x, "restarts", 0) > 0)
+                printf("  restarts %lld, last exit: %s\n", int_or(x, "restarts", 0), str_or(x, "last_exit", "?"));
+            size_t k;
+            const json_t *e;
+            json_array_foreach(json_object_get(x, "errors"), k, e) {
+                if (json_is_string(e)) printf("  error: %s\n", json_string_value(e));
+            }
         }
     }
 }

@@ -245,6 +245,25 @@ static const char *kind_name(const topo_component *c) {
     return c->is_acker ? "acker" : c->kind == SD_SPOUT ? "spout" : "bolt";
 }
 
+/* Says on the console why the workers that keep failing fail: their last
+ * exit and the last errors they reported. */
+static void report_failing(local *l) {
+    json_t *ws = node_workers_json(l->nd);
+    size_t i, k;
+    json_t *w, *e;
+    json_array_foreach(ws, i, w) {
+        const char *state = json_string_value(json_object_get(w, "state"));
+        if ((state && strcmp(state, "running") == 0) || json_integer_value(json_object_get(w, "restarts")) == 0) continue;
+        log_error("worker port %lld keeps failing: %lld restarts, last exit %s%s",
+                  (long long)json_integer_value(json_object_get(w, "port")),
+                  (long long)json_integer_value(json_object_get(w, "restarts")),
+                  json_string_value(json_object_get(w, "last_exit")) ?: "?",
+                  json_array_size(json_object_get(w, "errors")) ? "; its last errors:" : " (no error reported)");
+        json_array_foreach(json_object_get(w, "errors"), k, e) log_error("  %s", json_string_value(e) ?: "?");
+    }
+    json_decref(ws);
+}
+
 static void on_progress(uv_timer_t *t) {
     local *l = t->data;
     int64_t *sums = totals(l);
@@ -261,7 +280,8 @@ static void on_progress(uv_timer_t *t) {
     free(sums);
     if (node_max_failures(l->nd) >= LOCAL_MAX_FAILURES && !l->stopping) {
         l->rc = 1;
-        begin_stop(l, "a worker keeps exiting before its first heartbeat (see its log)");
+        report_failing(l);
+        begin_stop(l, "a worker keeps exiting before its first heartbeat");
     }
 }
 

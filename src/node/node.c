@@ -71,6 +71,7 @@ static void write_status(nworker *w) {
                            n->id, "host", n->host, "port", w->port, "worker_index", w->index, "pid", w->pid, "state",
                            w->shown_state, "restarts", w->restarts, "last_exit", w->last_exit, "since",
                            (json_int_t)(wall_ms() / 1000));
+    if (st && w->errors) json_object_set(st, "errors", w->errors);
     int rc = put_json(n, w->status_key, st, n->lease);
     if (rc != 0) log_warn("cannot write %s: %s", w->status_key, sd_strerror(rc));
 }
@@ -96,6 +97,7 @@ static void worker_freed(uv_handle_t *h) {
     json_decref(w->msg);
     json_decref(w->next_msg);
     json_decref(w->last_hb);
+    json_decref(w->errors);
     free(w->topology_id);
     free(w);
     if (--n->open_handles == 0) free(n);
@@ -565,6 +567,7 @@ json_t *node_workers_json(const node *n) {
                               w->pid, "state", w->shown_state ? w->shown_state : "starting", "restarts", w->restarts,
                               "last_exit", w->last_exit);
         if (e && w->last_hb) json_object_set(e, "heartbeat", w->last_hb);
+        if (e && w->errors) json_object_set_new(e, "errors", json_deep_copy(w->errors));
         if (e) json_array_append_new(arr, e);
     }
     return arr;

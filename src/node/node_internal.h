@@ -19,6 +19,7 @@
 
 #define NODE_CHECK_MS 1000
 #define NODE_MAX_PORTS 256
+#define NODE_ERRORS_KEPT 5  /* latest error lines a worker's status shows */
 #define NODE_FAILED_AFTER 5 /* exits in a row without a heartbeat: shown as "failed" */
 
 /* Worker states: RUNNING (a process exists), WAIT_RESTART (died unexpectedly,
@@ -47,9 +48,11 @@ struct nworker {
     json_t *msg;      /* the assignment control message to send */
     json_t *next_msg; /* a changed assignment to respawn with after the stop */
     json_t *last_hb;  /* the latest heartbeat (counters), or NULL */
+    json_t *errors;   /* the latest NODE_ERRORS_KEPT error lines, across restarts */
     char status_key[512];
     char log_path[1024];
-    int64_t hb_interval_ms, cleanup_secs;
+    int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
+    char hung[48];      /* why the node killed the live process, or "" */
     wstate state;
     const char *shown_state; /* what the status key says now */
     wproc *p;                /* the live process, or NULL */

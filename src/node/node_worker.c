@@ -47,6 +47,22 @@ static void wproc_closed(uv_handle_t *h) {
     }
 }
 
+/* An error line the worker reported: logged, and kept for its status. */
+static void keep_error(nworker *w, json_int_t task, const char *text) {
+    char line[512];
+    if (!text) text = "?";
+    if (task > 0 && task < INT32_MAX) snprintf(line, sizeof line, "task %lld: %s", (long long)task, text);
+    else snprintf(line, sizeof line, "%s", text);
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20) *c = ' '; /* one line each, whatever the worker sent */
+    log_warn("worker %s port %d: %s", w->topology_id, w->port, line);
+    if (!w->errors && !(w->errors = json_array())) return;
+    for (size_t i = 0; i < json_array_size(w->errors); i++) /* a restarted worker says the same again */
+        if (strcmp(json_string_value(json_array_get(w->errors, i)) ?: "", line) == 0) json_array_remove(w->errors, i--);
+    json_array_append_new(w->errors, json_string(line));
+    while (json_array_size(w->errors) > NODE_ERRORS_KEPT) json_array_remove(w->errors, 0);
+}
+
 static void on_control_msg(void *arg, json_t *msg) {
     wproc *p = arg;
     nworker *w = p->w;
@@ -63,9 +79,8 @@ static void on_control_msg(void *arg, json_t *msg) {
         log_info("worker %s port %d started (pid %lld)", w->topology_id, w->port,
                  (long long)json_integer_value(json_object_get(msg, "pid")));
     } else if (strcmp(type, "error") == 0) {
-        log_warn("worker %s port %d task %lld: %s", w->topology_id, w->port,
-                 (long long)json_integer_value(json_object_get(msg, "task")),
-                 json_string_value(json_object_get(msg, "message")) ?: "?");
+        keep_error(w, json_integer_value(json_object_get(msg, "task")),
+                   json_string_value(json_object_get(msg, "message")));
     } else {
         log_debug("worker %s port %d: ignoring control message '%s'", w->topology_id, w->port, type);
     }
@@ -197,9 +212,11 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                  (long long)status);
     else
         log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
-    if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
+    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "killed: %s", w->hung);
+    else if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
     else if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
     else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
+    w->hung[0] = '\0';
     uv_timer_stop(&w->timer);
     if (w->state == W_STOPPING) {
         if (w->next_msg && !w->n->stopping) { /* a changed assignment: start over with it */
@@ -349,6 +366,9 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     w->lim = *lim;
     w->hb_interval_ms = conf_int(tc, "worker.heartbeat.interval.ms");
     if (w->hb_interval_ms <= 0) w->hb_interval_ms = 1000;
+    w->hb_timeout_ms = conf_int(tc, "worker.heartbeat.timeout.secs") * 1000;
+    /* at least two heartbeats may be late */
+    if (w->hb_timeout_ms < 3 * w->hb_interval_ms) w->hb_timeout_ms = 3 * w->hb_interval_ms;
     w->cleanup_secs = conf_int(tc, "task.cleanup.timeout.sec");
     if (w->cleanup_secs < 0) w->cleanup_secs = 0;
     store_key(w->status_key, sizeof w->status_key, n->cluster, "workers/%s/%s:%d", tid, n->id, port);
@@ -360,7 +380,9 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     return w;
 }
 
-/* Kills workers whose heartbeat is older than 3 intervals + the start timeout. */
+/* Kills workers not heard from within supervisor.worker.start.timeout.secs
+ * of their start, or within worker.heartbeat.timeout.secs of their last
+ * heartbeat. */
 void node_worker_check(node *n) {
     uint64_t now = uv_now(n->loop);
     for (nworker *w = n->workers; w; w = w->next) {
@@ -368,17 +390,18 @@ void node_worker_check(node *n) {
         /* timers run before I/O: after a stall of our own loop, heartbeats
          * may be waiting in the socket; read them before judging */
         drain_pipe(w->p);
-        uint64_t last = w->last_hb_ms > w->spawned_ms ? w->last_hb_ms : w->spawned_ms;
-        uint64_t limit = (uint64_t)(3 * w->hb_interval_ms + n->start_timeout_ms);
+        bool heard = w->last_hb_ms > w->spawned_ms;
+        uint64_t last = heard ? w->last_hb_ms : w->spawned_ms;
+        uint64_t limit = heard ? (uint64_t)w->hb_timeout_ms : (uint64_t)n->start_timeout_ms;
         if (now - last > limit) {
-            log_warn("worker %s port %d (pid %d): no heartbeat for %llu ms; killing it", w->topology_id, w->port,
-                     w->pid, (unsigned long long)(now - last));
+            log_warn("worker %s port %d (pid %d): %s for %llu ms; killing it", w->topology_id, w->port, w->pid,
+                     heard ? "no heartbeat" : "not heard from since its start", (unsigned long long)(now - last));
+            snprintf(w->hung, sizeof w->hung, "%s", heard ? "hung: no heartbeat" : "no heartbeat after its start");
             uv_process_kill(&w->p->proc, SIGKILL); /* its exit restarts it */
             w->last_hb_ms = now;                   /* one kill per period */
         }
     }
 }
-
 
 void node_worker_send(nworker *w, json_t *msg) {
     uv_os_fd_t fd;

@@ -70,6 +70,49 @@ typedef struct worker {
 
 /* ---- control channel ------------------------------------------------------- */
 
+/* Errors logged in this process (any thread: sd_report_error, a task that
+ * failed to open, a topology that does not load), passed on to the node as
+ * "error" messages from the loop thread, so they reach the console and
+ * `streamd status`. The log hook has no argument: process-wide. */
+#define WORKER_ERRORS_KEPT 8
+static struct {
+    pthread_mutex_t lock;
+    char text[WORKER_ERRORS_KEPT][512];
+    int task[WORKER_ERRORS_KEPT];
+    uint64_t logged, sent;
+} errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void keep_error(int task, const char *text) {
+    pthread_mutex_lock(&errs.lock);
+    int i = (int)(errs.logged++ % WORKER_ERRORS_KEPT);
+    snprintf(errs.text[i], sizeof errs.text[i], "%s", text);
+    errs.task[i] = task;
+    pthread_mutex_unlock(&errs.lock);
+}
+
+static int control_send(worker *w, json_t *msg);
+
+/* Sends the errors logged since the last call (the latest WORKER_ERRORS_KEPT). */
+static void send_errors(worker *w) {
+    json_t *msgs = json_array();
+    if (!msgs) return;
+    pthread_mutex_lock(&errs.lock);
+    uint64_t from = errs.logged - errs.sent > WORKER_ERRORS_KEPT ? errs.logged - WORKER_ERRORS_KEPT : errs.sent;
+    for (uint64_t k = from; k < errs.logged; k++) {
+        int i = (int)(k % WORKER_ERRORS_KEPT);
+        json_array_append_new(msgs, json_pack("{s:s, s:i, s:s}", "type", "error", "task", errs.task[i], "message",
+                                              errs.text[i]));
+    }
+    errs.sent = errs.logged;
+    pthread_mutex_unlock(&errs.lock);
+    size_t k;
+    json_t *m;
+    json_array_foreach(msgs, k, m) {
+        if (json_is_object(m)) control_send(w, json_incref(m));
+    }
+    json_decref(msgs);
+}
+
 static int control_send(worker *w, json_t *msg) {
     pthread_mutex_lock(&w->control_write_lock);
     int rc = control_write(w->control_fd, msg);
@@ -300,6 +343,7 @@ static void begin_stop(worker *w, const char *why);
 
 static void on_heartbeat(uv_timer_t *h) {
     worker *w = h->data;
+    send_errors(w);
     for (int i = 0; i < w->rt.nexecs && !w->stopping; i++) {
         if (atomic_load(&w->rt.execs[i]->done)) {
             /* a task that could not open: exit non-zero, without a heartbeat,
@@ -323,6 +367,7 @@ static void transport_closed(void *arg) {
 
 static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
+    send_errors(w);
     json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
     if (msg) control_send(w, msg);
     /* a task still running may still send: leave the transport alone then,
@@ -603,6 +648,7 @@ static void tune_malloc(void) {
 int worker_main(int control_fd) {
     signal(SIGPIPE, SIG_IGN);
     tune_malloc();
+    log_set_error_hook(keep_error);
     worker *w = calloc(1, sizeof *w);
     if (!w) return 1;
     w->control_fd = control_fd;
@@ -613,8 +659,10 @@ int worker_main(int control_fd) {
     json_t *assignment = read_assignment(control_fd);
     if (!assignment || uv_loop_init(&w->loop) != 0) goto out_noloop;
     if (setup_from_assignment(w, assignment) != 0) {
-        json_t *err = json_pack("{s:s, s:i, s:s}", "type", "error", "task", 0, "message",
-                                "worker failed to start (see its log)");
+        bool said = errs.logged > 0;
+        send_errors(w);
+        json_t *err = said ? NULL : json_pack("{s:s, s:i, s:s}", "type", "error", "task", 0, "message",
+                                              "worker failed to start (see its log)");
         if (err) control_send(w, err);
         rc = 2;
         goto out;
