@@ -11,7 +11,9 @@
  *     on that tuple the task allocates and touches memory without bound (to
  *     be OOM-killed under a cgroup memory limit); with alloc.marker (a path)
  *     it does so only when that file does not exist yet, creating it first,
- *     so a restarted worker runs normally.
+ *     so a restarted worker runs normally. arg cleanup.marker (a path):
+ *     its cleanup appends "<task id>\n" to that file; cleanup.hang (bool):
+ *     its cleanup never returns (for stop deadline tests).
  *   null_sink: acks and counts its inputs (logged at cleanup).
  *   fail_randomly: fails a fraction `rate` (0..1, default 0.1) of its inputs,
  *     chosen by a generator seeded with `seed` (default: from the task id);
@@ -25,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -162,6 +165,9 @@ typedef struct pass_through {
     int64_t delay_ms;
     int64_t alloc_after, seen;
     const char *alloc_marker; /* owned by the context */
+    const char *cleanup_marker;
+    bool cleanup_hang;
+    int task;
 } pass_through;
 
 /* Allocates 1 MB blocks and touches every page, forever. */
@@ -192,7 +198,27 @@ static void *pt_prepare(sd_context *ctx, sd_collector *col) {
     st->delay_ms = sd_context_arg_int(ctx, "delay.ms", 0);
     st->alloc_after = sd_context_arg_int(ctx, "alloc.after", 0);
     st->alloc_marker = sd_context_arg_path(ctx, "alloc.marker", NULL);
+    st->cleanup_marker = sd_context_arg_path(ctx, "cleanup.marker", NULL);
+    st->cleanup_hang = sd_context_arg_bool(ctx, "cleanup.hang", false);
+    st->task = sd_context_task_id(ctx);
     return st;
+}
+
+static void pt_close(void *state, sd_collector *col) {
+    (void)col;
+    pass_through *st = state;
+    if (st->cleanup_marker) {
+        int fd = open(st->cleanup_marker, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            char line[32];
+            int n = snprintf(line, sizeof line, "%d\n", st->task);
+            ssize_t w = write(fd, line, (size_t)n);
+            (void)w; /* a test reads the file: a short write shows there */
+            close(fd);
+        }
+    }
+    while (st->cleanup_hang) pause();
+    free(st);
 }
 
 static void pt_execute(void *state, sd_collector *col, sd_tuple *input) {
@@ -218,7 +244,7 @@ const sd_component_def builtin_pass_through_def = {
     .streams = NULL,
     .open = pt_prepare,
     .execute = pt_execute,
-    .close = free_state,
+    .close = pt_close,
 };
 
 /* ---- null_sink --------------------------------------------------------------- */

@@ -74,10 +74,12 @@ int node_restarts(const node *n);
 /* The most exits in a row, without a heartbeat between them, of any one
  * worker: a worker that can never start (bad component, port taken...). */
 int node_max_failures(const node *n);
-/* After asking a worker to stop, the node kills it once the worker's own
- * budget (task.cleanup.timeout.sec to drain, then up to 2 s for its tasks'
- * cleanup and its last heartbeat) plus this slack has passed. */
-#define NODE_STOP_SLACK_SECS 5
+/* After asking a worker to stop, the node kills it (SIGKILL, repeated every
+ * second until it is gone) once the worker's own budget
+ * (task.cleanup.timeout.sec, at least 1 s, for draining and its tasks'
+ * cleanup) plus this
+ * slack has passed. */
+#define NODE_STOP_SLACK_SECS 1
 
 /* After the node_stop callback: closes the node's handles; its memory is
  * released by their close callbacks, so run the loop once more. */

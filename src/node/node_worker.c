@@ -3,7 +3,8 @@
  * spawns `streamd --role=worker --control-fd=3` with a control socketpair,
  * hands it its assignment, reads its heartbeats, restarts it with backoff
  * when it dies or stops heartbeating, and stops it gracefully (stop message,
- * then SIGKILL after the worker's own budget and a slack).
+ * then SIGKILL, repeated every second until it is gone, once the worker's
+ * own budget and a slack have passed).
  * Threads: only the node's loop thread.
  */
 #include <errno.h>
@@ -328,7 +329,8 @@ static void on_kill_timer(uv_timer_t *t) {
     nworker *w = t->data;
     if (w->p) {
         log_warn("worker %s port %d (pid %d) did not stop within %lld s; killing it", w->topology_id, w->port,
-                 w->pid, (long long)w->cleanup_secs + NODE_STOP_SLACK_SECS);
+                 w->pid, (long long)(w->cleanup_secs > 1 ? w->cleanup_secs : 1) + NODE_STOP_SLACK_SECS);
+        /* repeated (the timer repeats) until its exit is seen */
         uv_process_kill(&w->p->proc, SIGKILL);
     }
 }
@@ -348,7 +350,9 @@ void node_worker_stop(nworker *w) {
         uv_process_kill(&w->p->proc, SIGTERM);
     }
     json_decref(stop);
-    uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + NODE_STOP_SLACK_SECS) * 1000, 0);
+    /* the worker's budget is task.cleanup.timeout.sec, at least 1 s */
+    uint64_t budget = (uint64_t)(w->cleanup_secs > 1 ? w->cleanup_secs : 1);
+    uv_timer_start(&w->timer, on_kill_timer, (budget + NODE_STOP_SLACK_SECS) * 1000, 1000);
 }
 
 nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc,

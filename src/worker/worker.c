@@ -393,7 +393,8 @@ static void on_stop_timer(uv_timer_t *h) {
         if (!drained) log_warn("cleanup timeout reached with tuples still in flight");
         atomic_store(&w->rt.stopping, true);
         for (int i = 0; i < w->rt.nexecs; i++) queue_close(w->rt.execs[i]->inq);
-        w->exit_deadline_ns = now + 2000000000LL;
+        /* the tasks' cleanup gets what is left of the budget */
+        if (w->exit_deadline_ns < now + 200000000LL) w->exit_deadline_ns = now + 200000000LL;
         return;
     }
     bool all_done = true;
@@ -410,7 +411,15 @@ static void begin_stop(worker *w, const char *why) {
     w->stopping = 1;
     log_info("stopping (%s): deactivating spouts and draining", why);
     atomic_store(&w->rt.active, false);
-    w->stop_deadline_ns = now_ns() + conf_int(w->conf, "task.cleanup.timeout.sec") * 1000000000LL;
+    /* the whole stop (drain, then every task's cleanup) fits in
+     * task.cleanup.timeout.sec (at least 1 s): draining may use it up to
+     * the last min(2 s, half of it), which is kept for the cleanup */
+    int64_t budget = conf_int(w->conf, "task.cleanup.timeout.sec") * 1000000000LL;
+    if (budget < 1000000000LL) budget = 1000000000LL;
+    int64_t keep = budget / 2 < 2000000000LL ? budget / 2 : 2000000000LL;
+    int64_t now = now_ns();
+    w->stop_deadline_ns = now + budget - keep;
+    w->exit_deadline_ns = now + budget;
     uv_timer_start(&w->stop_timer, on_stop_timer, 20, 20);
 }
 

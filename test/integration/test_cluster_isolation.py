@@ -3,7 +3,7 @@ cannot open its input shows its reason, restarts and last exit in
 `streamd status NAME`."""
 import pytest
 
-from cluster import Cluster, topology_file
+from cluster import Cluster, sink_lines, topology_file, workers_of
 from conftest import wait_for
 
 
@@ -47,3 +47,54 @@ def test_open_failure_in_status(cluster, tmp_path):
     assert "restarts" in out
     res = c.client("kill", "broken", "--wait", "0")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def marker_topology(tmp_path, name, workers=2):
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}\n" for i in range(100000)))
+    sink, marker = tmp_path / "sink.jsonl", tmp_path / "cleanup.marker"
+    topo = {
+        "name": name,
+        "workers": workers,
+        "config": {"topology.acker.executors": workers},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": workers,
+             "args": {"delay.ms": 2, "cleanup.marker": str(marker)},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    return topology_file(tmp_path, topo), sink, marker
+
+
+def test_kill_wait_runs_cleanup(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, marker = marker_topology(tmp_path, "gkill")
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 200, 60, what="tuples in the sink")
+    res = c.client("kill", "gkill", "--wait", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    # deactivated at once: the sink stops growing within the wait
+    wait_for(lambda: not workers_of(c.nodes[0]), 30, what="the workers to stop after the wait")
+    assert marker.exists(), c.all_output()
+    assert len(marker.read_text().split()) == 2, marker.read_text()
+    assert "killing it" not in c.nodes[0].text(), c.all_output()
+
+
+def test_node_stop_runs_cleanup(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, marker = marker_topology(tmp_path, "gstop")
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 200, 60, what="tuples in the sink")
+    workers = workers_of(c.nodes[0])
+    assert len(workers) == 2
+    c.nodes[0].terminate(timeout=30)
+    assert not c.nodes[0].alive()
+    assert not workers_of(c.nodes[0]), "workers outlived their node"
+    assert len(marker.read_text().split()) == 2, c.all_output()
