@@ -50,6 +50,7 @@ static const conf_key_info known[] = {
     {"topology.worker.memory.mb", "int", "0", "memory limit of each worker's cgroup in MB (the kernel OOM-kills a worker beyond it); 0 = none; resources: memory.mb overrides it"},
     {"supervisor.cgroup.mode", "string", "auto", "worker cgroups: auto (v2 when it offers cpu and memory, else v1), v1, v2 or off"},
     {"supervisor.cgroup.required", "bool", "false", "refuse to run workers when cgroups (cpu and memory) cannot be used, instead of running them without"},
+    {"worker.user", "string", "", "when the node runs as root: the user (and its group) workers run as, without capabilities and with no_new_privs; empty = the node's user"},
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},

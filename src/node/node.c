@@ -12,6 +12,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -467,6 +468,32 @@ fail:
     return NULL;
 }
 
+/* worker.user: when set and the node is root, workers run as that user and
+ * its primary group. Nonzero: no such user. */
+static int setup_worker_user(node *n, const conf *c) {
+    const char *name = conf_str(c, "worker.user");
+    if (!name || !*name) return 0;
+    if (geteuid() != 0) {
+        log_warn("worker.user '%s' ignored: the node does not run as root", name);
+        return 0;
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        log_error("worker.user: no user '%s'%s%s", name, errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        log_error("worker.user: '%s' is root; name an unprivileged user", name);
+        return -1;
+    }
+    n->drop_privs = true;
+    n->worker_uid = pw->pw_uid;
+    n->worker_gid = pw->pw_gid;
+    log_info("workers run as %s (uid %d, gid %d)", name, (int)pw->pw_uid, (int)pw->pw_gid);
+    return 0;
+}
+
 /* Finds the cgroup hierarchies; says once when workers run without them.
  * Nonzero: supervisor.cgroup.required and they cannot be used. */
 static int setup_cgroups(node *n, const conf *c) {
@@ -509,7 +536,7 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     n->start_timeout_ms = conf_int(c, "supervisor.worker.start.timeout.secs") * 1000;
     n->lease_ttl_secs = (int)conf_int(c, "node.lease.ttl.secs");
     if (n->restart_delay_ms < 0) n->restart_delay_ms = 0;
-    if (setup_cgroups(n, c) != 0) goto fail;
+    if (setup_cgroups(n, c) != 0 || setup_worker_user(n, c) != 0) goto fail;
     if (n->start_timeout_ms < 0) n->start_timeout_ms = 0;
     if (n->lease_ttl_secs < 2) n->lease_ttl_secs = 2;
     if (!n->id || !n->exe || !n->cluster || !n->host || !n->local_dir) {

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "node/cgroup.h"
@@ -75,6 +76,9 @@ struct node {
     int64_t restart_delay_ms, start_timeout_ms;
     int lease_ttl_secs;
     cgroups cg;       /* cg.mode CG_OFF: workers run without cgroups */
+    bool drop_privs;  /* worker.user set and the node is root: workers run as */
+    uid_t worker_uid; /* ... this user */
+    gid_t worker_gid; /* ... and this group */
     bool cg_required; /* supervisor.cgroup.required */
     json_t *labels;   /* node.labels as an object */
     lease_keeper *keeper;

@@ -270,6 +270,13 @@ void node_worker_spawn(nworker *w) {
      * workers gracefully */
     uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 4,
                                  .stdio = stdio, .flags = UV_PROCESS_DETACHED};
+    if (n->drop_privs) {
+        /* libuv drops the supplementary groups, then setgid and setuid
+         * before exec: the worker has no capabilities left */
+        opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opts.uid = n->worker_uid;
+        opts.gid = n->worker_gid;
+    }
     p->proc.data = p;
     int rc = uv_spawn(n->loop, &p->proc, &opts);
     if (rc != 0) {

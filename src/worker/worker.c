@@ -12,6 +12,7 @@
 #include "worker/worker.h"
 
 #include <errno.h>
+#include <sys/prctl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -658,6 +659,8 @@ int worker_main(int control_fd) {
     signal(SIGPIPE, SIG_IGN);
     tune_malloc();
     log_set_error_hook(keep_error);
+    /* no exec from user code gains privileges (setuid binaries, file caps) */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) log_warn("cannot set no_new_privs: %s", strerror(errno));
     worker *w = calloc(1, sizeof *w);
     if (!w) return 1;
     w->control_fd = control_fd;
