@@ -53,6 +53,7 @@ static void usage(FILE *out) {
             "                      tree has completed (status 1 if any tuple failed for good)\n"
             "  --duration SECS     local: stop gracefully after SECS seconds\n"
             "  --control-fd N      worker: the node's control channel\n"
+            "  --log-fd N          worker: where its own log lines go (default: stderr)\n"
             "  --help, --version\n"
             "\n"
             "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
@@ -88,6 +89,7 @@ int main(int argc, char **argv) {
         OPT_UNTIL_DRAINED,
         OPT_DURATION,
         OPT_CONTROL_FD,
+        OPT_LOG_FD,
         OPT_HELP,
         OPT_VERSION,
         OPT_ETCD,
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
         {"until-drained", no_argument, NULL, OPT_UNTIL_DRAINED},
         {"duration", required_argument, NULL, OPT_DURATION},
         {"control-fd", required_argument, NULL, OPT_CONTROL_FD},
+        {"log-fd", required_argument, NULL, OPT_LOG_FD},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {"etcd", required_argument, NULL, OPT_ETCD},
@@ -114,7 +117,7 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *role = NULL, *config_path = NULL, *master_url = NULL;
-    int until_drained = 0, control_fd = -1, json = 0;
+    int until_drained = 0, control_fd = -1, log_fd = -1, json = 0;
     long wait_secs = -1;
     long duration = 0;
     char err[1024];
@@ -136,6 +139,10 @@ int main(int argc, char **argv) {
         case OPT_CONTROL_FD:
             control_fd = (int)strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || control_fd < 0) return fail_input("--control-fd: expected an fd");
+            break;
+        case OPT_LOG_FD:
+            log_fd = (int)strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || log_fd < 0) return fail_input("--log-fd: expected an fd");
             break;
         case 'c':
             if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);
@@ -173,7 +180,7 @@ int main(int argc, char **argv) {
     }
     if (role && strcmp(role, "worker") == 0) {
         if (control_fd < 0) return fail_input("--role=worker needs --control-fd");
-        return done(worker_main(control_fd));
+        return done(worker_main(control_fd, log_fd));
     }
     if (config_path && conf_load_file(base, config_path, err, sizeof err) != 0) return fail_input(err);
     eff = conf_copy(base); /* defaults < --config < -c, for the roles that take no topology */

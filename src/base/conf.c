@@ -50,6 +50,7 @@ static const conf_key_info known[] = {
     {"topology.worker.memory.mb", "int", "0", "memory limit of each worker's cgroup in MB (the kernel OOM-kills a worker beyond it); 0 = none; resources: memory.mb overrides it"},
     {"supervisor.cgroup.mode", "string", "auto", "worker cgroups: auto (v2 when it offers cpu and memory, else v1), v1, v2 or off"},
     {"supervisor.cgroup.required", "bool", "false", "refuse to run workers when cgroups (cpu and memory) cannot be used, instead of running them without"},
+    {"worker.stdout.redirect", "string", "log", "where what user code writes to stdout/stderr goes: log (the worker's log), file (worker-<port>.out beside it) or null"},
     {"worker.user", "string", "", "when the node runs as root: the user (and its group) workers run as, without capabilities and with no_new_privs; empty = the node's user"},
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
@@ -85,6 +86,7 @@ typedef struct key_rule {
 } key_rule;
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const redirect_choices[] = {"log", "file", "null", NULL};
 static const char *const cgroup_choices[] = {"auto", "v1", "v2", "off", NULL};
 static const char *const queue_choices[] = {"ring", "unbounded", NULL};
 #define SECS_MAX 1000000 /* ~11 days */
@@ -93,6 +95,7 @@ static const key_rule rules[] = {
     {"log.level", 0, 0, level_choices},
     {"topology.executor.queue.type", 0, 0, queue_choices},
     {"supervisor.cgroup.mode", 0, 0, cgroup_choices},
+    {"worker.stdout.redirect", 0, 0, redirect_choices},
     {"topology.worker.cpu.weight", 1, 10000, NULL},
     {"topology.worker.memory.mb", 0, INT32_MAX, NULL},
     {"topology.workers", 1, 65535, NULL},

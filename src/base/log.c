@@ -25,6 +25,12 @@ static log_error_hook error_hook;
 void log_set_level(sd_log_level level) { min_level = level; }
 void log_set_error_hook(log_error_hook fn) { error_hook = fn; }
 
+void log_use_fd(int fd) {
+    if (log_fd != 2 && log_fd != fd) close(log_fd);
+    fcntl(fd, F_SETFD, FD_CLOEXEC); /* not for what user code may exec */
+    log_fd = fd;
+}
+
 int log_parse_level(const char *name, sd_log_level *out) {
     static const char *names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++) {

@@ -13,6 +13,8 @@ void log_set_level(sd_log_level level);
 int log_parse_level(const char *name, sd_log_level *out); /* 0 or -1 */
 /* Tags stamped on every line; NULL leaves a tag unchanged. Copied. */
 void log_set_tags(const char *cluster, const char *topology, const char *worker);
+/* Send lines to fd (taken over) instead of stderr. */
+void log_use_fd(int fd);
 /* Send lines to path (appending) instead of stderr; 0 or -1. */
 int log_open_file(const char *path);
 

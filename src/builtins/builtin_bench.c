@@ -13,7 +13,10 @@
  *     it does so only when that file does not exist yet, creating it first,
  *     so a restarted worker runs normally. arg cleanup.marker (a path):
  *     its cleanup appends "<task id>\n" to that file; cleanup.hang (bool):
- *     its cleanup never returns (for stop deadline tests).
+ *     its cleanup never returns (for stop deadline tests). print (bool):
+ *     writes "stdout: <first value>" per string tuple to stdout, and one
+ *     "stderr: task N" line to stderr when it opens (to test where user
+ *     code's output goes: worker.stdout.redirect).
  *   null_sink: acks and counts its inputs (logged at cleanup).
  *   fail_randomly: fails a fraction `rate` (0..1, default 0.1) of its inputs,
  *     chosen by a generator seeded with `seed` (default: from the task id);
@@ -166,7 +169,7 @@ typedef struct pass_through {
     int64_t alloc_after, seen;
     const char *alloc_marker; /* owned by the context */
     const char *cleanup_marker;
-    bool cleanup_hang;
+    bool cleanup_hang, print;
     int task;
 } pass_through;
 
@@ -201,6 +204,8 @@ static void *pt_prepare(sd_context *ctx, sd_collector *col) {
     st->cleanup_marker = sd_context_arg_path(ctx, "cleanup.marker", NULL);
     st->cleanup_hang = sd_context_arg_bool(ctx, "cleanup.hang", false);
     st->task = sd_context_task_id(ctx);
+    st->print = sd_context_arg_bool(ctx, "print", false);
+    if (st->print) fprintf(stderr, "stderr: task %d\n", st->task);
     return st;
 }
 
@@ -224,6 +229,11 @@ static void pt_close(void *state, sd_collector *col) {
 static void pt_execute(void *state, sd_collector *col, sd_tuple *input) {
     pass_through *st = state;
     if (sd_tuple_is_tick(input)) return;
+    if (st->print && sd_tuple_size(input) > 0 && sd_tuple_get(input, 0)->type == SD_STRING) {
+        const sd_value *v = sd_tuple_get(input, 0);
+        printf("stdout: %.*s\n", (int)v->v.s.len, v->v.s.ptr);
+        fflush(stdout);
+    }
     if (st->alloc_after > 0 && ++st->seen == st->alloc_after && claim_marker(st->alloc_marker)) alloc_forever();
     if (st->delay_ms > 0) {
         struct timespec ts = {.tv_sec = st->delay_ms / 1000, .tv_nsec = (st->delay_ms % 1000) * 1000000};

@@ -52,6 +52,7 @@ struct nworker {
     json_t *errors;   /* the latest NODE_ERRORS_KEPT error lines, across restarts */
     char status_key[512];
     char log_path[1024];
+    char out_path[1024]; /* what user code writes to stdout/stderr: the log, this file, or "" = /dev/null */
     int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
     char hung[48];      /* why the node killed the live process, or "" */
     wstate state;

@@ -237,7 +237,7 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
 
 void node_worker_spawn(nworker *w) {
     node *n = w->n;
-    int sv[2] = {-1, -1}, devnull = -1, logfd = -1;
+    int sv[2] = {-1, -1}, devnull = -1, logfd = -1, outfd = -1;
     wproc *p = calloc(1, sizeof *p);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/logs/%s", n->local_dir, w->topology_id);
@@ -255,20 +255,33 @@ void node_worker_spawn(nworker *w) {
         log_error("cannot open %s or /dev/null: %s", w->log_path, strerror(errno));
         goto fail;
     }
+    /* worker.stdout.redirect: the log, a file of its own, or /dev/null */
+    if (w->out_path[0] && strcmp(w->out_path, w->log_path) != 0 &&
+        (outfd = open(w->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        log_error("cannot open %s: %s", w->out_path, strerror(errno));
+        goto fail;
+    }
+    int out = outfd >= 0 ? outfd : w->out_path[0] ? logfd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+        log_error("cannot open /dev/null: %s", strerror(errno));
+        goto fail;
+    }
+    if (out != logfd) outfd = out;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         log_error("socketpair: %s", strerror(errno));
         goto fail;
     }
-    char *args[] = {n->exe, "--role=worker", "--control-fd=3", NULL};
-    uv_stdio_container_t stdio[4] = {
+    char *args[] = {n->exe, "--role=worker", "--control-fd=3", "--log-fd=4", NULL};
+    uv_stdio_container_t stdio[5] = {
         {.flags = UV_INHERIT_FD, .data.fd = devnull},
-        {.flags = UV_INHERIT_FD, .data.fd = logfd},
-        {.flags = UV_INHERIT_FD, .data.fd = logfd},
+        {.flags = UV_INHERIT_FD, .data.fd = out},
+        {.flags = UV_INHERIT_FD, .data.fd = out},
         {.flags = UV_INHERIT_FD, .data.fd = sv[1]},
+        {.flags = UV_INHERIT_FD, .data.fd = logfd},
     };
     /* own session: a terminal's Ctrl-C reaches only us, and we stop the
      * workers gracefully */
-    uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 4,
+    uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 5,
                                  .stdio = stdio, .flags = UV_PROCESS_DETACHED};
     if (n->drop_privs) {
         /* libuv drops the supplementary groups, then setgid and setuid
@@ -292,7 +305,8 @@ void node_worker_spawn(nworker *w) {
     sv[1] = -1;
     close(devnull);
     close(logfd);
-    devnull = logfd = -1;
+    if (outfd >= 0) close(outfd);
+    devnull = logfd = outfd = -1;
     p->w = w;
     w->p = p;
     w->pid = p->proc.pid;
@@ -329,6 +343,7 @@ fail:
     if (sv[1] >= 0) close(sv[1]);
     if (devnull >= 0) close(devnull);
     if (logfd >= 0) close(logfd);
+    if (outfd >= 0) close(outfd);
     schedule_restart(w);
 }
 
@@ -384,6 +399,11 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     if (w->cleanup_secs < 0) w->cleanup_secs = 0;
     store_key(w->status_key, sizeof w->status_key, n->cluster, "workers/%s/%s:%d", tid, n->id, port);
     snprintf(w->log_path, sizeof w->log_path, "%s/logs/%s/worker-%d.log", n->local_dir, tid, port);
+    const char *redirect = conf_str_or(tc, "worker.stdout.redirect", "log");
+    if (strcmp(redirect, "file") == 0)
+        snprintf(w->out_path, sizeof w->out_path, "%s/logs/%s/worker-%d.out", n->local_dir, tid, port);
+    else if (strcmp(redirect, "null") == 0) w->out_path[0] = '\0';
+    else snprintf(w->out_path, sizeof w->out_path, "%s", w->log_path);
     uv_timer_init(n->loop, &w->timer);
     w->timer.data = w;
     w->next = n->workers;

@@ -655,7 +655,8 @@ static void tune_malloc(void) {
         log_warn("mallopt failed; tuple allocation will be slower");
 }
 
-int worker_main(int control_fd) {
+int worker_main(int control_fd, int log_fd) {
+    if (log_fd >= 0) log_use_fd(log_fd);
     signal(SIGPIPE, SIG_IGN);
     tune_malloc();
     log_set_error_hook(keep_error);
