@@ -11,7 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static sd_log_level min_level = SD_LOG_INFO;
+/* changed at run time (loglevel) while other threads log */
+static _Atomic int min_level = SD_LOG_INFO;
 static int log_fd = 2;
 static char tag_cluster[64] = "default";
 static char tag_host[64];
@@ -64,7 +65,7 @@ int log_open_file(const char *path) {
 }
 
 void log_taskv(sd_log_level level, int task, const char *fmt, va_list ap) {
-    if (level < min_level) return;
+    if ((int)level < min_level) return;
     if (!tag_host[0] && gethostname(tag_host, sizeof tag_host - 1) != 0) strcpy(tag_host, "?");
     char line[2048];
     struct timeval tv;

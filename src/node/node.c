@@ -147,17 +147,24 @@ static json_t *assignment_message(node *n, json_t *a, int index) {
     /* spouts start inactive when the topology is deactivated */
     json_t *active = json_object_get(a, "active");
     if (msg && json_is_boolean(active)) json_object_set(msg, "active", active);
+    /* a log level set at run time (streamd loglevel), over the conf's */
+    sd_log_level lv;
+    json_t *level = json_object_get(a, "log_level");
+    if (msg && json_is_string(level) && log_parse_level(json_string_value(level), &lv) == 0)
+        json_object_set(msg, "log_level", level);
     return msg;
 }
 
-/* A running worker whose assignment differs only in the active flag is told,
- * not restarted. */
+/* A running worker whose assignment differs only in the active flag or the
+ * log level is told, not restarted. */
 static bool only_active_differs(json_t *have, json_t *want) {
     json_t *a = json_copy(have), *b = json_copy(want);
     bool same = false;
     if (a && b) {
         json_object_del(a, "active");
         json_object_del(b, "active");
+        json_object_del(a, "log_level");
+        json_object_del(b, "log_level");
         same = json_equal(a, b);
     }
     json_decref(a);
@@ -166,14 +173,25 @@ static bool only_active_differs(json_t *have, json_t *want) {
 }
 
 static void set_active(nworker *w, json_t *msg) {
-    json_t *active = json_object_get(msg, "active");
-    bool on = !json_is_false(active);
-    json_t *ctl = json_pack("{s:s}", "type", on ? "activate" : "deactivate");
-    if (ctl) node_worker_send(w, ctl);
-    json_decref(ctl);
+    bool on = !json_is_false(json_object_get(msg, "active"));
+    if (on != !json_is_false(json_object_get(w->msg, "active"))) {
+        json_t *ctl = json_pack("{s:s}", "type", on ? "activate" : "deactivate");
+        if (ctl) node_worker_send(w, ctl);
+        json_decref(ctl);
+        log_info("topology %s %s on port %d", w->topology_id, on ? "activated" : "deactivated", w->port);
+    }
+    json_t *level = json_object_get(msg, "log_level");
+    if (!json_equal(level, json_object_get(w->msg, "log_level"))) {
+        /* no log_level: back to the topology's log.level */
+        const char *lv = json_string_value(level);
+        if (!lv) lv = json_string_value(json_object_get(json_object_get(msg, "conf"), "log.level"));
+        json_t *ctl = json_pack("{s:s, s:s}", "type", "loglevel", "level", lv ? lv : "info");
+        if (ctl) node_worker_send(w, ctl);
+        json_decref(ctl);
+        log_info("topology %s port %d: log level %s", w->topology_id, w->port, lv ? lv : "info");
+    }
     json_decref(w->msg);
     w->msg = json_incref(msg);
-    log_info("topology %s %s on port %d", w->topology_id, on ? "activated" : "deactivated", w->port);
 }
 
 /* Starts, changes or stops this node's workers of one assignment (the key's

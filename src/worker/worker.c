@@ -447,6 +447,15 @@ static void on_control(uv_async_t *h) {
         } else if (!strcmp(type, "deactivate")) {
             w->start_inactive = true;
             atomic_store(&w->rt.active, false);
+        } else if (!strcmp(type, "loglevel")) {
+            sd_log_level level;
+            const char *name = json_string_value(json_object_get(msg, "level"));
+            if (name && log_parse_level(name, &level) == 0) {
+                log_set_level(level);
+                log_task(level, 0, "log level now %s", name);
+            } else {
+                log_warn("loglevel: bad level");
+            }
         }
         else log_warn("unknown control message '%s'", type);
     }
@@ -571,6 +580,9 @@ static int setup_from_assignment(worker *w, json_t *a) {
     }
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
+    /* a level set at run time wins (streamd loglevel) */
+    const char *live = json_string_value(json_object_get(a, "log_level"));
+    if (live && log_parse_level(live, &level) == 0) log_set_level(level);
     w->rt.worker_index = (int)json_integer_value(json_object_get(a, "worker_index"));
     w->start_inactive = json_is_false(json_object_get(a, "active"));
     char tag[96];

@@ -52,3 +52,35 @@ def test_stdout_redirect(streamd, tmp_path, mode):
     else:
         assert "stdout:" not in text and "stderr: task" not in text
         assert not outs
+
+
+def test_log_level_changes_at_run_time(streamd, tmp_path):
+    import os
+    import signal
+
+    from conftest import wait_for, worker_pids
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"text {i}\n" for i in range(100000)))
+    topo = {
+        "name": "levels",
+        "config": {"log.level": "info"},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [{"id": "slow", "class": "pass_through", "args": {"delay.ms": 1}, "outputs": ["line"],
+                   "inputs": [{"from": "lines", "grouping": "shuffle"}]}],
+    }
+    proc = streamd.start(topo, until_drained=False)
+    pid = wait_for(lambda: worker_pids(proc.pid) and worker_pids(proc.pid)[0], 30, what="a worker")
+    log = wait_for(lambda: files(streamd.local_dir, ".log") and files(streamd.local_dir, ".log")[0], 10,
+                   what="the worker log")
+    wait_for(lambda: "worker started" in log.read_text(), 20, what="the worker to start")
+    assert " DEBUG [" not in log.read_text()
+    os.kill(proc.pid, signal.SIGUSR1)
+    wait_for(lambda: " DEBUG [" in log.read_text() and "log level now debug" in log.read_text(), 20,
+             what="debug lines in the worker log")
+    os.kill(proc.pid, signal.SIGUSR2)
+    wait_for(lambda: "log level now info" in log.read_text(), 20, what="the level back to info")
+    assert worker_pids(proc.pid) == [pid], "the worker was restarted"
+    proc.send_signal(signal.SIGINT)
+    res = streamd.finish(proc, timeout=60)
+    assert res.returncode == 0, res.explain()
+    assert "log level now debug" in res.stderr
