@@ -39,6 +39,8 @@ static void usage(FILE *out) {
             "  status NAME            a topology's components, workers and counters\n"
             "  kill NAME [--wait S]   deactivate, wait S seconds, then stop its workers\n"
             "  activate NAME, deactivate NAME\n"
+            "  loglevel NAME LEVEL    set a running topology's log level (debug, info, warn,\n"
+            "                         error; default: back to its log.level)\n"
             "\n"
             "options:\n"
             "  --config FILE       configuration file (see etc/streamd.yaml)\n"

@@ -98,3 +98,27 @@ def test_node_stop_runs_cleanup(cluster, tmp_path):
     assert not c.nodes[0].alive()
     assert not workers_of(c.nodes[0]), "workers outlived their node"
     assert len(marker.read_text().split()) == 2, c.all_output()
+
+
+def test_loglevel_on_a_running_topology(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, _ = marker_topology(tmp_path, "levels", workers=1)
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 50, 60, what="tuples in the sink")
+    [pid] = workers_of(c.nodes[0])
+    logs = list(c.nodes[0].local.rglob("worker-*.log"))
+    assert len(logs) == 1
+    assert " DEBUG [" not in logs[0].read_text()
+    res = c.client("loglevel", "levels", "debug")
+    assert res.returncode == 0 and "log level debug" in res.stdout, res.stdout + res.stderr
+    wait_for(lambda: "log level now debug" in logs[0].read_text(), 30, what="the worker at debug")
+    res = c.client("loglevel", "levels", "default")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: "log level now info" in logs[0].read_text(), 30, what="the worker back at info")
+    assert workers_of(c.nodes[0]) == [pid], "the worker was restarted"
+    res = c.client("loglevel", "levels", "loud")
+    assert res.returncode != 0
+    res = c.client("kill", "levels", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
