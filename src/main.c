@@ -191,6 +191,7 @@ int main(int argc, char **argv) {
     {
         sd_log_level level;
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
+        log_set_json(strcmp(conf_str_or(eff, "log.format", "text"), "json") == 0);
         log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
     }
     if (command) {

@@ -24,6 +24,9 @@
 static const conf_key_info known[] = {
     {"cluster.name", "string", "default", "name of the cluster; tags every log line and prefixes store keys"},
     {"log.level", "string", "info", "least severe level logged: debug, info, warn or error"},
+    {"log.format", "string", "text", "log lines as text or json (one object a line)"},
+    {"log.rotate.bytes", "int", "104857600", "a worker's log is rotated once it holds this many bytes; 0 = never"},
+    {"log.rotate.keep", "int", "5", "rotated worker logs kept (worker-<port>.log.1 is the newest)"},
     {"streamd.local.dir", "string", "/tmp/streamd", "directory for worker logs and state (created if missing)"},
     {"topology.workers", "int", "1", "worker processes a topology runs in (a topology's `workers:` sets it)"},
     {"topology.acker.executors", "int", "1", "acker tasks; 0 turns acking off (tuples are acked on emit)"},
@@ -86,6 +89,7 @@ typedef struct key_rule {
 } key_rule;
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
 static const char *const redirect_choices[] = {"log", "file", "null", NULL};
 static const char *const cgroup_choices[] = {"auto", "v1", "v2", "off", NULL};
 static const char *const queue_choices[] = {"ring", "unbounded", NULL};
@@ -93,6 +97,9 @@ static const char *const queue_choices[] = {"ring", "unbounded", NULL};
 
 static const key_rule rules[] = {
     {"log.level", 0, 0, level_choices},
+    {"log.format", 0, 0, format_choices},
+    {"log.rotate.bytes", 0, INT64_MAX, NULL},
+    {"log.rotate.keep", 1, 1000, NULL},
     {"topology.executor.queue.type", 0, 0, queue_choices},
     {"supervisor.cgroup.mode", 0, 0, cgroup_choices},
     {"worker.stdout.redirect", 0, 0, redirect_choices},

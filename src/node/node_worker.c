@@ -267,6 +267,11 @@ void node_worker_spawn(nworker *w) {
         goto fail;
     }
     if (out != logfd) outfd = out;
+    /* a worker running as worker.user rotates its own log in this directory */
+    if (n->drop_privs && (chown(dir, n->worker_uid, n->worker_gid) != 0 ||
+                          fchown(logfd, n->worker_uid, n->worker_gid) != 0 ||
+                          (outfd >= 0 && w->out_path[0] && fchown(outfd, n->worker_uid, n->worker_gid) != 0)))
+        log_warn("cannot hand %s to the worker user: %s", dir, strerror(errno));
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         log_error("socketpair: %s", strerror(errno));
         goto fail;

@@ -345,6 +345,7 @@ static void begin_stop(worker *w, const char *why);
 static void on_heartbeat(uv_timer_t *h) {
     worker *w = h->data;
     send_errors(w);
+    log_rotate_check(); /* components may fill it through stdout */
     for (int i = 0; i < w->rt.nexecs && !w->stopping; i++) {
         if (atomic_load(&w->rt.execs[i]->done)) {
             /* a task that could not open: exit non-zero, without a heartbeat,
@@ -563,6 +564,8 @@ static int start_transport(worker *w) {
     return 0;
 }
 
+static bool log_fd_given; /* our log is a file of our own (rotated by size) */
+
 static int setup_from_assignment(worker *w, json_t *a) {
     char err[1024];
     const char *type = json_string_value(json_object_get(a, "type"));
@@ -580,6 +583,12 @@ static int setup_from_assignment(worker *w, json_t *a) {
     }
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
+    log_set_json(strcmp(conf_str_or(w->conf, "log.format", "text"), "json") == 0);
+    int64_t rotate = conf_int(w->conf, "log.rotate.bytes");
+    if (rotate > 0 && log_fd_given &&
+        log_rotate_by_size(rotate, (int)conf_int(w->conf, "log.rotate.keep"),
+                           strcmp(conf_str_or(w->conf, "worker.stdout.redirect", "log"), "log") == 0) != 0)
+        log_warn("cannot rotate the log: its file is not known");
     /* a level set at run time wins (streamd loglevel) */
     const char *live = json_string_value(json_object_get(a, "log_level"));
     if (live && log_parse_level(live, &level) == 0) log_set_level(level);
@@ -669,6 +678,7 @@ static void tune_malloc(void) {
 
 int worker_main(int control_fd, int log_fd) {
     if (log_fd >= 0) log_use_fd(log_fd);
+    log_fd_given = log_fd >= 0;
     signal(SIGPIPE, SIG_IGN);
     tune_malloc();
     log_set_error_hook(keep_error);

@@ -84,3 +84,41 @@ def test_log_level_changes_at_run_time(streamd, tmp_path):
     res = streamd.finish(proc, timeout=60)
     assert res.returncode == 0, res.explain()
     assert "log level now debug" in res.stderr
+
+
+def test_json_log_lines(streamd, tmp_path):
+    import json
+    topo = print_topology(tmp_path)
+    topo["bolts"][0]["args"] = {}
+    res = streamd.run(topo, conf={"log.format": "json"})
+    assert res.returncode == 0, res.explain()
+    [log] = files(streamd.local_dir, ".log")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert rows and all({"time", "level", "cluster", "host", "topology", "worker", "msg"} <= r.keys() for r in rows)
+    assert any(r["msg"].startswith("worker started") for r in rows)
+    assert all(r["topology"].startswith("printer-") and r["worker"].startswith("127.0.0.1:") for r in rows)
+    # streamd's own lines on stderr are JSON too
+    own = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert own and all(r["worker"] == "local" for r in own)
+    assert not [line for line in res.stderr.splitlines() if line and not line.startswith("{")]
+
+
+def test_rotation_keeps_the_configured_files(streamd, tmp_path):
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"a line of text number {i:06d}\n" for i in range(4000)))
+    topo = {
+        "name": "rotate",
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [{"id": "say", "class": "pass_through", "args": {"print": True, "delay.ms": 2}, "outputs": ["line"],
+                   "inputs": [{"from": "lines", "grouping": "shuffle"}]}],
+    }
+    res = streamd.run(topo, conf={"log.rotate.bytes": 8000, "log.rotate.keep": 2})
+    assert res.returncode == 0, res.explain()
+    [log] = files(streamd.local_dir, ".log")
+    rotated = sorted(p.name for p in log.parent.iterdir() if p.name.startswith(log.name + "."))
+    assert rotated == [log.name + ".1", log.name + ".2"], rotated
+    for p in [log] + [log.parent / r for r in rotated]:
+        # checked at least every second: at most about a second of output past the limit
+        assert p.stat().st_size < 8000 + 40000, (p, p.stat().st_size)
+    # the newest rotated file continues where the next older one stopped
+    assert "stdout: a line of text number" in (log.parent / (log.name + ".1")).read_text()
