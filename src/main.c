@@ -56,6 +56,7 @@ static void usage(FILE *out) {
             "  --duration SECS     local: stop gracefully after SECS seconds\n"
             "  --control-fd N      worker: the node's control channel\n"
             "  --log-fd N          worker: where its own log lines go (default: stderr)\n"
+            "  --log-format F      worker: text or json, until its topology's log.format is known\n"
             "  --help, --version\n"
             "\n"
             "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
         OPT_DURATION,
         OPT_CONTROL_FD,
         OPT_LOG_FD,
+        OPT_LOG_FORMAT,
         OPT_HELP,
         OPT_VERSION,
         OPT_ETCD,
@@ -108,6 +110,7 @@ int main(int argc, char **argv) {
         {"duration", required_argument, NULL, OPT_DURATION},
         {"control-fd", required_argument, NULL, OPT_CONTROL_FD},
         {"log-fd", required_argument, NULL, OPT_LOG_FD},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {"etcd", required_argument, NULL, OPT_ETCD},
@@ -145,6 +148,11 @@ int main(int argc, char **argv) {
         case OPT_LOG_FD:
             log_fd = (int)strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || log_fd < 0) return fail_input("--log-fd: expected an fd");
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                return fail_input("--log-format: expected text or json");
+            log_set_json(strcmp(optarg, "json") == 0);
             break;
         case 'c':
             if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);

@@ -54,6 +54,7 @@ struct nworker {
     char log_path[1024];
     char out_path[1024]; /* what user code writes to stdout/stderr: the log, this file, or "" = /dev/null */
     int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
+    bool json_log;      /* the topology's log.format is json */
     char hung[48];      /* why the node killed the live process, or "" */
     wstate state;
     const char *shown_state; /* what the status key says now */

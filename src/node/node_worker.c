@@ -276,7 +276,8 @@ void node_worker_spawn(nworker *w) {
         log_error("socketpair: %s", strerror(errno));
         goto fail;
     }
-    char *args[] = {n->exe, "--role=worker", "--control-fd=3", "--log-fd=4", NULL};
+    char *args[] = {n->exe, "--role=worker", "--control-fd=3", "--log-fd=4",
+                    w->json_log ? "--log-format=json" : "--log-format=text", NULL};
     uv_stdio_container_t stdio[5] = {
         {.flags = UV_INHERIT_FD, .data.fd = devnull},
         {.flags = UV_INHERIT_FD, .data.fd = out},
@@ -404,6 +405,7 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     if (w->cleanup_secs < 0) w->cleanup_secs = 0;
     store_key(w->status_key, sizeof w->status_key, n->cluster, "workers/%s/%s:%d", tid, n->id, port);
     snprintf(w->log_path, sizeof w->log_path, "%s/logs/%s/worker-%d.log", n->local_dir, tid, port);
+    w->json_log = strcmp(conf_str_or(tc, "log.format", "text"), "json") == 0;
     const char *redirect = conf_str_or(tc, "worker.stdout.redirect", "log");
     if (strcmp(redirect, "file") == 0)
         snprintf(w->out_path, sizeof w->out_path, "%s/logs/%s/worker-%d.out", n->local_dir, tid, port);

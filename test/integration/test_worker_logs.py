@@ -96,7 +96,9 @@ def test_json_log_lines(streamd, tmp_path):
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert rows and all({"time", "level", "cluster", "host", "topology", "worker", "msg"} <= r.keys() for r in rows)
     assert any(r["msg"].startswith("worker started") for r in rows)
-    assert all(r["topology"].startswith("printer-") and r["worker"].startswith("127.0.0.1:") for r in rows)
+    # tagged from the moment the worker knows its assignment
+    start = next(i for i, r in enumerate(rows) if r["msg"].startswith("worker started"))
+    assert all(r["topology"].startswith("printer-") and r["worker"].startswith("127.0.0.1:") for r in rows[start:])
     # streamd's own lines on stderr are JSON too
     own = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
     assert own and all(r["worker"] == "local" for r in own)
