@@ -201,6 +201,13 @@ int main(int argc, char **argv) {
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
         log_set_json(strcmp(conf_str_or(eff, "log.format", "text"), "json") == 0);
         log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
+        /* a node's or master's own log file, rotated like the workers' */
+        const char *file = conf_str(eff, "log.file");
+        if (role && (strcmp(role, "node") == 0 || strcmp(role, "master") == 0) && file && *file) {
+            if (log_open_file(file) != 0) return done(1);
+            int64_t bytes = conf_int(eff, "log.rotate.bytes");
+            if (bytes > 0) log_rotate_by_size(bytes, (int)conf_int(eff, "log.rotate.keep"), false);
+        }
     }
     if (command) {
         client_options co = {

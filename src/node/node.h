@@ -26,10 +26,19 @@ typedef void (*node_done_cb)(void *arg);
 /*
  * Reads from conf (copied values): cluster.name, worker.host, node.labels,
  * node.lease.ttl.secs, supervisor.slots.ports, supervisor.worker.restart.delay.ms,
- * supervisor.worker.start.timeout.secs, streamd.local.dir (worker logs go to
- * <dir>/logs/<topology-id>/worker-<port>.log). Per topology, from the
- * assignment's conf: worker.heartbeat.interval.ms, task.cleanup.timeout.sec.
- * exe_path is the streamd executable run as `--role=worker --control-fd=3`.
+ * supervisor.worker.start.timeout.secs, supervisor.cgroup.mode,
+ * supervisor.cgroup.required, worker.user, streamd.local.dir (worker logs go
+ * to <dir>/logs/<topology-id>/worker-<port>.log). Per topology, from the
+ * assignment's conf: worker.heartbeat.interval.ms, worker.heartbeat.timeout.secs,
+ * task.cleanup.timeout.sec, worker.stdout.redirect, log.format and the
+ * cgroup settings topology.worker.cpu.weight, topology.worker.cpu.cores,
+ * topology.worker.memory.mb (raised by the components' resources:, read from
+ * the assignment's topology file without loading user code).
+ * exe_path is the streamd executable run as `--role=worker --control-fd=3
+ * --log-fd=4`; each worker is placed in its own cgroup (cgroup.h) before it
+ * gets its assignment. NULL on error (logged), also when
+ * supervisor.cgroup.required is set and cgroups cannot be used, or
+ * worker.user names no user.
  * Registers nodes/<node_id> under a lease (asynchronously: the store may be
  * away) and then starts the workers of the assignments in the store. When
  * the lease may be lost (no renewal for its TTL less a margin, or the store
@@ -57,7 +66,8 @@ void node_refresh(node *n);
 bool node_registered(const node *n);
 
 /* [{"topology_id", "port", "pid", "state", "restarts", "last_exit",
- *   "heartbeat": {...}}] for this node's workers (caller owns it). */
+ *   "errors"?: [the latest error lines], "heartbeat": {...}}] for this
+ * node's workers (caller owns it). */
 json_t *node_workers_json(const node *n);
 
 /* Stops every worker gracefully ({"type":"stop"}, then SIGKILL after

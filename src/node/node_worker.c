@@ -1,8 +1,9 @@
 /*
  * node_worker: one supervised worker process of a node (node_internal.h):
  * spawns `streamd --role=worker --control-fd=3` with a control socketpair,
- * hands it its assignment, reads its heartbeats, restarts it with backoff
- * when it dies or stops heartbeating, and stops it gracefully (stop message,
+ * puts it in its cgroup, hands it its assignment, reads its heartbeats and
+ * the error lines it reports, records why it ended (exit status, signal, OOM
+ * kill, hang), restarts it with backoff when it dies or stops heartbeating, and stops it gracefully (stop message,
  * then SIGKILL, repeated every second until it is gone, once the worker's
  * own budget and a slack have passed).
  * Threads: only the node's loop thread.

@@ -1,5 +1,10 @@
 /*
- * worker: one topology's tasks in one process.
+ * worker: one topology's tasks in one process. Control messages from the
+ * node: assignment (first), stop, activate, deactivate, loglevel; to the
+ * node: started, heartbeat, error (every ERROR line it logs, so the node can
+ * show why it fails). SIGTERM and SIGINT stop it like "stop": drain and
+ * every task's cleanup within task.cleanup.timeout.sec. It sets
+ * no_new_privs before any component code runs.
  *
  * Threads:
  *  - the main thread runs the libuv loop: the transport (all sockets),
@@ -12,13 +17,13 @@
 #include "worker/worker.h"
 
 #include <errno.h>
-#include <sys/prctl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>

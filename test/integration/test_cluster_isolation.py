@@ -122,3 +122,22 @@ def test_loglevel_on_a_running_topology(cluster, tmp_path):
     assert res.returncode != 0
     res = c.client("kill", "levels", "--wait", "0")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_node_log_file_rotated(cluster, tmp_path):
+    c = cluster
+    log = tmp_path / "node.log"
+    start_cluster(c, node_extra=("-c", f"log.file={log}", "-c", "log.rotate.bytes=600", "-c", "log.rotate.keep=2"))
+    path, sink, _ = marker_topology(tmp_path, "nlog", workers=2)
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 50, 60, what="tuples in the sink")
+    res = c.client("kill", "nlog", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: not workers_of(c.nodes[0]), 30, what="the workers to stop")
+    c.nodes[0].terminate()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("node.log"))
+    assert names == ["node.log", "node.log.1", "node.log.2"], names
+    text = "".join((tmp_path / n).read_text() for n in names)
+    assert "worker=n0]" in text and "started worker" in text
+    assert "started worker" not in c.nodes[0].text()  # not on stderr
