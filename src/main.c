@@ -39,6 +39,8 @@ static void usage(FILE *out) {
             "  status NAME            a topology's components, workers and counters\n"
             "  kill NAME [--wait S]   deactivate, wait S seconds, then stop its workers\n"
             "  activate NAME, deactivate NAME\n"
+            "  loglevel NAME LEVEL    set a running topology's log level (debug, info, warn,\n"
+            "                         error; default: back to its log.level)\n"
             "\n"
             "options:\n"
             "  --config FILE       configuration file (see etc/streamd.yaml)\n"
@@ -53,6 +55,8 @@ static void usage(FILE *out) {
             "                      tree has completed (status 1 if any tuple failed for good)\n"
             "  --duration SECS     local: stop gracefully after SECS seconds\n"
             "  --control-fd N      worker: the node's control channel\n"
+            "  --log-fd N          worker: where its own log lines go (default: stderr)\n"
+            "  --log-format F      worker: text or json, until its topology's log.format is known\n"
             "  --help, --version\n"
             "\n"
             "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
@@ -88,6 +92,8 @@ int main(int argc, char **argv) {
         OPT_UNTIL_DRAINED,
         OPT_DURATION,
         OPT_CONTROL_FD,
+        OPT_LOG_FD,
+        OPT_LOG_FORMAT,
         OPT_HELP,
         OPT_VERSION,
         OPT_ETCD,
@@ -103,6 +109,8 @@ int main(int argc, char **argv) {
         {"until-drained", no_argument, NULL, OPT_UNTIL_DRAINED},
         {"duration", required_argument, NULL, OPT_DURATION},
         {"control-fd", required_argument, NULL, OPT_CONTROL_FD},
+        {"log-fd", required_argument, NULL, OPT_LOG_FD},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {"etcd", required_argument, NULL, OPT_ETCD},
@@ -114,7 +122,7 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *role = NULL, *config_path = NULL, *master_url = NULL;
-    int until_drained = 0, control_fd = -1, json = 0;
+    int until_drained = 0, control_fd = -1, log_fd = -1, json = 0;
     long wait_secs = -1;
     long duration = 0;
     char err[1024];
@@ -136,6 +144,15 @@ int main(int argc, char **argv) {
         case OPT_CONTROL_FD:
             control_fd = (int)strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || control_fd < 0) return fail_input("--control-fd: expected an fd");
+            break;
+        case OPT_LOG_FD:
+            log_fd = (int)strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || log_fd < 0) return fail_input("--log-fd: expected an fd");
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                return fail_input("--log-format: expected text or json");
+            log_set_json(strcmp(optarg, "json") == 0);
             break;
         case 'c':
             if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);
@@ -173,7 +190,7 @@ int main(int argc, char **argv) {
     }
     if (role && strcmp(role, "worker") == 0) {
         if (control_fd < 0) return fail_input("--role=worker needs --control-fd");
-        return done(worker_main(control_fd));
+        return done(worker_main(control_fd, log_fd));
     }
     if (config_path && conf_load_file(base, config_path, err, sizeof err) != 0) return fail_input(err);
     eff = conf_copy(base); /* defaults < --config < -c, for the roles that take no topology */
@@ -182,7 +199,15 @@ int main(int argc, char **argv) {
     {
         sd_log_level level;
         if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
+        log_set_json(strcmp(conf_str_or(eff, "log.format", "text"), "json") == 0);
         log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
+        /* a node's or master's own log file, rotated like the workers' */
+        const char *file = conf_str(eff, "log.file");
+        if (role && (strcmp(role, "node") == 0 || strcmp(role, "master") == 0) && file && *file) {
+            if (log_open_file(file) != 0) return done(1);
+            int64_t bytes = conf_int(eff, "log.rotate.bytes");
+            if (bytes > 0) log_rotate_by_size(bytes, (int)conf_int(eff, "log.rotate.keep"), false);
+        }
     }
     if (command) {
         client_options co = {

@@ -24,6 +24,10 @@
 static const conf_key_info known[] = {
     {"cluster.name", "string", "default", "name of the cluster; tags every log line and prefixes store keys"},
     {"log.level", "string", "info", "least severe level logged: debug, info, warn or error"},
+    {"log.format", "string", "text", "log lines as text or json (one object a line)"},
+    {"log.file", "string", "", "node and master: append log lines to this file (rotated like workers' logs) instead of stderr"},
+    {"log.rotate.bytes", "int", "104857600", "a worker's log (and log.file) is rotated once it holds this many bytes; 0 = never"},
+    {"log.rotate.keep", "int", "5", "rotated worker logs kept (worker-<port>.log.1 is the newest)"},
     {"streamd.local.dir", "string", "/tmp/streamd", "directory for worker logs and state (created if missing)"},
     {"topology.workers", "int", "1", "worker processes a topology runs in (a topology's `workers:` sets it)"},
     {"topology.acker.executors", "int", "1", "acker tasks; 0 turns acking off (tuples are acked on emit)"},
@@ -46,7 +50,15 @@ static const conf_key_info known[] = {
     {"worker.transfer.max.frame.bytes", "int", "16777216", "largest frame accepted from a peer worker"},
     {"worker.transfer.max.buffered.bytes", "int", "8388608", "unsent bytes per peer before senders are held back"},
     {"worker.heartbeat.interval.ms", "int", "1000", "how often a worker reports to its node"},
+    {"worker.heartbeat.timeout.secs", "int", "10", "a worker that has heartbeated and then is silent this long is killed and restarted (at least 3 heartbeat intervals)"},
     {"task.cleanup.timeout.sec", "int", "5", "seconds a stopping worker drains before its tasks' cleanup runs"},
+    {"topology.worker.cpu.weight", "int", "100", "cpu weight of each worker's cgroup (v2 cpu.weight; v1 cpu.shares = weight x 1024 / 100); a component's limits: cpu.weight overrides it"},
+    {"topology.worker.cpu.cores", "double", "0", "cpu limit of each worker's cgroup in cores (1.5 = 150 ms per 100 ms); 0 = none; limits: cpu.cores overrides it"},
+    {"topology.worker.memory.mb", "int", "0", "memory limit of each worker's cgroup in MB (the kernel OOM-kills a worker beyond it); 0 = none; limits: memory.mb overrides it"},
+    {"supervisor.cgroup.mode", "string", "auto", "worker cgroups: auto (v2 when it offers cpu and memory, else v1), v1, v2 or off"},
+    {"supervisor.cgroup.required", "bool", "false", "refuse to run workers when cgroups (cpu and memory) cannot be used, instead of running them without"},
+    {"worker.stdout.redirect", "string", "log", "where what user code writes to stdout/stderr goes: log (the worker's log), file (worker-<port>.out beside it) or null"},
+    {"worker.user", "string", "", "when the node runs as root: the user (and its group) workers run as, without capabilities and with no_new_privs; empty = the node's user"},
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},
@@ -81,12 +93,22 @@ typedef struct key_rule {
 } key_rule;
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
+static const char *const redirect_choices[] = {"log", "file", "null", NULL};
+static const char *const cgroup_choices[] = {"auto", "v1", "v2", "off", NULL};
 static const char *const queue_choices[] = {"ring", "unbounded", NULL};
 #define SECS_MAX 1000000 /* ~11 days */
 
 static const key_rule rules[] = {
     {"log.level", 0, 0, level_choices},
+    {"log.format", 0, 0, format_choices},
+    {"log.rotate.bytes", 0, INT64_MAX, NULL},
+    {"log.rotate.keep", 1, 1000, NULL},
     {"topology.executor.queue.type", 0, 0, queue_choices},
+    {"supervisor.cgroup.mode", 0, 0, cgroup_choices},
+    {"worker.stdout.redirect", 0, 0, redirect_choices},
+    {"topology.worker.cpu.weight", 1, 10000, NULL},
+    {"topology.worker.memory.mb", 0, INT32_MAX, NULL},
     {"topology.workers", 1, 65535, NULL},
     {"topology.acker.executors", 0, 65535, NULL},
     {"topology.message.timeout.secs", 1, SECS_MAX, NULL},
@@ -106,6 +128,7 @@ static const key_rule rules[] = {
     {"worker.transfer.max.frame.bytes", 1024, INT32_MAX, NULL},
     {"worker.transfer.max.buffered.bytes", 1, INT64_MAX, NULL},
     {"worker.heartbeat.interval.ms", 1, SECS_MAX, NULL},
+    {"worker.heartbeat.timeout.secs", 1, SECS_MAX, NULL},
     {"task.cleanup.timeout.sec", 0, SECS_MAX, NULL},
     {"supervisor.worker.restart.delay.ms", 0, SECS_MAX, NULL},
     {"supervisor.worker.start.timeout.secs", 1, SECS_MAX, NULL},

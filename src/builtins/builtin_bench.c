@@ -7,7 +7,16 @@
  *     for latency at a given load). Failed tuples are counted, not replayed.
  *   pass_through: re-emits each input's values anchored to it, then acks;
  *     arg delay.ms (default 0) sleeps that long per tuple first, to make a
- *     slow stage in chaos tests.
+ *     slow stage in chaos tests. arg alloc.after (tuples, default 0 = never):
+ *     on that tuple the task allocates and touches memory without bound (to
+ *     be OOM-killed under a cgroup memory limit); with alloc.marker (a path)
+ *     it does so only when that file does not exist yet, creating it first,
+ *     so a restarted worker runs normally. arg cleanup.marker (a path):
+ *     its cleanup appends "<task id>\n" to that file; cleanup.hang (bool):
+ *     its cleanup never returns (for stop deadline tests). print (bool):
+ *     writes "stdout: <first value>" per string tuple to stdout, and one
+ *     "stderr: task N" line to stderr when it opens (to test where user
+ *     code's output goes: worker.stdout.redirect).
  *   null_sink: acks and counts its inputs (logged at cleanup).
  *   fail_randomly: fails a fraction `rate` (0..1, default 0.1) of its inputs,
  *     chosen by a generator seeded with `seed` (default: from the task id);
@@ -19,9 +28,13 @@
  * task's state. Public API only.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "streamd/component.h"
 
@@ -153,7 +166,30 @@ const sd_component_def builtin_bench_spout_def = {
 
 typedef struct pass_through {
     int64_t delay_ms;
+    int64_t alloc_after, seen;
+    const char *alloc_marker; /* owned by the context */
+    const char *cleanup_marker;
+    bool cleanup_hang, print;
+    int task;
 } pass_through;
+
+/* Allocates 1 MB blocks and touches every page, forever. */
+static void alloc_forever(void) {
+    for (;;) {
+        char *p = malloc(1 << 20);
+        if (p) memset(p, 0xa5, 1 << 20);
+        /* a failed malloc is retried: the kernel's OOM killer ends this */
+    }
+}
+
+/* True when the marker did not exist (and now does). */
+static bool claim_marker(const char *path) {
+    if (!path || !*path) return true;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
 
 static void *pt_prepare(sd_context *ctx, sd_collector *col) {
     (void)col;
@@ -163,12 +199,42 @@ static void *pt_prepare(sd_context *ctx, sd_collector *col) {
         return NULL;
     }
     st->delay_ms = sd_context_arg_int(ctx, "delay.ms", 0);
+    st->alloc_after = sd_context_arg_int(ctx, "alloc.after", 0);
+    st->alloc_marker = sd_context_arg_path(ctx, "alloc.marker", NULL);
+    st->cleanup_marker = sd_context_arg_path(ctx, "cleanup.marker", NULL);
+    st->cleanup_hang = sd_context_arg_bool(ctx, "cleanup.hang", false);
+    st->task = sd_context_task_id(ctx);
+    st->print = sd_context_arg_bool(ctx, "print", false);
+    if (st->print) fprintf(stderr, "stderr: task %d\n", st->task);
     return st;
+}
+
+static void pt_close(void *state, sd_collector *col) {
+    (void)col;
+    pass_through *st = state;
+    if (st->cleanup_marker) {
+        int fd = open(st->cleanup_marker, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            char line[32];
+            int n = snprintf(line, sizeof line, "%d\n", st->task);
+            ssize_t w = write(fd, line, (size_t)n);
+            (void)w; /* a test reads the file: a short write shows there */
+            close(fd);
+        }
+    }
+    while (st->cleanup_hang) pause();
+    free(st);
 }
 
 static void pt_execute(void *state, sd_collector *col, sd_tuple *input) {
     pass_through *st = state;
     if (sd_tuple_is_tick(input)) return;
+    if (st->print && sd_tuple_size(input) > 0 && sd_tuple_get(input, 0)->type == SD_STRING) {
+        const sd_value *v = sd_tuple_get(input, 0);
+        printf("stdout: %.*s\n", (int)v->v.s.len, v->v.s.ptr);
+        fflush(stdout);
+    }
+    if (st->alloc_after > 0 && ++st->seen == st->alloc_after && claim_marker(st->alloc_marker)) alloc_forever();
     if (st->delay_ms > 0) {
         struct timespec ts = {.tv_sec = st->delay_ms / 1000, .tv_nsec = (st->delay_ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -188,7 +254,7 @@ const sd_component_def builtin_pass_through_def = {
     .streams = NULL,
     .open = pt_prepare,
     .execute = pt_execute,
-    .close = free_state,
+    .close = pt_close,
 };
 
 /* ---- null_sink --------------------------------------------------------------- */

@@ -26,7 +26,8 @@
 #define EXIT_USAGE 2
 #define NAME_MAX_LEN 128 /* as the topology loader allows */
 
-static const char *const commands[] = {"submit", "list", "status", "kill", "activate", "deactivate", NULL};
+static const char *const commands[] = {"submit", "list", "status", "kill", "activate", "deactivate", "loglevel",
+                                       NULL};
 
 bool client_is_command(const char *name) {
     for (int i = 0; commands[i]; i++)
@@ -263,6 +264,13 @@ static void print_status(const json_t *v) {
             snprintf(where, sizeof where, "%s:%lld", str_or(x, "host", "?"), int_or(x, "port", 0));
             format_tasks(json_object_get(x, "tasks"), tasks, sizeof tasks);
             printf("%-24s %-28s %-10s  %s\n", str_or(x, "node", "?"), where, str_or(x, "state", "?"), tasks);
+            if (int_or(x, "restarts", 0) > 0)
+                printf("  restarts %lld, last exit: %s\n", int_or(x, "restarts", 0), str_or(x, "last_exit", "?"));
+            size_t k;
+            const json_t *e;
+            json_array_foreach(json_object_get(x, "errors"), k, e) {
+                if (json_is_string(e)) printf("  error: %s\n", json_string_value(e));
+            }
         }
     }
 }
@@ -295,6 +303,8 @@ static int cmd_change(ctx *c, const char *verb, const char *name) {
         else if (conf_is_set(c->o->conf, "topology.message.timeout.secs"))
             wait = (int)conf_int(c->o->conf, "topology.message.timeout.secs");
         if (wait >= 0) snprintf(path + n, sizeof path - (size_t)n, "?wait=%d", wait);
+    } else if (strcmp(verb, "loglevel") == 0) {
+        snprintf(path + n, sizeof path - (size_t)n, "?level=%s", c->o->args[1]); /* checked: a plain word */
     }
     client_http_answer a;
     int rc = find_master(c);
@@ -302,7 +312,9 @@ static int cmd_change(ctx *c, const char *verb, const char *name) {
     if (rc != EXIT_OK) return rc;
     json_t *v;
     rc = take_answer(c, &a, a.status == 200, name, &v);
-    if (v && strcmp(verb, "kill") == 0 && wait >= 0)
+    if (v && strcmp(verb, "loglevel") == 0)
+        printf("%s: log level %s\n", str_or(v, "name", name), str_or(v, "log_level", "default"));
+    else if (v && strcmp(verb, "kill") == 0 && wait >= 0)
         printf("%s: %s (workers stop in %d s)\n", str_or(v, "name", name), str_or(v, "status", "?"), wait);
     else if (v)
         printf("%s: %s\n", str_or(v, "name", name), str_or(v, "status", "?"));
@@ -314,10 +326,14 @@ static int cmd_change(ctx *c, const char *verb, const char *name) {
 int client_run(const client_options *o) {
     const char *cmd = o->command;
     if (!client_is_command(cmd)) return usage_error("unknown command '%s'", cmd);
-    int want = strcmp(cmd, "list") == 0 ? 0 : 1;
+    int want = strcmp(cmd, "list") == 0 ? 0 : strcmp(cmd, "loglevel") == 0 ? 2 : 1;
     const char *what = strcmp(cmd, "submit") == 0 ? "TOPOLOGY.yaml" : "NAME";
+    if (want == 2 && o->nargs != 2) return usage_error("loglevel needs NAME and LEVEL");
     if (o->nargs != want)
         return want ? usage_error("%s needs exactly one %s", cmd, what) : usage_error("%s takes no operands", cmd);
+    if (want == 2 && strcmp(o->args[1], "debug") != 0 && strcmp(o->args[1], "info") != 0 &&
+        strcmp(o->args[1], "warn") != 0 && strcmp(o->args[1], "error") != 0 && strcmp(o->args[1], "default") != 0)
+        return usage_error("loglevel: LEVEL is debug, info, warn, error or default, not '%s'", o->args[1]);
     if (o->wait_secs >= 0 && strcmp(cmd, "kill") != 0) return usage_error("--wait applies to kill only");
     if (want && strcmp(cmd, "submit") != 0 && !name_ok(o->args[0]))
         return usage_error("'%s' is not a topology name (letters, digits, '.', '_' and '-')", o->args[0]);

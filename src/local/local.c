@@ -56,7 +56,9 @@ typedef struct local {
     int ports[LOCAL_MAX_PORTS];
     lworker *w;
     uv_timer_t progress_timer, duration_timer, deadline_timer;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigusr1, sigusr2;
+    char abs_path[PATH_MAX]; /* the topology file */
+    const char *log_level;   /* set at run time (SIGUSR1), or NULL */
     int signals;
     bool stopping, drained, done;
     int rc;
@@ -143,6 +145,7 @@ static int write_assignment(local *l, const char *abs_path) {
                           l->topo->name, "topology_path", abs_path, "conf", conf_to_json(l->topo->conf), "overrides",
                           l->opts->overrides ? conf_to_json(l->opts->overrides) : json_object(), "workers", workers,
                           "version", 1);
+    if (a && l->log_level) json_object_set_new(a, "log_level", json_string(l->log_level));
     return put_json(l, l->assign_key, a);
 }
 
@@ -245,6 +248,25 @@ static const char *kind_name(const topo_component *c) {
     return c->is_acker ? "acker" : c->kind == SD_SPOUT ? "spout" : "bolt";
 }
 
+/* Says on the console why the workers that keep failing fail: their last
+ * exit and the last errors they reported. */
+static void report_failing(local *l) {
+    json_t *ws = node_workers_json(l->nd);
+    size_t i, k;
+    json_t *w, *e;
+    json_array_foreach(ws, i, w) {
+        const char *state = json_string_value(json_object_get(w, "state"));
+        if ((state && strcmp(state, "running") == 0) || json_integer_value(json_object_get(w, "restarts")) == 0) continue;
+        log_error("worker port %lld keeps failing: %lld restarts, last exit %s%s",
+                  (long long)json_integer_value(json_object_get(w, "port")),
+                  (long long)json_integer_value(json_object_get(w, "restarts")),
+                  json_string_value(json_object_get(w, "last_exit")) ?: "?",
+                  json_array_size(json_object_get(w, "errors")) ? "; its last errors:" : " (no error reported)");
+        json_array_foreach(json_object_get(w, "errors"), k, e) log_error("  %s", json_string_value(e) ?: "?");
+    }
+    json_decref(ws);
+}
+
 static void on_progress(uv_timer_t *t) {
     local *l = t->data;
     int64_t *sums = totals(l);
@@ -261,7 +283,8 @@ static void on_progress(uv_timer_t *t) {
     free(sums);
     if (node_max_failures(l->nd) >= LOCAL_MAX_FAILURES && !l->stopping) {
         l->rc = 1;
-        begin_stop(l, "a worker keeps exiting before its first heartbeat (see its log)");
+        report_failing(l);
+        begin_stop(l, "a worker keeps exiting before its first heartbeat");
     }
 }
 
@@ -371,7 +394,8 @@ static void on_closed(uv_handle_t *h) { (void)h; }
 static void close_all(local *l) {
     uv_handle_t *hs[] = {(uv_handle_t *)&l->progress_timer, (uv_handle_t *)&l->duration_timer,
                          (uv_handle_t *)&l->warmup_timer,
-                         (uv_handle_t *)&l->deadline_timer, (uv_handle_t *)&l->sigint, (uv_handle_t *)&l->sigterm};
+                         (uv_handle_t *)&l->deadline_timer, (uv_handle_t *)&l->sigint, (uv_handle_t *)&l->sigterm,
+                         (uv_handle_t *)&l->sigusr1, (uv_handle_t *)&l->sigusr2};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
     if (l->nd) node_free(l->nd);
@@ -419,6 +443,19 @@ static void begin_stop(local *l, const char *why) {
 }
 
 static void on_duration(uv_timer_t *t) { begin_stop(t->data, "duration reached"); }
+
+/* SIGUSR1: every process of the run logs at debug; SIGUSR2: back to
+ * log.level. The workers hear it through their assignment, in place. */
+static void on_level_signal(uv_signal_t *s, int signum) {
+    local *l = s->data;
+    if (l->done || l->stopping) return;
+    l->log_level = signum == SIGUSR1 ? "debug" : NULL;
+    const char *name = l->log_level ? l->log_level : conf_str_or(l->topo->conf, "log.level", "info");
+    sd_log_level level;
+    if (log_parse_level(name, &level) == 0) log_set_level(level);
+    log_warn("log level now %s", name);
+    if (write_assignment(l, l->abs_path) != 0) log_error("cannot change the workers' log level");
+}
 
 static void on_signal(uv_signal_t *s, int signum) {
     local *l = s->data;
@@ -491,6 +528,9 @@ int local_run(const local_options *opts) {
     uv_timer_init(&l->loop, &l->deadline_timer);
     uv_timer_init(&l->loop, &l->warmup_timer);
     l->warmup_timer.data = l;
+    uv_signal_init(&l->loop, &l->sigusr1);
+    uv_signal_init(&l->loop, &l->sigusr2);
+    l->sigusr1.data = l->sigusr2.data = l;
     uv_signal_init(&l->loop, &l->sigint);
     uv_signal_init(&l->loop, &l->sigterm);
     l->progress_timer.data = l->duration_timer.data = l->deadline_timer.data = l;
@@ -499,6 +539,7 @@ int local_run(const local_options *opts) {
     l->nd = node_new(&l->loop, l->st, l->topo->conf, LOCAL_NODE_ID, opts->exe_path);
     if (!l->nd) goto out_loop;
     node_on_heartbeat(l->nd, on_heartbeat, l);
+    snprintf(l->abs_path, sizeof l->abs_path, "%s", abs_path);
     if (write_assignment(l, abs_path) != 0) {
         log_error("cannot write the assignment");
         goto out_loop;
@@ -513,6 +554,8 @@ int local_run(const local_options *opts) {
         uv_timer_start(&l->warmup_timer, on_warmup, warm < 1000 ? 1000 : warm > 5000 ? 5000 : warm, 0);
         uv_timer_start(&l->duration_timer, on_duration, (uint64_t)opts->duration_secs * 1000, 0);
     }
+    uv_signal_start(&l->sigusr1, on_level_signal, SIGUSR1);
+    uv_signal_start(&l->sigusr2, on_level_signal, SIGUSR2);
     uv_signal_start(&l->sigint, on_signal, SIGINT);
     uv_signal_start(&l->sigterm, on_signal, SIGTERM);
     l->rc = 0;

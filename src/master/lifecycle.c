@@ -253,7 +253,8 @@ static void on_changed(master_ctx *m, void *arg, int err, const store_result *r)
     if (err == 0) {
         const char *status = rec_str(c->rec, "status");
         log_info("topology %s: %s", c->name, status);
-        api_respond_json(c->req, 200, json_pack("{s:s, s:s}", "name", c->name, "status", status));
+        api_respond_json(c->req, 200, json_pack("{s:s, s:s, s:s?}", "name", c->name, "status", status, "log_level",
+                                                rec_str(c->rec, "log_level")));
         mstate_apply(m->state, MSTATE_TOPOLOGIES, c->name, json_incref(c->rec), r->revision);
         master_reschedule(m);
     } else if (err == -EPERM || err == -ESTALE) {
@@ -316,6 +317,20 @@ void life_set_status(life *l, api_request *req, const char *name, bool active) {
     }
     json_t *next = json_deep_copy(rec);
     if (next) json_object_set_new(next, "status", json_string(want));
+    write_topology(l, req, name, next);
+}
+
+void life_set_log_level(life *l, api_request *req, const char *name, const char *level) {
+    json_t *rec = changeable(l, req, name);
+    if (!rec) return;
+    const char *now = rec_str(rec, "log_level");
+    if ((!now && !level) || (now && level && strcmp(now, level) == 0)) {
+        api_respond_json(req, 200, json_pack("{s:s, s:s?}", "name", name, "log_level", level));
+        return;
+    }
+    json_t *next = json_deep_copy(rec);
+    if (next && level) json_object_set_new(next, "log_level", json_string(level));
+    else if (next) json_object_del(next, "log_level");
     write_topology(l, req, name, next);
 }
 

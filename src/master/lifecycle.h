@@ -28,6 +28,9 @@ void life_submit(life *l, api_request *req);
 /* POST .../activate and .../deactivate: answers req. */
 void life_set_status(life *l, api_request *req, const char *name, bool active);
 /* POST .../kill?wait=SECS: answers req. */
+/* Sets (level "debug".."error") or clears (NULL) the log level the
+ * topology's workers use now; answers req. */
+void life_set_log_level(life *l, api_request *req, const char *name, const char *level);
 void life_kill(life *l, api_request *req, const char *name, int wait_secs);
 
 /* The leader state changed: re-arms the kill timer. */

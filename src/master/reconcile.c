@@ -19,11 +19,15 @@ typedef struct rwrite {
 } rwrite;
 
 json_t *recon_assignment(const json_t *topo, json_t *workers, long long version) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:{}, s:b, s:o, s:I}", "topology_id", rec_str(topo, "id"),
+    json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:O, s:{}, s:b, s:o, s:I}", "topology_id", rec_str(topo, "id"),
                      "topology_name", rec_str(topo, "name"), "package", rec_str(topo, "package"), "topology_path",
                      PACKAGE_TOPOLOGY_NAME, "conf", json_object_get(topo, "conf"), "overrides", "active",
                      strcmp(rec_str(topo, "status"), "active") == 0, "workers", workers, "version",
                      (json_int_t)version);
+    /* streamd loglevel: nodes pass it to the running workers */
+    json_t *level = json_object_get(topo, "log_level");
+    if (a && json_is_string(level)) json_object_set(a, "log_level", level);
+    return a;
 }
 
 /* equal but for "version" */

@@ -103,6 +103,8 @@ json_t *rec_topology(const char *name, const char *value, size_t len, char *err,
     if (!int_in(nt, 0, REC_MAX_TASKS)) return refuse(v, err, errlen, "bad \"ntasks\"");
     if (!conf_ok(json_object_get(v, "conf"))) return refuse(v, err, errlen, "\"conf\" is not an object of strings");
     if (!int_in(json_object_get(v, "submit_time"), 0, INT64_MAX)) return refuse(v, err, errlen, "bad \"submit_time\"");
+    json_t *ll = json_object_get(v, "log_level");
+    if (ll && !str_len_in(ll, 1, 8)) return refuse(v, err, errlen, "bad \"log_level\"");
     json_t *kd = json_object_get(v, "kill_deadline");
     if (kd && !int_in(kd, 0, INT64_MAX)) return refuse(v, err, errlen, "bad \"kill_deadline\"");
     json_t *comps = json_object_get(v, "components");

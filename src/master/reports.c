@@ -102,6 +102,29 @@ static int check_task(const json_t *t, long long ntasks, json_t **out, char *err
     return *out ? 0 : -ENOMEM;
 }
 
+#define REPORT_MAX_ERRORS 10
+#define REPORT_MAX_TEXT 600
+
+/* Copies a worker's restarts, last_exit and errors (its latest error lines)
+ * into rec once they are of the right shape and size; -EINVAL if not. */
+static int keep_crash_info(const json_t *w, json_t *rec) {
+    json_t *restarts = json_object_get(w, "restarts"), *last = json_object_get(w, "last_exit"),
+           *errors = json_object_get(w, "errors");
+    if (restarts && (!json_is_integer(restarts) || json_integer_value(restarts) < 0)) return -EINVAL;
+    if (last && !json_is_string(last)) last = NULL; /* older nodes: not shown */
+    if (last && json_string_length(last) > REPORT_MAX_TEXT) return -EINVAL;
+    if (errors && (!json_is_array(errors) || json_array_size(errors) > REPORT_MAX_ERRORS)) return -EINVAL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e) {
+        if (!json_is_string(e) || json_string_length(e) > REPORT_MAX_TEXT) return -EINVAL;
+    }
+    if (restarts) json_object_set(rec, "restarts", restarts);
+    if (last && json_string_length(last) > 0) json_object_set(rec, "last_exit", last);
+    if (errors) json_object_set_new(rec, "errors", json_deep_copy(errors));
+    return 0;
+}
+
 /* Checks worker entry w; the kept copy goes into kept["tid:port"] when the
  * assignments place it on node. */
 static int check_worker(mstate *st, const char *node, const json_t *w, size_t idx, json_t *kept, int64_t now,
@@ -142,6 +165,10 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     }
     json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "tasks", out);
     if (rec && state) json_object_set_new(rec, "state", json_string(state));
+    if (rec && keep_crash_info(w, rec) != 0) {
+        json_decref(rec);
+        return bad(err, errlen, "workers[%zu]: bad \"restarts\", \"last_exit\" or \"errors\"", idx);
+    }
     char key[REC_MAX_ID + 16];
     snprintf(key, sizeof key, "%s:%lld", tid, (long long)json_integer_value(port));
     if (!rec || json_object_set_new(kept, key, rec) != 0) return -ENOMEM;

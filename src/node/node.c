@@ -12,6 +12,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include "base/log.h"
 #include "node/node_internal.h"
+#include "topology/topology.h"
 
 /* The node stops its workers this long before its lease could expire. */
 #define NODE_LEASE_MARGIN_MS 2000
@@ -70,6 +72,7 @@ static void write_status(nworker *w) {
                            n->id, "host", n->host, "port", w->port, "worker_index", w->index, "pid", w->pid, "state",
                            w->shown_state, "restarts", w->restarts, "last_exit", w->last_exit, "since",
                            (json_int_t)(wall_ms() / 1000));
+    if (st && w->errors) json_object_set(st, "errors", w->errors);
     int rc = put_json(n, w->status_key, st, n->lease);
     if (rc != 0) log_warn("cannot write %s: %s", w->status_key, sd_strerror(rc));
 }
@@ -95,6 +98,7 @@ static void worker_freed(uv_handle_t *h) {
     json_decref(w->msg);
     json_decref(w->next_msg);
     json_decref(w->last_hb);
+    json_decref(w->errors);
     free(w->topology_id);
     free(w);
     if (--n->open_handles == 0) free(n);
@@ -143,17 +147,24 @@ static json_t *assignment_message(node *n, json_t *a, int index) {
     /* spouts start inactive when the topology is deactivated */
     json_t *active = json_object_get(a, "active");
     if (msg && json_is_boolean(active)) json_object_set(msg, "active", active);
+    /* a log level set at run time (streamd loglevel), over the conf's */
+    sd_log_level lv;
+    json_t *level = json_object_get(a, "log_level");
+    if (msg && json_is_string(level) && log_parse_level(json_string_value(level), &lv) == 0)
+        json_object_set(msg, "log_level", level);
     return msg;
 }
 
-/* A running worker whose assignment differs only in the active flag is told,
- * not restarted. */
+/* A running worker whose assignment differs only in the active flag or the
+ * log level is told, not restarted. */
 static bool only_active_differs(json_t *have, json_t *want) {
     json_t *a = json_copy(have), *b = json_copy(want);
     bool same = false;
     if (a && b) {
         json_object_del(a, "active");
         json_object_del(b, "active");
+        json_object_del(a, "log_level");
+        json_object_del(b, "log_level");
         same = json_equal(a, b);
     }
     json_decref(a);
@@ -162,18 +173,60 @@ static bool only_active_differs(json_t *have, json_t *want) {
 }
 
 static void set_active(nworker *w, json_t *msg) {
-    json_t *active = json_object_get(msg, "active");
-    bool on = !json_is_false(active);
-    json_t *ctl = json_pack("{s:s}", "type", on ? "activate" : "deactivate");
-    if (ctl) node_worker_send(w, ctl);
-    json_decref(ctl);
+    bool on = !json_is_false(json_object_get(msg, "active"));
+    if (on != !json_is_false(json_object_get(w->msg, "active"))) {
+        json_t *ctl = json_pack("{s:s}", "type", on ? "activate" : "deactivate");
+        if (ctl) node_worker_send(w, ctl);
+        json_decref(ctl);
+        log_info("topology %s %s on port %d", w->topology_id, on ? "activated" : "deactivated", w->port);
+    }
+    json_t *level = json_object_get(msg, "log_level");
+    if (!json_equal(level, json_object_get(w->msg, "log_level"))) {
+        /* no log_level: back to the topology's log.level */
+        const char *lv = json_string_value(level);
+        if (!lv) lv = json_string_value(json_object_get(json_object_get(msg, "conf"), "log.level"));
+        json_t *ctl = json_pack("{s:s, s:s}", "type", "loglevel", "level", lv ? lv : "info");
+        if (ctl) node_worker_send(w, ctl);
+        json_decref(ctl);
+        log_info("topology %s port %d: log level %s", w->topology_id, w->port, lv ? lv : "info");
+    }
     json_decref(w->msg);
     w->msg = json_incref(msg);
-    log_info("topology %s %s on port %d", w->topology_id, on ? "activated" : "deactivated", w->port);
 }
 
 /* Starts, changes or stops this node's workers of one assignment (the key's
  * value, untrusted: it is checked before use). */
+/* A worker's cgroup settings: the topology's topology.worker.* keys, raised
+ * by the limits: of the components it holds tasks of (the largest wins;
+ * a limit of 0 means none, which is the largest). topo may be NULL. */
+static void worker_limits(const topology *topo, const conf *tc, json_t *tasks, cg_limits *l) {
+    cg_limits base = {conf_int(tc, "topology.worker.cpu.weight"), conf_double(tc, "topology.worker.cpu.cores"),
+                      conf_int(tc, "topology.worker.memory.mb")};
+    if (base.cpu_cores < 0) base.cpu_cores = 0;
+    if (base.memory_mb < 0) base.memory_mb = 0;
+    *l = base;
+    if (!topo || !json_is_array(tasks)) return;
+    bool first = true, unlimited_cpu = false, unlimited_mem = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        const topo_component *c = json_is_integer(t) ? topology_task_component(topo, (int)json_integer_value(t)) : NULL;
+        if (!c) continue;
+        cg_limits x = base;
+        if (c->limits.has_weight) x.cpu_weight = c->limits.cpu_weight;
+        if (c->limits.has_cores) x.cpu_cores = c->limits.cpu_cores;
+        if (c->limits.has_memory) x.memory_mb = c->limits.memory_mb;
+        if (first || x.cpu_weight > l->cpu_weight) l->cpu_weight = x.cpu_weight;
+        if (first || x.cpu_cores > l->cpu_cores) l->cpu_cores = x.cpu_cores;
+        if (first || x.memory_mb > l->memory_mb) l->memory_mb = x.memory_mb;
+        unlimited_cpu |= x.cpu_cores == 0;
+        unlimited_mem |= x.memory_mb == 0;
+        first = false;
+    }
+    if (unlimited_cpu) l->cpu_cores = 0;
+    if (unlimited_mem) l->memory_mb = 0;
+}
+
 static void apply_assignment(node *n, const char *value) {
     json_error_t jerr;
     json_t *a = json_loads(value, 0, &jerr);
@@ -195,6 +248,11 @@ static void apply_assignment(node *n, const char *value) {
             return;
         }
     }
+    /* the components' limits: (no user code is loaded for this) */
+    const char *path = json_string_value(json_object_get(a, "topology_path"));
+    char terr[512];
+    topology *topo = path ? topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, terr, sizeof terr) : NULL;
+    if (path && !topo) log_warn("assignment %s: %s; its components' limits are not applied", tid, terr);
     /* workers of this topology here that the assignment no longer lists */
     for (nworker *w = n->workers, *next; w; w = next) {
         next = w->next;
@@ -222,7 +280,9 @@ static void apply_assignment(node *n, const char *value) {
         }
         nworker *w = find_worker(n, tid, (int)port);
         if (!w) {
-            if ((w = node_worker_new(n, tid, (int)port, (int)i, msg, tc))) node_worker_spawn(w);
+            cg_limits lim;
+            worker_limits(topo, tc, json_object_get(e, "tasks"), &lim);
+            if ((w = node_worker_new(n, tid, (int)port, (int)i, msg, tc, &lim))) node_worker_spawn(w);
         } else if (w->state == W_RUNNING && !w->next_msg && !json_equal(w->msg, msg) &&
                    only_active_differs(w->msg, msg)) {
             set_active(w, msg);
@@ -245,6 +305,7 @@ static void apply_assignment(node *n, const char *value) {
         json_decref(msg);
     }
     conf_free(tc);
+    topology_free(topo);
     json_decref(a);
 }
 
@@ -425,6 +486,57 @@ fail:
     return NULL;
 }
 
+/* worker.user: when set and the node is root, workers run as that user and
+ * its primary group. Nonzero: no such user. */
+static int setup_worker_user(node *n, const conf *c) {
+    const char *name = conf_str(c, "worker.user");
+    if (!name || !*name) return 0;
+    if (geteuid() != 0) {
+        log_warn("worker.user '%s' ignored: the node does not run as root", name);
+        return 0;
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        log_error("worker.user: no user '%s'%s%s", name, errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        log_error("worker.user: '%s' is root; name an unprivileged user", name);
+        return -1;
+    }
+    n->drop_privs = true;
+    n->worker_uid = pw->pw_uid;
+    n->worker_gid = pw->pw_gid;
+    log_info("workers run as %s (uid %d, gid %d)", name, (int)pw->pw_uid, (int)pw->pw_gid);
+    return 0;
+}
+
+/* Finds the cgroup hierarchies; says once when workers run without them.
+ * Nonzero: supervisor.cgroup.required and they cannot be used. */
+static int setup_cgroups(node *n, const conf *c) {
+    const char *want = conf_str_or(c, "supervisor.cgroup.mode", "auto");
+    n->cg_required = conf_bool(c, "supervisor.cgroup.required");
+    int rc = cg_setup(&n->cg, want, "/proc/self/mountinfo", "/proc/self/cgroup");
+    bool full = rc == 0 && n->cg.cpu && n->cg.memory;
+    if (n->cg_required && !full) {
+        log_error("supervisor.cgroup.required is set but worker cgroups cannot be used: %s",
+                  rc == -EINVAL ? "bad supervisor.cgroup.mode" : n->cg.why);
+        return -1;
+    }
+    if (rc != 0) {
+        if (strcmp(want, "off") != 0) log_warn("workers run without cgroups: %s", n->cg.why);
+        return 0;
+    }
+    int stale = cg_remove_stale(&n->cg);
+    char path[PATH_MAX];
+    cg_path(&n->cg, "<topology>", 0, path, sizeof path);
+    log_info("worker cgroups: %s at %s%s%s%s", n->cg.mode == CG_V2 ? "v2" : "v1", path,
+             full ? "" : " (without cpu or memory limits: ", full ? "" : n->cg.why, full ? "" : ")");
+    if (stale > 0) log_info("removed %d stale worker cgroups", stale);
+    return 0;
+}
+
 node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, const char *exe_path) {
     node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -442,6 +554,7 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     n->start_timeout_ms = conf_int(c, "supervisor.worker.start.timeout.secs") * 1000;
     n->lease_ttl_secs = (int)conf_int(c, "node.lease.ttl.secs");
     if (n->restart_delay_ms < 0) n->restart_delay_ms = 0;
+    if (setup_cgroups(n, c) != 0 || setup_worker_user(n, c) != 0) goto fail;
     if (n->start_timeout_ms < 0) n->start_timeout_ms = 0;
     if (n->lease_ttl_secs < 2) n->lease_ttl_secs = 2;
     if (!n->id || !n->exe || !n->cluster || !n->host || !n->local_dir) {
@@ -499,6 +612,7 @@ json_t *node_workers_json(const node *n) {
                               w->pid, "state", w->shown_state ? w->shown_state : "starting", "restarts", w->restarts,
                               "last_exit", w->last_exit);
         if (e && w->last_hb) json_object_set(e, "heartbeat", w->last_hb);
+        if (e && w->errors) json_object_set_new(e, "errors", json_deep_copy(w->errors));
         if (e) json_array_append_new(arr, e);
     }
     return arr;

@@ -26,10 +26,19 @@ typedef void (*node_done_cb)(void *arg);
 /*
  * Reads from conf (copied values): cluster.name, worker.host, node.labels,
  * node.lease.ttl.secs, supervisor.slots.ports, supervisor.worker.restart.delay.ms,
- * supervisor.worker.start.timeout.secs, streamd.local.dir (worker logs go to
- * <dir>/logs/<topology-id>/worker-<port>.log). Per topology, from the
- * assignment's conf: worker.heartbeat.interval.ms, task.cleanup.timeout.sec.
- * exe_path is the streamd executable run as `--role=worker --control-fd=3`.
+ * supervisor.worker.start.timeout.secs, supervisor.cgroup.mode,
+ * supervisor.cgroup.required, worker.user, streamd.local.dir (worker logs go
+ * to <dir>/logs/<topology-id>/worker-<port>.log). Per topology, from the
+ * assignment's conf: worker.heartbeat.interval.ms, worker.heartbeat.timeout.secs,
+ * task.cleanup.timeout.sec, worker.stdout.redirect, log.format and the
+ * cgroup settings topology.worker.cpu.weight, topology.worker.cpu.cores,
+ * topology.worker.memory.mb (raised by the components' limits:, read from
+ * the assignment's topology file without loading user code).
+ * exe_path is the streamd executable run as `--role=worker --control-fd=3
+ * --log-fd=4`; each worker is placed in its own cgroup (cgroup.h) before it
+ * gets its assignment. NULL on error (logged), also when
+ * supervisor.cgroup.required is set and cgroups cannot be used, or
+ * worker.user names no user.
  * Registers nodes/<node_id> under a lease (asynchronously: the store may be
  * away) and then starts the workers of the assignments in the store. When
  * the lease may be lost (no renewal for its TTL less a margin, or the store
@@ -57,7 +66,8 @@ void node_refresh(node *n);
 bool node_registered(const node *n);
 
 /* [{"topology_id", "port", "pid", "state", "restarts", "last_exit",
- *   "heartbeat": {...}}] for this node's workers (caller owns it). */
+ *   "errors"?: [the latest error lines], "heartbeat": {...}}] for this
+ * node's workers (caller owns it). */
 json_t *node_workers_json(const node *n);
 
 /* Stops every worker gracefully ({"type":"stop"}, then SIGKILL after
@@ -74,10 +84,12 @@ int node_restarts(const node *n);
 /* The most exits in a row, without a heartbeat between them, of any one
  * worker: a worker that can never start (bad component, port taken...). */
 int node_max_failures(const node *n);
-/* After asking a worker to stop, the node kills it once the worker's own
- * budget (task.cleanup.timeout.sec to drain, then up to 2 s for its tasks'
- * cleanup and its last heartbeat) plus this slack has passed. */
-#define NODE_STOP_SLACK_SECS 5
+/* After asking a worker to stop, the node kills it (SIGKILL, repeated every
+ * second until it is gone) once the worker's own budget
+ * (task.cleanup.timeout.sec, at least 1 s, for draining and its tasks'
+ * cleanup) plus this
+ * slack has passed. */
+#define NODE_STOP_SLACK_SECS 1
 
 /* After the node_stop callback: closes the node's handles; its memory is
  * released by their close callbacks, so run the loop once more. */

@@ -10,14 +10,17 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
+#include "node/cgroup.h"
 #include "node/node.h"
 #include "proto/control.h"
 #include "store/lease_keeper.h"
 
 #define NODE_CHECK_MS 1000
 #define NODE_MAX_PORTS 256
+#define NODE_ERRORS_KEPT 5  /* latest error lines a worker's status shows */
 #define NODE_FAILED_AFTER 5 /* exits in a row without a heartbeat: shown as "failed" */
 
 /* Worker states: RUNNING (a process exists), WAIT_RESTART (died unexpectedly,
@@ -46,16 +49,23 @@ struct nworker {
     json_t *msg;      /* the assignment control message to send */
     json_t *next_msg; /* a changed assignment to respawn with after the stop */
     json_t *last_hb;  /* the latest heartbeat (counters), or NULL */
+    json_t *errors;   /* the latest NODE_ERRORS_KEPT error lines, across restarts */
     char status_key[512];
     char log_path[1024];
-    int64_t hb_interval_ms, cleanup_secs;
+    char out_path[1024]; /* what user code writes to stdout/stderr: the log, this file, or "" = /dev/null */
+    int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
+    bool json_log;      /* the topology's log.format is json */
+    char hung[48];      /* why the node killed the live process, or "" */
     wstate state;
     const char *shown_state; /* what the status key says now */
     wproc *p;                /* the live process, or NULL */
     int pid;
     int restarts;
     int failures; /* exits in a row without a heartbeat between them */
-    char last_exit[64];
+    char last_exit[96];
+    cg_limits lim;      /* its cgroup's settings */
+    bool in_cg;         /* the live process was placed in its cgroup */
+    int64_t oom_base;   /* the cgroup's OOM kill count when the process started */
     uint64_t spawned_ms, last_hb_ms;
     uv_timer_t timer; /* restart delay or kill deadline */
 };
@@ -67,6 +77,11 @@ struct node {
     int ports[NODE_MAX_PORTS], nports;
     int64_t restart_delay_ms, start_timeout_ms;
     int lease_ttl_secs;
+    cgroups cg;       /* cg.mode CG_OFF: workers run without cgroups */
+    bool drop_privs;  /* worker.user set and the node is root: workers run as */
+    uid_t worker_uid; /* ... this user */
+    gid_t worker_gid; /* ... and this group */
+    bool cg_required; /* supervisor.cgroup.required */
     json_t *labels;   /* node.labels as an object */
     lease_keeper *keeper;
     int64_t lease;    /* the lease held now, 0 while none */
@@ -88,11 +103,14 @@ struct node {
 };
 
 /* node_worker.c */
-nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc);
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc,
+                         const cg_limits *lim);
 void node_worker_spawn(nworker *w);
 void node_worker_stop(nworker *w);
 /* Sends a control message (activate, deactivate) to a running worker. */
 void node_worker_send(nworker *w, json_t *msg);
+/* Removes the worker's cgroup once its process is gone. */
+void node_worker_remove_cgroup(nworker *w);
 /* Kills workers that stopped heartbeating; called every NODE_CHECK_MS. */
 void node_worker_check(node *n);
 

@@ -1,12 +1,15 @@
 /*
  * node_worker: one supervised worker process of a node (node_internal.h):
  * spawns `streamd --role=worker --control-fd=3` with a control socketpair,
- * hands it its assignment, reads its heartbeats, restarts it with backoff
- * when it dies or stops heartbeating, and stops it gracefully (stop message,
- * then SIGKILL after the worker's own budget and a slack).
+ * puts it in its cgroup, hands it its assignment, reads its heartbeats and
+ * the error lines it reports, records why it ended (exit status, signal, OOM
+ * kill, hang), restarts it with backoff when it dies or stops heartbeating, and stops it gracefully (stop message,
+ * then SIGKILL, repeated every second until it is gone, once the worker's
+ * own budget and a slack have passed).
  * Threads: only the node's loop thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "node/node_internal.h"
 
@@ -45,6 +49,22 @@ static void wproc_closed(uv_handle_t *h) {
     }
 }
 
+/* An error line the worker reported: logged, and kept for its status. */
+static void keep_error(nworker *w, json_int_t task, const char *text) {
+    char line[512];
+    if (!text) text = "?";
+    if (task > 0 && task < INT32_MAX) snprintf(line, sizeof line, "task %lld: %s", (long long)task, text);
+    else snprintf(line, sizeof line, "%s", text);
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20) *c = ' '; /* one line each, whatever the worker sent */
+    log_warn("worker %s port %d: %s", w->topology_id, w->port, line);
+    if (!w->errors && !(w->errors = json_array())) return;
+    for (size_t i = 0; i < json_array_size(w->errors); i++) /* a restarted worker says the same again */
+        if (strcmp(json_string_value(json_array_get(w->errors, i)) ?: "", line) == 0) json_array_remove(w->errors, i--);
+    json_array_append_new(w->errors, json_string(line));
+    while (json_array_size(w->errors) > NODE_ERRORS_KEPT) json_array_remove(w->errors, 0);
+}
+
 static void on_control_msg(void *arg, json_t *msg) {
     wproc *p = arg;
     nworker *w = p->w;
@@ -61,9 +81,8 @@ static void on_control_msg(void *arg, json_t *msg) {
         log_info("worker %s port %d started (pid %lld)", w->topology_id, w->port,
                  (long long)json_integer_value(json_object_get(msg, "pid")));
     } else if (strcmp(type, "error") == 0) {
-        log_warn("worker %s port %d task %lld: %s", w->topology_id, w->port,
-                 (long long)json_integer_value(json_object_get(msg, "task")),
-                 json_string_value(json_object_get(msg, "message")) ?: "?");
+        keep_error(w, json_integer_value(json_object_get(msg, "task")),
+                   json_string_value(json_object_get(msg, "message")));
     } else {
         log_debug("worker %s port %d: ignoring control message '%s'", w->topology_id, w->port, type);
     }
@@ -113,6 +132,40 @@ static void drain_pipe(wproc *p) {
     }
 }
 
+/* Puts the new process in its cgroup before it gets its assignment (and so
+ * before it runs any component code). Nonzero: the worker must not run
+ * (supervisor.cgroup.required). */
+static int place_in_cgroup(nworker *w) {
+    node *n = w->n;
+    w->in_cg = false;
+    if (n->cg.mode == CG_OFF) return 0;
+    int rc = cg_create(&n->cg, w->topology_id, w->port, &w->lim);
+    if (rc == 0) w->oom_base = cg_oom_kills(&n->cg, w->topology_id, w->port);
+    if (rc == 0) rc = cg_attach(&n->cg, w->topology_id, w->port, w->pid);
+    if (rc == 0) {
+        w->in_cg = true;
+        return 0;
+    }
+    char path[PATH_MAX];
+    cg_path(&n->cg, w->topology_id, w->port, path, sizeof path);
+    if (n->cg_required) {
+        log_error("worker %s port %d: cannot set up its cgroup %s: %s (supervisor.cgroup.required is set)",
+                  w->topology_id, w->port, path, sd_strerror(rc));
+        snprintf(w->last_exit, sizeof w->last_exit, "no cgroup: %s", sd_strerror(rc));
+        return rc;
+    }
+    log_warn("worker %s port %d: cannot set up its cgroup %s: %s; it runs without", w->topology_id, w->port, path,
+             sd_strerror(rc));
+    return 0;
+}
+
+/* The process is gone: its cgroup goes too (a restart makes a new one). */
+void node_worker_remove_cgroup(nworker *w) {
+    if (w->n->cg.mode == CG_OFF) return;
+    int rc = cg_remove(&w->n->cg, w->topology_id, w->port);
+    if (rc != 0) log_warn("worker %s port %d: cannot remove its cgroup: %s", w->topology_id, w->port, sd_strerror(rc));
+}
+
 static void on_restart_timer(uv_timer_t *t) {
     nworker *w = t->data;
     if (w->state == W_WAIT_RESTART) node_worker_spawn(w);
@@ -146,7 +199,14 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
     w->p = NULL;
     json_decref(w->last_hb); /* a heartbeat speaks for a live process only */
     w->last_hb = NULL;
-    if (term_signal)
+    bool oom = w->in_cg && term_signal == SIGKILL &&
+               cg_oom_kills(&w->n->cg, w->topology_id, w->port) > w->oom_base;
+    w->in_cg = false;
+    node_worker_remove_cgroup(w);
+    if (oom)
+        log_warn("worker %s port %d (pid %d) OOM killed: it went over its cgroup's memory limit of %lld MB",
+                 w->topology_id, w->port, w->pid, (long long)w->lim.memory_mb);
+    else if (term_signal)
         log_warn("worker %s port %d (pid %d) killed by signal %d (%s)", w->topology_id, w->port, w->pid,
                  term_signal, strsignal(term_signal));
     else if (status != 0 || w->state != W_STOPPING)
@@ -154,8 +214,11 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                  (long long)status);
     else
         log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
-    if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
+    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "killed: %s", w->hung);
+    else if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
+    else if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
     else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
+    w->hung[0] = '\0';
     uv_timer_stop(&w->timer);
     if (w->state == W_STOPPING) {
         if (w->next_msg && !w->n->stopping) { /* a changed assignment: start over with it */
@@ -175,7 +238,7 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
 
 void node_worker_spawn(nworker *w) {
     node *n = w->n;
-    int sv[2] = {-1, -1}, devnull = -1, logfd = -1;
+    int sv[2] = {-1, -1}, devnull = -1, logfd = -1, outfd = -1;
     wproc *p = calloc(1, sizeof *p);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/logs/%s", n->local_dir, w->topology_id);
@@ -193,21 +256,47 @@ void node_worker_spawn(nworker *w) {
         log_error("cannot open %s or /dev/null: %s", w->log_path, strerror(errno));
         goto fail;
     }
+    /* worker.stdout.redirect: the log, a file of its own, or /dev/null */
+    if (w->out_path[0] && strcmp(w->out_path, w->log_path) != 0 &&
+        (outfd = open(w->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        log_error("cannot open %s: %s", w->out_path, strerror(errno));
+        goto fail;
+    }
+    int out = outfd >= 0 ? outfd : w->out_path[0] ? logfd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+        log_error("cannot open /dev/null: %s", strerror(errno));
+        goto fail;
+    }
+    if (out != logfd) outfd = out;
+    /* a worker running as worker.user rotates its own log in this directory */
+    if (n->drop_privs && (chown(dir, n->worker_uid, n->worker_gid) != 0 ||
+                          fchown(logfd, n->worker_uid, n->worker_gid) != 0 ||
+                          (outfd >= 0 && w->out_path[0] && fchown(outfd, n->worker_uid, n->worker_gid) != 0)))
+        log_warn("cannot hand %s to the worker user: %s", dir, strerror(errno));
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         log_error("socketpair: %s", strerror(errno));
         goto fail;
     }
-    char *args[] = {n->exe, "--role=worker", "--control-fd=3", NULL};
-    uv_stdio_container_t stdio[4] = {
+    char *args[] = {n->exe, "--role=worker", "--control-fd=3", "--log-fd=4",
+                    w->json_log ? "--log-format=json" : "--log-format=text", NULL};
+    uv_stdio_container_t stdio[5] = {
         {.flags = UV_INHERIT_FD, .data.fd = devnull},
-        {.flags = UV_INHERIT_FD, .data.fd = logfd},
-        {.flags = UV_INHERIT_FD, .data.fd = logfd},
+        {.flags = UV_INHERIT_FD, .data.fd = out},
+        {.flags = UV_INHERIT_FD, .data.fd = out},
         {.flags = UV_INHERIT_FD, .data.fd = sv[1]},
+        {.flags = UV_INHERIT_FD, .data.fd = logfd},
     };
     /* own session: a terminal's Ctrl-C reaches only us, and we stop the
      * workers gracefully */
-    uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 4,
+    uv_process_options_t opts = {.exit_cb = on_proc_exit, .file = n->exe, .args = args, .stdio_count = 5,
                                  .stdio = stdio, .flags = UV_PROCESS_DETACHED};
+    if (n->drop_privs) {
+        /* libuv drops the supplementary groups, then setgid and setuid
+         * before exec: the worker has no capabilities left */
+        opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opts.uid = n->worker_uid;
+        opts.gid = n->worker_gid;
+    }
     p->proc.data = p;
     int rc = uv_spawn(n->loop, &p->proc, &opts);
     if (rc != 0) {
@@ -223,7 +312,8 @@ void node_worker_spawn(nworker *w) {
     sv[1] = -1;
     close(devnull);
     close(logfd);
-    devnull = logfd = -1;
+    if (outfd >= 0) close(outfd);
+    devnull = logfd = outfd = -1;
     p->w = w;
     w->p = p;
     w->pid = p->proc.pid;
@@ -243,6 +333,10 @@ void node_worker_spawn(nworker *w) {
         uv_process_kill(&p->proc, SIGKILL);
         return;
     }
+    if (place_in_cgroup(w) != 0) {
+        uv_process_kill(&p->proc, SIGKILL); /* its exit restarts it */
+        return;
+    }
     log_info("started worker %s port %d (pid %d, log %s)", w->topology_id, w->port, w->pid, w->log_path);
     node_worker_state(w, "starting");
     if (control_write(sv[0], w->msg) != 0) {
@@ -256,6 +350,7 @@ fail:
     if (sv[1] >= 0) close(sv[1]);
     if (devnull >= 0) close(devnull);
     if (logfd >= 0) close(logfd);
+    if (outfd >= 0) close(outfd);
     schedule_restart(w);
 }
 
@@ -263,7 +358,8 @@ static void on_kill_timer(uv_timer_t *t) {
     nworker *w = t->data;
     if (w->p) {
         log_warn("worker %s port %d (pid %d) did not stop within %lld s; killing it", w->topology_id, w->port,
-                 w->pid, (long long)w->cleanup_secs + NODE_STOP_SLACK_SECS);
+                 w->pid, (long long)(w->cleanup_secs > 1 ? w->cleanup_secs : 1) + NODE_STOP_SLACK_SECS);
+        /* repeated (the timer repeats) until its exit is seen */
         uv_process_kill(&w->p->proc, SIGKILL);
     }
 }
@@ -283,10 +379,13 @@ void node_worker_stop(nworker *w) {
         uv_process_kill(&w->p->proc, SIGTERM);
     }
     json_decref(stop);
-    uv_timer_start(&w->timer, on_kill_timer, (uint64_t)(w->cleanup_secs + NODE_STOP_SLACK_SECS) * 1000, 0);
+    /* the worker's budget is task.cleanup.timeout.sec, at least 1 s */
+    uint64_t budget = (uint64_t)(w->cleanup_secs > 1 ? w->cleanup_secs : 1);
+    uv_timer_start(&w->timer, on_kill_timer, (budget + NODE_STOP_SLACK_SECS) * 1000, 1000);
 }
 
-nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc) {
+nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *msg, const conf *tc,
+                         const cg_limits *lim) {
     nworker *w = calloc(1, sizeof *w);
     if (!w || !(w->topology_id = strdup(tid))) {
         free(w);
@@ -297,12 +396,22 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     w->port = port;
     w->index = index;
     w->msg = json_incref(msg);
+    w->lim = *lim;
     w->hb_interval_ms = conf_int(tc, "worker.heartbeat.interval.ms");
     if (w->hb_interval_ms <= 0) w->hb_interval_ms = 1000;
+    w->hb_timeout_ms = conf_int(tc, "worker.heartbeat.timeout.secs") * 1000;
+    /* at least two heartbeats may be late */
+    if (w->hb_timeout_ms < 3 * w->hb_interval_ms) w->hb_timeout_ms = 3 * w->hb_interval_ms;
     w->cleanup_secs = conf_int(tc, "task.cleanup.timeout.sec");
     if (w->cleanup_secs < 0) w->cleanup_secs = 0;
     store_key(w->status_key, sizeof w->status_key, n->cluster, "workers/%s/%s:%d", tid, n->id, port);
     snprintf(w->log_path, sizeof w->log_path, "%s/logs/%s/worker-%d.log", n->local_dir, tid, port);
+    w->json_log = strcmp(conf_str_or(tc, "log.format", "text"), "json") == 0;
+    const char *redirect = conf_str_or(tc, "worker.stdout.redirect", "log");
+    if (strcmp(redirect, "file") == 0)
+        snprintf(w->out_path, sizeof w->out_path, "%s/logs/%s/worker-%d.out", n->local_dir, tid, port);
+    else if (strcmp(redirect, "null") == 0) w->out_path[0] = '\0';
+    else snprintf(w->out_path, sizeof w->out_path, "%s", w->log_path);
     uv_timer_init(n->loop, &w->timer);
     w->timer.data = w;
     w->next = n->workers;
@@ -310,7 +419,9 @@ nworker *node_worker_new(node *n, const char *tid, int port, int index, json_t *
     return w;
 }
 
-/* Kills workers whose heartbeat is older than 3 intervals + the start timeout. */
+/* Kills workers not heard from within supervisor.worker.start.timeout.secs
+ * of their start, or within worker.heartbeat.timeout.secs of their last
+ * heartbeat. */
 void node_worker_check(node *n) {
     uint64_t now = uv_now(n->loop);
     for (nworker *w = n->workers; w; w = w->next) {
@@ -318,17 +429,18 @@ void node_worker_check(node *n) {
         /* timers run before I/O: after a stall of our own loop, heartbeats
          * may be waiting in the socket; read them before judging */
         drain_pipe(w->p);
-        uint64_t last = w->last_hb_ms > w->spawned_ms ? w->last_hb_ms : w->spawned_ms;
-        uint64_t limit = (uint64_t)(3 * w->hb_interval_ms + n->start_timeout_ms);
+        bool heard = w->last_hb_ms > w->spawned_ms;
+        uint64_t last = heard ? w->last_hb_ms : w->spawned_ms;
+        uint64_t limit = heard ? (uint64_t)w->hb_timeout_ms : (uint64_t)n->start_timeout_ms;
         if (now - last > limit) {
-            log_warn("worker %s port %d (pid %d): no heartbeat for %llu ms; killing it", w->topology_id, w->port,
-                     w->pid, (unsigned long long)(now - last));
+            log_warn("worker %s port %d (pid %d): %s for %llu ms; killing it", w->topology_id, w->port, w->pid,
+                     heard ? "no heartbeat" : "not heard from since its start", (unsigned long long)(now - last));
+            snprintf(w->hung, sizeof w->hung, "%s", heard ? "hung: no heartbeat" : "no heartbeat after its start");
             uv_process_kill(&w->p->proc, SIGKILL); /* its exit restarts it */
             w->last_hb_ms = now;                   /* one kill per period */
         }
     }
 }
-
 
 void node_worker_send(nworker *w, json_t *msg) {
     uv_os_fd_t fd;

@@ -58,6 +58,15 @@ typedef struct topo_arg {
     char *value;             /* scalar as written */
 } topo_arg;
 
+/* A component's `limits:` (cgroup settings of the workers that hold it,
+ * over the topology's topology.worker.* keys; the largest wins). */
+typedef struct topo_limits {
+    bool has_weight, has_cores, has_memory;
+    int64_t cpu_weight;      /* cpu.weight: 1..10000 */
+    double cpu_cores;        /* cpu.cores: 0 = no limit */
+    int64_t memory_mb;       /* memory.mb: 0 = no limit */
+} topo_limits;
+
 typedef struct topo_component {
     int index;               /* in topo->components */
     int line;
@@ -71,6 +80,7 @@ typedef struct topo_component {
     int first_task;          /* task ids first_task .. first_task+parallelism-1 */
     int nargs;
     topo_arg *args;
+    topo_limits limits;
     int ninputs;
     topo_input *inputs;
     int nstreams;

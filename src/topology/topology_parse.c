@@ -145,6 +145,42 @@ static int parse_inputs(loader *ld, topo_component *c, const yd_node *in) {
     return 0;
 }
 
+/* limits: {cpu.weight: 1..10000, cpu.cores: >= 0, memory.mb: >= 0} */
+static int parse_limits(loader *ld, topo_component *c, const yd_node *r) {
+    if (!r || yd_is_null(r)) return 0;
+    if (r->kind != YD_MAP)
+        return topo_fail(ld, r->line, "%s '%s': limits: expected a mapping (cpu.weight, cpu.cores, memory.mb)",
+                         topo_kind_word(c), c->id);
+    static const char *const keys[] = {"cpu.weight", "cpu.cores", "memory.mb", NULL};
+    char what[300];
+    snprintf(what, sizeof what, "%s '%s': limits", topo_kind_word(c), c->id);
+    if (check_keys(ld, r, keys, what) != 0) return -1;
+    topo_limits *res = &c->limits;
+    for (size_t i = 0; i < r->n; i++) {
+        const yd_node *v = r->items[i];
+        const char *k = r->keys[i];
+        char *end = NULL;
+        double d = topo_is_scalar(v) ? strtod(v->text, &end) : -1;
+        bool ok = end && end != v->text && *end == '\0' && d >= 0 && d <= 1e9;
+        if (ok && strcmp(k, "cpu.weight") == 0 && d >= 1 && d <= 10000 && d == (int64_t)d) {
+            res->has_weight = true;
+            res->cpu_weight = (int64_t)d;
+        } else if (ok && strcmp(k, "cpu.cores") == 0) {
+            res->has_cores = true;
+            res->cpu_cores = d;
+        } else if (ok && strcmp(k, "memory.mb") == 0 && d == (int64_t)d) {
+            res->has_memory = true;
+            res->memory_mb = (int64_t)d;
+        } else {
+            return topo_fail(ld, r->key_lines[i], "%s: %s: expected %s", what, k,
+                             strcmp(k, "cpu.weight") == 0  ? "a whole number from 1 to 10000"
+                             : strcmp(k, "cpu.cores") == 0 ? "a number of cores >= 0"
+                                                           : "a whole number of megabytes >= 0");
+        }
+    }
+    return 0;
+}
+
 static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_kind section) {
     topo_component *c = &ld->t->components[ci];
     c->index = ci;
@@ -154,8 +190,8 @@ static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_ki
     ld->src[ci].map = m;
     const char *sec = section == SD_SPOUT ? "spouts" : "bolts";
     if (m->kind != YD_MAP) return topo_fail(ld, m->line, "%s: each entry is a mapping (id:, class:, ...)", sec);
-    static const char *const keys[] = {"id",   "class",  "command", "resources", "parallelism",
-                                       "args", "inputs", "outputs", NULL};
+    static const char *const keys[] = {"id",   "class",   "command", "resources", "limits", "parallelism",
+                                       "args", "inputs", "outputs",  NULL};
     if (check_keys(ld, m, keys, section == SD_SPOUT ? "a spout" : "a bolt") != 0) return -1;
     const yd_node *id = yd_get(m, "id");
     if (!topo_is_scalar(id)) return topo_fail(ld, m->line, "%s: entry without an 'id'", sec);
@@ -210,6 +246,7 @@ static int parse_component(loader *ld, int ci, const yd_node *m, sd_component_ki
             if (!a->key || !a->value) return topo_oom(ld);
         }
     }
+    if (parse_limits(ld, c, yd_get(m, "limits")) != 0) return -1;
     if (parse_inputs(ld, c, yd_get(m, "inputs")) != 0) return -1;
     const yd_node *out = yd_get(m, "outputs");
     if (out && !yd_is_null(out) && parse_outputs(ld, ci, out) != 0) return -1;

@@ -1,5 +1,10 @@
 /*
- * worker: one topology's tasks in one process.
+ * worker: one topology's tasks in one process. Control messages from the
+ * node: assignment (first), stop, activate, deactivate, loglevel; to the
+ * node: started, heartbeat, error (every ERROR line it logs, so the node can
+ * show why it fails). SIGTERM and SIGINT stop it like "stop": drain and
+ * every task's cleanup within task.cleanup.timeout.sec. It sets
+ * no_new_privs before any component code runs.
  *
  * Threads:
  *  - the main thread runs the libuv loop: the transport (all sockets),
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -69,6 +75,49 @@ typedef struct worker {
 } worker;
 
 /* ---- control channel ------------------------------------------------------- */
+
+/* Errors logged in this process (any thread: sd_report_error, a task that
+ * failed to open, a topology that does not load), passed on to the node as
+ * "error" messages from the loop thread, so they reach the console and
+ * `streamd status`. The log hook has no argument: process-wide. */
+#define WORKER_ERRORS_KEPT 8
+static struct {
+    pthread_mutex_t lock;
+    char text[WORKER_ERRORS_KEPT][512];
+    int task[WORKER_ERRORS_KEPT];
+    uint64_t logged, sent;
+} errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void keep_error(int task, const char *text) {
+    pthread_mutex_lock(&errs.lock);
+    int i = (int)(errs.logged++ % WORKER_ERRORS_KEPT);
+    snprintf(errs.text[i], sizeof errs.text[i], "%s", text);
+    errs.task[i] = task;
+    pthread_mutex_unlock(&errs.lock);
+}
+
+static int control_send(worker *w, json_t *msg);
+
+/* Sends the errors logged since the last call (the latest WORKER_ERRORS_KEPT). */
+static void send_errors(worker *w) {
+    json_t *msgs = json_array();
+    if (!msgs) return;
+    pthread_mutex_lock(&errs.lock);
+    uint64_t from = errs.logged - errs.sent > WORKER_ERRORS_KEPT ? errs.logged - WORKER_ERRORS_KEPT : errs.sent;
+    for (uint64_t k = from; k < errs.logged; k++) {
+        int i = (int)(k % WORKER_ERRORS_KEPT);
+        json_array_append_new(msgs, json_pack("{s:s, s:i, s:s}", "type", "error", "task", errs.task[i], "message",
+                                              errs.text[i]));
+    }
+    errs.sent = errs.logged;
+    pthread_mutex_unlock(&errs.lock);
+    size_t k;
+    json_t *m;
+    json_array_foreach(msgs, k, m) {
+        if (json_is_object(m)) control_send(w, json_incref(m));
+    }
+    json_decref(msgs);
+}
 
 static int control_send(worker *w, json_t *msg) {
     pthread_mutex_lock(&w->control_write_lock);
@@ -300,6 +349,8 @@ static void begin_stop(worker *w, const char *why);
 
 static void on_heartbeat(uv_timer_t *h) {
     worker *w = h->data;
+    send_errors(w);
+    log_rotate_check(); /* components may fill it through stdout */
     for (int i = 0; i < w->rt.nexecs && !w->stopping; i++) {
         if (atomic_load(&w->rt.execs[i]->done)) {
             /* a task that could not open: exit non-zero, without a heartbeat,
@@ -323,6 +374,7 @@ static void transport_closed(void *arg) {
 
 static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
+    send_errors(w);
     json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
     if (msg) control_send(w, msg);
     /* a task still running may still send: leave the transport alone then,
@@ -348,7 +400,8 @@ static void on_stop_timer(uv_timer_t *h) {
         if (!drained) log_warn("cleanup timeout reached with tuples still in flight");
         atomic_store(&w->rt.stopping, true);
         for (int i = 0; i < w->rt.nexecs; i++) queue_close(w->rt.execs[i]->inq);
-        w->exit_deadline_ns = now + 2000000000LL;
+        /* the tasks' cleanup gets what is left of the budget */
+        if (w->exit_deadline_ns < now + 200000000LL) w->exit_deadline_ns = now + 200000000LL;
         return;
     }
     bool all_done = true;
@@ -365,7 +418,15 @@ static void begin_stop(worker *w, const char *why) {
     w->stopping = 1;
     log_info("stopping (%s): deactivating spouts and draining", why);
     atomic_store(&w->rt.active, false);
-    w->stop_deadline_ns = now_ns() + conf_int(w->conf, "task.cleanup.timeout.sec") * 1000000000LL;
+    /* the whole stop (drain, then every task's cleanup) fits in
+     * task.cleanup.timeout.sec (at least 1 s): draining may use it up to
+     * the last min(2 s, half of it), which is kept for the cleanup */
+    int64_t budget = conf_int(w->conf, "task.cleanup.timeout.sec") * 1000000000LL;
+    if (budget < 1000000000LL) budget = 1000000000LL;
+    int64_t keep = budget / 2 < 2000000000LL ? budget / 2 : 2000000000LL;
+    int64_t now = now_ns();
+    w->stop_deadline_ns = now + budget - keep;
+    w->exit_deadline_ns = now + budget;
     uv_timer_start(&w->stop_timer, on_stop_timer, 20, 20);
 }
 
@@ -392,6 +453,15 @@ static void on_control(uv_async_t *h) {
         } else if (!strcmp(type, "deactivate")) {
             w->start_inactive = true;
             atomic_store(&w->rt.active, false);
+        } else if (!strcmp(type, "loglevel")) {
+            sd_log_level level;
+            const char *name = json_string_value(json_object_get(msg, "level"));
+            if (name && log_parse_level(name, &level) == 0) {
+                log_set_level(level);
+                log_task(level, 0, "log level now %s", name);
+            } else {
+                log_warn("loglevel: bad level");
+            }
         }
         else log_warn("unknown control message '%s'", type);
     }
@@ -499,6 +569,8 @@ static int start_transport(worker *w) {
     return 0;
 }
 
+static bool log_fd_given; /* our log is a file of our own (rotated by size) */
+
 static int setup_from_assignment(worker *w, json_t *a) {
     char err[1024];
     const char *type = json_string_value(json_object_get(a, "type"));
@@ -516,6 +588,15 @@ static int setup_from_assignment(worker *w, json_t *a) {
     }
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
+    log_set_json(strcmp(conf_str_or(w->conf, "log.format", "text"), "json") == 0);
+    int64_t rotate = conf_int(w->conf, "log.rotate.bytes");
+    if (rotate > 0 && log_fd_given &&
+        log_rotate_by_size(rotate, (int)conf_int(w->conf, "log.rotate.keep"),
+                           strcmp(conf_str_or(w->conf, "worker.stdout.redirect", "log"), "log") == 0) != 0)
+        log_warn("cannot rotate the log: its file is not known");
+    /* a level set at run time wins (streamd loglevel) */
+    const char *live = json_string_value(json_object_get(a, "log_level"));
+    if (live && log_parse_level(live, &level) == 0) log_set_level(level);
     w->rt.worker_index = (int)json_integer_value(json_object_get(a, "worker_index"));
     w->start_inactive = json_is_false(json_object_get(a, "active"));
     char tag[96];
@@ -600,9 +681,14 @@ static void tune_malloc(void) {
         log_warn("mallopt failed; tuple allocation will be slower");
 }
 
-int worker_main(int control_fd) {
+int worker_main(int control_fd, int log_fd) {
+    if (log_fd >= 0) log_use_fd(log_fd);
+    log_fd_given = log_fd >= 0;
     signal(SIGPIPE, SIG_IGN);
     tune_malloc();
+    log_set_error_hook(keep_error);
+    /* no exec from user code gains privileges (setuid binaries, file caps) */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) log_warn("cannot set no_new_privs: %s", strerror(errno));
     worker *w = calloc(1, sizeof *w);
     if (!w) return 1;
     w->control_fd = control_fd;
@@ -613,8 +699,10 @@ int worker_main(int control_fd) {
     json_t *assignment = read_assignment(control_fd);
     if (!assignment || uv_loop_init(&w->loop) != 0) goto out_noloop;
     if (setup_from_assignment(w, assignment) != 0) {
-        json_t *err = json_pack("{s:s, s:i, s:s}", "type", "error", "task", 0, "message",
-                                "worker failed to start (see its log)");
+        bool said = errs.logged > 0;
+        send_errors(w);
+        json_t *err = said ? NULL : json_pack("{s:s, s:i, s:s}", "type", "error", "task", 0, "message",
+                                              "worker failed to start (see its log)");
         if (err) control_send(w, err);
         rc = 2;
         goto out;

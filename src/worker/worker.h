@@ -6,7 +6,10 @@
 #define SD_WORKER_H
 
 /* Reads the assignment from control_fd, runs until told to stop (or the
- * node goes away, or SIGTERM), and returns the process exit status. */
-int worker_main(int control_fd);
+ * node goes away, or SIGTERM), and returns the process exit status. Its log
+ * lines go to log_fd (the node's worker log; what user code writes to
+ * stdout/stderr may go elsewhere: worker.stdout.redirect), or to stderr
+ * when log_fd < 0. */
+int worker_main(int control_fd, int log_fd);
 
 #endif

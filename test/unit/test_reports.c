@@ -137,6 +137,30 @@ static void test_kept_and_ignored(void **state) {
                         "unknown");
     json_decref(v);
 
+    /* why a worker crashes travels with the report; a bad shape is refused */
+    assert_int_equal(put(f, "n2",
+                         "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,"
+                         "\"state\":\"failed\",\"restarts\":3,\"last_exit\":\"OOM killed\","
+                         "\"errors\":[\"task 1: cannot open x\"]}]}",
+                         err),
+                     1);
+    v = view_topology(json_object_get(mstate_map(f->st, MSTATE_TOPOLOGIES), "wc"),
+                      json_object_get(mstate_map(f->st, MSTATE_ASSIGNMENTS), TID), NULL, f->r, 1000, 9);
+    json_t *crashed = NULL;
+    for (size_t i = 0; i < json_array_size(json_object_get(v, "workers")); i++) {
+        json_t *x = json_array_get(json_object_get(v, "workers"), i);
+        if (strcmp(json_string_value(json_object_get(x, "node")), "n2") == 0) crashed = x;
+    }
+    assert_non_null(crashed);
+    assert_int_equal(json_integer_value(json_object_get(crashed, "restarts")), 3);
+    assert_string_equal(json_string_value(json_object_get(crashed, "last_exit")), "OOM killed");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(crashed, "errors"), 0)), "task 1: cannot open x");
+    json_decref(v);
+    assert_true(put(f, "n2",
+                    "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,"
+                    "\"errors\":[1]}]}",
+                    err) < 0);
+
     /* a worker not heard from yet: its state, no counters */
     assert_int_equal(put(f, "n2",
                          "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,"

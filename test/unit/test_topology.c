@@ -170,6 +170,10 @@ static void test_outputs_override(void **state) {
     assert_int_equal(in->field_index[1], 0);
     const topo_component *direct = topology_component(t, "direct");
     assert_int_equal(direct->ninputs, 2);
+    assert_true(direct->limits.has_weight && direct->limits.has_memory && !direct->limits.has_cores);
+    assert_int_equal(direct->limits.cpu_weight, 300);
+    assert_int_equal(direct->limits.memory_mb, 0);
+    assert_false(topology_component(t, "src")->limits.has_weight);
     assert_int_equal(direct->inputs[0].grouping, GROUP_DIRECT);
     assert_int_equal(direct->inputs[0].stream_id, pick->id);
     assert_int_equal(direct->inputs[1].grouping, GROUP_ALL);

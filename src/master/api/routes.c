@@ -239,7 +239,7 @@ static int kill_wait(api_request *req) {
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 typedef enum {
-    R_CLUSTER, R_MASTERS, R_NODES, R_REPORT, R_TOPOLOGIES, R_TOPOLOGY, R_ACTIVATE, R_DEACTIVATE, R_KILL, R_NONE
+    R_CLUSTER, R_MASTERS, R_NODES, R_REPORT, R_TOPOLOGIES, R_TOPOLOGY, R_ACTIVATE, R_DEACTIVATE, R_KILL, R_LOGLEVEL, R_NONE
 } route;
 
 /* The route of segs, and the methods it takes ("GET", "POST", or both). */
@@ -256,6 +256,7 @@ static route match(char **segs, int n, const char **methods) {
     if (strcmp(segs[2], "activate") == 0) return R_ACTIVATE;
     if (strcmp(segs[2], "deactivate") == 0) return R_DEACTIVATE;
     if (strcmp(segs[2], "kill") == 0) return R_KILL;
+    if (strcmp(segs[2], "loglevel") == 0) return R_LOGLEVEL;
     return R_NONE;
 }
 
@@ -314,6 +315,15 @@ void api_routes_handle(void *arg, api_request *req) {
         int wait = kill_wait(req);
         if (wait < 0) api_respond_error(req, 400, "wait: expected seconds 0..%d", LIFE_KILL_WAIT_MAX);
         else life_kill(m->life, req, segs[1], wait);
+        break;
+    }
+    case R_LOGLEVEL: {
+        /* ?level=debug|info|warn|error, or default (back to the topology's log.level) */
+        const char *level = api_query(req, "level");
+        sd_log_level lv;
+        if (!level || (strcmp(level, "default") != 0 && log_parse_level(level, &lv) != 0))
+            api_respond_error(req, 400, "level: expected debug, info, warn, error or default");
+        else life_set_log_level(m->life, req, segs[1], strcmp(level, "default") == 0 ? NULL : level);
         break;
     }
     default: api_respond_error(req, 404, "no such endpoint"); break;

@@ -171,10 +171,14 @@ json_t *view_topology(const json_t *topo, const json_t *assign, json_t *states, 
         if (!ok) break;
         const json_t *rep = r ? reports_worker(r, rec_str(w, "node"), rec_str(topo, "id"), (int)rec_int(w, "port")) : NULL;
         if (rep) add_report(rep, index, sums);
-        ok = push(workers, json_pack("{s:O, s:O, s:O, s:O, s:s}", "node", json_object_get(w, "node"), "host",
-                                     json_object_get(w, "host"), "port", json_object_get(w, "port"), "tasks",
-                                     json_object_get(w, "tasks"), "state",
-                                     worker_state(w, states, rep, now, stale_secs)));
+        json_t *wv = json_pack("{s:O, s:O, s:O, s:O, s:s}", "node", json_object_get(w, "node"), "host",
+                               json_object_get(w, "host"), "port", json_object_get(w, "port"), "tasks",
+                               json_object_get(w, "tasks"), "state", worker_state(w, states, rep, now, stale_secs));
+        /* why a worker crashes: from its node's latest report */
+        static const char *const crash_keys[] = {"restarts", "last_exit", "errors"};
+        for (size_t k = 0; wv && rep && k < 3; k++)
+            if (json_object_get(rep, crash_keys[k])) json_object_set(wv, crash_keys[k], json_object_get(rep, crash_keys[k]));
+        ok = push(workers, wv);
     }
     json_array_foreach(comps, i, c) {
         if (!ok) break;

@@ -1,0 +1,160 @@
+"""Worker cgroups on this machine's real cgroup hierarchies (needs root).
+
+v1: each worker runs in <node's cgroup>/streamd/<topology-id>/<port> of the
+cpu and memory hierarchies; the files hold the configured weight, quota and
+memory limit (a component's limits: raise them); the cgroups are gone
+after the run. A bolt that allocates without bound under a 64 MB limit is
+OOM-killed, the node records the cause and restarts it, and no line is lost.
+v2: on a unified hierarchy whose controllers are bound to v1 the worker is
+still placed in its own cgroup there; supervisor.cgroup.required then makes
+the node refuse to run workers with a clear error.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import read_jsonl, wait_for, worker_pids
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+
+
+def own_cgroups(pid):
+    """{controller or '' for v2: path} from /proc/<pid>/cgroup."""
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctls, path = line.split(":", 2)
+        for c in ctls.split(",") if ctls else [""]:
+            out[c] = path
+    return out
+
+
+def mount_of(fstype, option=None):
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, post = line.split(" - ", 1)
+        f = pre.split()
+        typ, _src, opts = (post.split() + [""])[:3]
+        if typ == fstype and (option is None or option in opts.split(",")):
+            return f[4], f[3]
+    return None, None
+
+
+def cg_dir(fstype, option, path):
+    mnt, root = mount_of(fstype, option)
+    assert mnt, f"no {fstype} {option} mount"
+    rel = path[len(root):] if root != "/" and path.startswith(root) else path
+    return Path(mnt + rel)
+
+
+def lines_file(tmp_path, n, tag):
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"{tag} line {i:05d}\n" for i in range(n)))
+    return src, [f"{tag} line {i:05d}" for i in range(n)]
+
+
+def slow_topology(name, src, sink, config, limits=None, delay_ms=3, workers=1):
+    bolt = {"id": "slow", "class": "pass_through", "parallelism": workers, "args": {"delay.ms": delay_ms},
+            "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]}
+    if limits:
+        bolt["limits"] = limits
+    return {
+        "name": name,
+        "workers": workers,
+        "config": config,
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [bolt, {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
+                         "inputs": [{"from": "slow", "grouping": "shuffle"}]}],
+    }
+
+
+def v1_available():
+    return mount_of("cgroup", "cpu")[0] and mount_of("cgroup", "memory")[0]
+
+
+@pytest.mark.skipif(not v1_available(), reason="no v1 cpu and memory hierarchies")
+def test_v1_worker_cgroup_holds_the_limits(streamd, tmp_path):
+    src, want = lines_file(tmp_path, 1500, "cg")
+    sink = tmp_path / "sink.jsonl"
+    topo = slow_topology("cgv1", src, sink,
+                         {"topology.worker.cpu.weight": 200, "topology.worker.cpu.cores": 1.5,
+                          "topology.worker.memory.mb": 256},
+                         limits={"memory.mb": 300, "cpu.weight": 150})
+    proc = streamd.start(topo, conf={"supervisor.cgroup.mode": "v1"})
+    pid = wait_for(lambda: worker_pids(proc.pid) and worker_pids(proc.pid)[0], 30, what="a worker")
+    cgs = wait_for(lambda: own_cgroups(pid) if "/streamd/" in own_cgroups(pid).get("memory", "") else None, 10,
+                   what="the worker in its cgroup")
+    node_cgs = own_cgroups(proc.pid)
+    for ctl in ("cpu", "memory"):
+        path = cgs[ctl]
+        parent = node_cgs[ctl].rstrip("/")
+        assert path.startswith(parent + "/streamd/"), (ctl, path, parent)
+        assert path.rsplit("/", 2)[1].startswith("cgv1"), path  # <topology-id>/<port>
+        assert path.rsplit("/", 1)[1].isdigit(), path
+    cpu = cg_dir("cgroup", "cpu", cgs["cpu"])
+    mem = cg_dir("cgroup", "memory", cgs["memory"])
+    # the largest of topology (200, 256 MB) and the component (150, 300 MB)
+    assert (cpu / "cpu.shares").read_text().strip() == str(200 * 1024 // 100)
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "150000"
+    assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    assert (mem / "memory.limit_in_bytes").read_text().strip() == str(300 * 1024 * 1024)
+    res = streamd.finish(proc, timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert sorted(r["line"] for r in read_jsonl(sink)) == want
+    assert not cpu.exists() and not mem.exists(), "cgroups left behind"
+
+
+@pytest.mark.skipif(not v1_available(), reason="no v1 cpu and memory hierarchies")
+def test_v1_oom_kill_recorded_and_restarted(streamd, tmp_path):
+    src, want = lines_file(tmp_path, 2000, "oom")
+    sink = tmp_path / "sink.jsonl"
+    marker = tmp_path / "allocated"
+    topo = slow_topology("cgoom", src, sink,
+                         {"topology.worker.memory.mb": 64, "topology.acker.executors": 2,
+                          "topology.message.timeout.secs": 3, "topology.max.spout.pending": 50},
+                         delay_ms=1, workers=2)
+    topo["bolts"][0]["args"].update({"alloc.after": 100, "alloc.marker": str(marker)})
+    res = streamd.run(topo, timeout=180, conf={"supervisor.cgroup.mode": "v1"})
+    assert res.returncode == 0, res.explain()
+    assert marker.exists(), "the bolt never allocated"
+    assert "OOM killed" in res.stderr, res.explain()
+    assert "restarting worker" in res.stderr, res.explain()
+    got = {r["line"] for r in read_jsonl(sink)}
+    missing = [x for x in want if x not in got]
+    assert not missing, f"{len(missing)} lines lost, e.g. {missing[:3]}"
+
+
+def test_v2_unified_hierarchy_placement(streamd, tmp_path):
+    mnt, _ = mount_of("cgroup2")
+    if not mnt:
+        pytest.skip("no cgroup2 mount")
+    src, want = lines_file(tmp_path, 800, "v2")
+    sink = tmp_path / "sink.jsonl"
+    topo = slow_topology("cgv2", src, sink, {"topology.worker.memory.mb": 128})
+    proc = streamd.start(topo, conf={"supervisor.cgroup.mode": "v2"})
+    pid = wait_for(lambda: worker_pids(proc.pid) and worker_pids(proc.pid)[0], 30, what="a worker")
+    path = wait_for(lambda: "/streamd/" in own_cgroups(pid).get("", "") and own_cgroups(pid)[""], 10,
+                    what="the worker in its v2 cgroup")
+    d = cg_dir("cgroup2", None, path)
+    assert d.is_dir()
+    ctls = (d.parent / "cgroup.controllers").read_text().split()
+    if "memory" in ctls:  # a kernel with the controllers on v2
+        assert (d / "memory.max").read_text().strip() == str(128 * 1024 * 1024)
+    res = streamd.finish(proc, timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert sorted(r["line"] for r in read_jsonl(sink)) == want
+    assert not d.exists(), "cgroup left behind"
+    if "memory" not in ctls:
+        assert "without cpu or memory limits" in res.stderr, res.explain()
+
+
+def test_v2_required_without_controllers_refuses(streamd, tmp_path):
+    mnt, _ = mount_of("cgroup2")
+    if not mnt:
+        pytest.skip("no cgroup2 mount")
+    if "memory" in Path(mnt, "cgroup.controllers").read_text().split():
+        pytest.skip("this machine's v2 hierarchy has the controllers")
+    src, _ = lines_file(tmp_path, 10, "req")
+    topo = slow_topology("cgreq", src, tmp_path / "sink.jsonl", {})
+    res = streamd.run(topo, timeout=60, conf={"supervisor.cgroup.mode": "v2", "supervisor.cgroup.required": True})
+    assert res.returncode != 0, res.explain()
+    assert "supervisor.cgroup.required is set but worker cgroups cannot be used" in res.stderr, res.explain()

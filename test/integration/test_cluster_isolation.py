@@ -1,0 +1,143 @@
+"""Worker isolation in cluster mode (real etcd, master, node): a spout that
+cannot open its input shows its reason, restarts and last exit in
+`streamd status NAME`."""
+import pytest
+
+from cluster import Cluster, sink_lines, topology_file, workers_of
+from conftest import wait_for
+
+
+@pytest.fixture
+def cluster(streamd_bin, tmp_path):
+    c = Cluster(streamd_bin, tmp_path)
+    c.etcd.start()
+    yield c
+    try:
+        c.assert_no_sanitizer_report()
+    finally:
+        c.close()
+
+
+def start_cluster(c, nodes=1, slots=2, node_extra=()):
+    c.add_master()
+    for _ in range(nodes):
+        c.add_node(slots=slots, extra=node_extra)
+    wait_for(lambda: c.leader() is not None, 20, what="a leader")
+    wait_for(lambda: len(c.etcd.get_prefix(c.key("nodes/"))) == nodes, 20, what=f"{nodes} nodes registered")
+
+
+def test_open_failure_in_status(cluster, tmp_path):
+    c = cluster
+    start_cluster(c, node_extra=("-c", "supervisor.worker.restart.delay.ms=100"))
+    missing = tmp_path / "missing-input.txt"
+    topo = {
+        "name": "broken",
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(missing)}}],
+        "bolts": [{"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "out.jsonl")},
+                   "inputs": [{"from": "lines", "grouping": "shuffle"}]}],
+    }
+    res = c.client("submit", str(topology_file(tmp_path, topo)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    want = f"file_lines: cannot open {missing}: No such file or directory"
+
+    def shown():
+        r = c.client("status", "broken")
+        return r.returncode == 0 and want in r.stdout and "last exit: status 1" in r.stdout and r.stdout
+    out = wait_for(shown, 60, interval=1, what="the error in streamd status")
+    assert "restarts" in out
+    res = c.client("kill", "broken", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def marker_topology(tmp_path, name, workers=2):
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}\n" for i in range(100000)))
+    sink, marker = tmp_path / "sink.jsonl", tmp_path / "cleanup.marker"
+    topo = {
+        "name": name,
+        "workers": workers,
+        "config": {"topology.acker.executors": workers},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": workers,
+             "args": {"delay.ms": 2, "cleanup.marker": str(marker)},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    return topology_file(tmp_path, topo), sink, marker
+
+
+def test_kill_wait_runs_cleanup(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, marker = marker_topology(tmp_path, "gkill")
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 200, 60, what="tuples in the sink")
+    res = c.client("kill", "gkill", "--wait", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    # deactivated at once: the sink stops growing within the wait
+    wait_for(lambda: not workers_of(c.nodes[0]), 30, what="the workers to stop after the wait")
+    assert marker.exists(), c.all_output()
+    assert len(marker.read_text().split()) == 2, marker.read_text()
+    assert "killing it" not in c.nodes[0].text(), c.all_output()
+
+
+def test_node_stop_runs_cleanup(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, marker = marker_topology(tmp_path, "gstop")
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 200, 60, what="tuples in the sink")
+    workers = workers_of(c.nodes[0])
+    assert len(workers) == 2
+    c.nodes[0].terminate(timeout=30)
+    assert not c.nodes[0].alive()
+    assert not workers_of(c.nodes[0]), "workers outlived their node"
+    assert len(marker.read_text().split()) == 2, c.all_output()
+
+
+def test_loglevel_on_a_running_topology(cluster, tmp_path):
+    c = cluster
+    start_cluster(c)
+    path, sink, _ = marker_topology(tmp_path, "levels", workers=1)
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 50, 60, what="tuples in the sink")
+    [pid] = workers_of(c.nodes[0])
+    logs = list(c.nodes[0].local.rglob("worker-*.log"))
+    assert len(logs) == 1
+    assert " DEBUG [" not in logs[0].read_text()
+    res = c.client("loglevel", "levels", "debug")
+    assert res.returncode == 0 and "log level debug" in res.stdout, res.stdout + res.stderr
+    wait_for(lambda: "log level now debug" in logs[0].read_text(), 30, what="the worker at debug")
+    res = c.client("loglevel", "levels", "default")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: "log level now info" in logs[0].read_text(), 30, what="the worker back at info")
+    assert workers_of(c.nodes[0]) == [pid], "the worker was restarted"
+    res = c.client("loglevel", "levels", "loud")
+    assert res.returncode != 0
+    res = c.client("kill", "levels", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_node_log_file_rotated(cluster, tmp_path):
+    c = cluster
+    log = tmp_path / "node.log"
+    start_cluster(c, node_extra=("-c", f"log.file={log}", "-c", "log.rotate.bytes=600", "-c", "log.rotate.keep=2"))
+    path, sink, _ = marker_topology(tmp_path, "nlog", workers=2)
+    res = c.client("submit", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: sink_lines(sink) > 50, 60, what="tuples in the sink")
+    res = c.client("kill", "nlog", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: not workers_of(c.nodes[0]), 30, what="the workers to stop")
+    c.nodes[0].terminate()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("node.log"))
+    assert names == ["node.log", "node.log.1", "node.log.2"], names
+    text = "".join((tmp_path / n).read_text() for n in names)
+    assert "worker=n0]" in text and "started worker" in text
+    assert "started worker" not in c.nodes[0].text()  # not on stderr
