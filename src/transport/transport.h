@@ -46,6 +46,11 @@ typedef struct transport_config {
     /* received tuples are carved from this pool (owned by the loop thread;
      * may be NULL: malloc) */
     struct tuple_pool *pool;
+    /* loop thread: checks each received tuple before delivery (peer = the
+     * sending worker's index); a non-NULL reason closes that connection,
+     * logged with the peer address and counted in frames_rejected. May be
+     * NULL (no checks beyond decoding). */
+    const char *(*check)(void *arg, int peer, const sd_tuple *t);
 } transport_config;
 
 /* Called on the loop thread for each tuple received, with dest_task set and

@@ -265,6 +265,12 @@ static void conn_process(conn *c) {
                 conn_reject(c, "tuple", codec_strerror(drc));
                 return;
             }
+            const char *bad = tr->cfg.check ? tr->cfg.check(tr->deliver_arg, c->peer->index, t) : NULL;
+            if (bad) {
+                tuple_unref(t);
+                conn_reject(c, "tuple", bad);
+                return;
+            }
             c->held = t;
             continue;
         }

@@ -24,6 +24,7 @@
 
 #include "proto/control.h"
 #include "runtime/executor.h"
+#include "runtime/wire_check.h"
 #include "base/log.h"
 #include "tuple/tuple_pool.h"
 
@@ -189,6 +190,11 @@ static void on_peer_throttle(void *arg, int peer, bool on) {
     if (peer < 0 || peer >= w->rt.nworkers || w->peer_throttle[peer] == on) return;
     w->peer_throttle[peer] = on;
     atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
+}
+
+static const char *check_tuple(void *arg, int peer, const sd_tuple *t) {
+    worker *w = arg;
+    return wire_check(&w->rt, peer, t);
 }
 
 static int deliver_tuple(void *arg, sd_tuple *t) {
@@ -490,6 +496,7 @@ static int start_transport(worker *w) {
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
         .on_throttle = on_peer_throttle,
         .pool = w->loop_pool,
+        .check = check_tuple,
     };
     w->rt.tr = transport_new(&w->loop, &cfg, w->topo, deliver_tuple, w);
     if (!w->rt.tr || transport_start(w->rt.tr) != 0) {
