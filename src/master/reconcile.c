@@ -19,11 +19,15 @@ typedef struct rwrite {
 } rwrite;
 
 json_t *recon_assignment(const json_t *topo, json_t *workers, long long version) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:{}, s:b, s:o, s:I}", "topology_id", rec_str(topo, "id"),
-                     "topology_name", rec_str(topo, "name"), "package", rec_str(topo, "package"), "topology_path",
-                     PACKAGE_TOPOLOGY_NAME, "conf", json_object_get(topo, "conf"), "overrides", "active",
-                     strcmp(rec_str(topo, "status"), "active") == 0, "workers", workers, "version",
-                     (json_int_t)version);
+    json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:O, s:{}, s:b, s:o, s:I}", "topology_id", rec_str(topo, "id"),
+                          "topology_name", rec_str(topo, "name"), "package", rec_str(topo, "package"), "topology_path",
+                          PACKAGE_TOPOLOGY_NAME, "conf", json_object_get(topo, "conf"), "overrides", "active",
+                          strcmp(rec_str(topo, "status"), "active") == 0, "workers", workers, "version",
+                          (json_int_t)version);
+    /* the topology's secret goes to the nodes, which hand it to their workers */
+    json_t *secret = json_object_get(topo, "secret");
+    if (a && json_is_string(secret)) json_object_set(a, "secret", secret);
+    return a;
 }
 
 /* equal but for "version" */

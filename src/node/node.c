@@ -143,6 +143,11 @@ static json_t *assignment_message(node *n, json_t *a, int index) {
     /* spouts start inactive when the topology is deactivated */
     json_t *active = json_object_get(a, "active");
     if (msg && json_is_boolean(active)) json_object_set(msg, "active", active);
+    /* the topology's secret (workers authenticate each other with it) and
+     * package hash (peers must run the same contents) */
+    json_t *secret = json_object_get(a, "secret"), *package = json_object_get(a, "package");
+    if (msg && json_is_string(secret)) json_object_set(msg, "secret", secret);
+    if (msg && json_is_string(package)) json_object_set(msg, "package", package);
     return msg;
 }
 

@@ -5,7 +5,9 @@
  * forged batch to worker `to` and reports whether the worker closed the
  * connection.
  *
- * usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS]
+ * usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS] [guess]
+ * With "guess", it does not use the assignment's secret but a random key of
+ * its own: a peer that knows (or guessed) the topology id and nothing more.
  * KIND: ack_init (an __ack_init naming a spout task that does not exist),
  *       unsubscribed (a user tuple on a stream the destination does not
  *       subscribe), fields (one value more than the stream declares),
@@ -21,6 +23,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 
 #include "base/conf.h"
 #include "topology/topology.h"
+#include "transport/auth.h"
 #include "transport/frame.h"
 #include "tuple/codec.h"
 
@@ -116,9 +120,10 @@ static int forge(const topology *t, json_t *workers, int to, int as, const char 
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS]\n");
+        fprintf(stderr, "usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS] [guess]\n");
         return 1;
     }
+    signal(SIGPIPE, SIG_IGN);
     int to = atoi(argv[3]), as = atoi(argv[4]), secs = argc > 6 ? atoi(argv[6]) : 10;
     const char *kind = argv[5];
     json_error_t jerr;
@@ -154,22 +159,42 @@ int main(int argc, char **argv) {
         perror("connect");
         return 1;
     }
-    uint8_t payload[64 + FRAME_MAX_TOPOLOGY_ID], *fr;
-    size_t n = frame_handshake_encode(payload, sizeof payload, tid, as), flen;
+    uint8_t key[32], hash[32];
+    bool guess = argc > 7 && !strcmp(argv[7], "guess");
+    const char *secret = json_string_value(json_object_get(a, "secret"));
+    const char *package = json_string_value(json_object_get(a, "package"));
+    if ((guess ? auth_random(key, sizeof key) : auth_hex_decode(secret, key)) != 0 ||
+        (package ? auth_hex_decode(package, hash) : auth_file_hash(argv[2], hash)) != 0) {
+        fprintf(stderr, "no usable secret or package hash in the assignment\n");
+        return 1;
+    }
+    frame_hello me = {.worker_index = as, .topology_id = tid}, peer;
+    memcpy(me.hash, hash, 32);
+    if (auth_random(me.nonce, 32) != 0) return 1;
+    uint8_t payload[128 + FRAME_MAX_TOPOLOGY_ID], *fr;
+    size_t n = frame_hello_encode(payload, sizeof payload, &me), flen;
     if (n == 0 || frame_build(FRAME_HANDSHAKE, payload, n, 0, &fr, &flen) != 0 || write_all(fd, fr, flen) != 0) {
         fprintf(stderr, "cannot send the handshake\n");
         return 1;
     }
     free(fr);
     uint8_t hdr[FRAME_HEADER_BYTES], body[512];
-    int idx = -1;
     uint32_t blen = 0;
     if (read_all(fd, hdr, sizeof hdr) == 0) blen = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
     if (blen == 0 || blen > sizeof body || hdr[4] != FRAME_HANDSHAKE || read_all(fd, body, blen) != 0 ||
-        frame_handshake_check(body, blen, tid, &idx) != 0 || idx != to) {
+        frame_hello_check(body, blen, tid, hash, &peer) != 0 || peer.worker_index != to || !peer.has_proof) {
         printf("handshake refused\n");
         return 2;
     }
+    /* the worker's proof is not checked: a guessing peer goes on regardless */
+    auth_transcript tr = {tid, as, to, me.nonce, peer.nonce, hash};
+    uint8_t proof[AUTH_PROOF_BYTES];
+    if (auth_proof(key, AUTH_ROLE_DIALER, &tr, proof) != 0 || frame_build(FRAME_AUTH, proof, sizeof proof, 0, &fr, &flen) != 0 ||
+        write_all(fd, fr, flen) != 0) {
+        printf("handshake refused\n");
+        return 2;
+    }
+    free(fr);
     if (tu) {
         size_t sz = codec_encoded_size(tu);
         uint8_t *rec = malloc(4 + sz);
@@ -179,9 +204,10 @@ int main(int argc, char **argv) {
         rec[2] = (uint8_t)(sz >> 16);
         rec[3] = (uint8_t)(sz >> 24);
         codec_encode(tu, rec + 4);
-        if (frame_build(FRAME_BATCH, rec, 4 + sz, 0, &fr, &flen) != 0 || write_all(fd, fr, flen) != 0) {
-            fprintf(stderr, "cannot send the forged batch\n");
-            return 1;
+        if (frame_build(FRAME_BATCH, rec, 4 + sz, 0, &fr, &flen) != 0) return 1;
+        if (write_all(fd, fr, flen) != 0) {
+            printf("closed\n"); /* before the batch could even be written */
+            return 0;
         }
         free(fr);
         free(rec);
