@@ -39,6 +39,7 @@ def test_only_public_symbols_exported(streamd_bin):
     names = [line.split()[-1] for line in out.stdout.splitlines() if line.split()[1] in "TDBRVW"]
     # the linker's own symbols and copy-relocated libc variables (name@VERSION) are not ours
     linker = {"data_start", "_edata", "_end", "__bss_start", "_IO_stdin_used", "__data_start", "_init", "_fini", "_start"}
-    internal = [n for n in names if not n.startswith(("sd_", "streamd_")) and "@" not in n and n not in linker]
+    # "__" names belong to the compiler's runtime (e.g. the sanitizers')
+    internal = [n for n in names if not n.startswith(("sd_", "streamd_", "__")) and "@" not in n and n not in linker]
     assert sum(n.startswith("sd_") for n in names) >= 30, "the public API is not exported"
     assert not internal, f"{len(internal)} internal symbols exported, e.g. {internal[:10]}"
