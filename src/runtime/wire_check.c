@@ -18,13 +18,6 @@ static bool all_ints(const sd_tuple *t) {
     return true;
 }
 
-static bool subscribed(const worker_rt *rt, int stream, const topo_component *dest) {
-    const stream_routes *sr = &rt->routes[stream];
-    for (int i = 0; i < sr->ntargets; i++)
-        if (sr->targets[i].comp == dest) return true;
-    return false;
-}
-
 const char *wire_check(const worker_rt *rt, int peer, const sd_tuple *t) {
     const topology *topo = rt->topo;
     int dest = t->dest_task, src = t->src_task;
@@ -33,13 +26,12 @@ const char *wire_check(const worker_rt *rt, int peer, const sd_tuple *t) {
     if (rt->task_worker[src] != peer) return "source task does not run on the sending worker";
     if (t->stream_id >= topo->nstreams) return "unknown stream";
     const topo_stream *st = &topo->streams[t->stream_id];
-    const topo_component *sc = topology_task_component(topo, src);
-    const topo_component *dc = topology_task_component(topo, dest);
+    const topo_component *sc = rt->task_comp[src], *dc = rt->task_comp[dest];
     if (!sc || !dc || st->component != sc->index) return "stream does not belong to the source task's component";
     if ((int)t->nvalues != st->nfields) return "value count differs from the stream's fields";
     switch (rt->stream_kind[t->stream_id]) {
     case STREAM_USER:
-        if (!subscribed(rt, t->stream_id, dc)) return "stream not subscribed by the destination's component";
+        if (!rt->subscribed[(size_t)t->stream_id * (size_t)topo->ncomponents + (size_t)dc->index]) return "stream not subscribed by the destination's component";
         return NULL;
     case STREAM_ACK_INIT:
         if (!dc->is_acker || !all_ints(t)) return "malformed __ack_init";
