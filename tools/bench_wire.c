@@ -122,6 +122,9 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
+/* both transports hold the same (arbitrary) topology secret and contents */
+static const uint8_t bench_key[32] = {1}, bench_hash[32] = {2};
+
 static void bench_loopback(long n, size_t lz4) {
     bench *b = calloc(1, sizeof *b);
     if (!b || uv_loop_init(&b->loop) != 0 || uv_async_init(&b->loop, &b->ctl, on_ctl) != 0) exit(1);
@@ -131,7 +134,8 @@ static void bench_loopback(long n, size_t lz4) {
         b->peers[i].port = free_port();
     }
     for (int i = 0; i < 2; i++)
-        b->cfg[i] = (transport_config){.topology_id = "bench", .worker_index = i, .nworkers = 2,
+        b->cfg[i] = (transport_config){.topology_id = "bench", .secret = bench_key, .content_hash = bench_hash,
+                                       .worker_index = i, .nworkers = 2,
                                        .peers = b->peers, .batch_bytes = 65536, .flush_interval_ms = 2,
                                        .lz4_threshold = lz4, .max_frame_bytes = 4 << 20,
                                        .max_buffered_bytes = 4 << 20};

@@ -20,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The functions streamd exports to component libraries; streamd itself is
+ * built with hidden visibility, so nothing else of it is visible to them. */
+#define SD_API __attribute__((visibility("default")))
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,50 +63,50 @@ static inline sd_value sd_bytes(const void *p, uint32_t n) { sd_value x; x.type 
 /* ---- tuples (owned by the runtime) ------------------------------------ */
 typedef struct sd_tuple sd_tuple;
 
-size_t sd_tuple_size(const sd_tuple *t);
+SD_API size_t sd_tuple_size(const sd_tuple *t);
 /* NULL when i is out of range */
-const sd_value *sd_tuple_get(const sd_tuple *t, size_t i);
+SD_API const sd_value *sd_tuple_get(const sd_tuple *t, size_t i);
 /* by declared field name of the tuple's stream; NULL when unknown */
-const sd_value *sd_tuple_field(const sd_tuple *t, const char *name);
+SD_API const sd_value *sd_tuple_field(const sd_tuple *t, const char *name);
 /* name of field i of the tuple's stream; NULL when out of range */
-const char *sd_tuple_field_name(const sd_tuple *t, size_t i);
-const char *sd_tuple_stream(const sd_tuple *t);
-const char *sd_tuple_source_component(const sd_tuple *t);
-int sd_tuple_source_task(const sd_tuple *t);
+SD_API const char *sd_tuple_field_name(const sd_tuple *t, size_t i);
+SD_API const char *sd_tuple_stream(const sd_tuple *t);
+SD_API const char *sd_tuple_source_component(const sd_tuple *t);
+SD_API int sd_tuple_source_task(const sd_tuple *t);
 /* tick tuples arrive on stream "__tick" from component "__system" */
-bool sd_tuple_is_tick(const sd_tuple *t);
+SD_API bool sd_tuple_is_tick(const sd_tuple *t);
 /* keep a tuple past the callback (e.g. to ack it later); release once */
-void sd_tuple_retain(sd_tuple *t);
-void sd_tuple_release(sd_tuple *t);
+SD_API void sd_tuple_retain(sd_tuple *t);
+SD_API void sd_tuple_release(sd_tuple *t);
 
 /* ---- task context ----------------------------------------------------- */
 typedef struct sd_context sd_context;
 
-const char *sd_context_component(const sd_context *c);
-const char *sd_context_topology(const sd_context *c);
-int sd_context_task_id(const sd_context *c);      /* topology-wide, >= 1 */
-int sd_context_task_index(const sd_context *c);   /* 0 .. parallelism-1 */
-int sd_context_parallelism(const sd_context *c);
+SD_API const char *sd_context_component(const sd_context *c);
+SD_API const char *sd_context_topology(const sd_context *c);
+SD_API int sd_context_task_id(const sd_context *c);      /* topology-wide, >= 1 */
+SD_API int sd_context_task_index(const sd_context *c);   /* 0 .. parallelism-1 */
+SD_API int sd_context_parallelism(const sd_context *c);
 /* task ids of a component, in index order; returns count, fills up to max */
-int sd_context_component_tasks(const sd_context *c, const char *component, int *ids, int max);
+SD_API int sd_context_component_tasks(const sd_context *c, const char *component, int *ids, int max);
 
 /* component `args:` from the topology (scalars, as written); def when absent.
  * Relative paths are the user's business; sd_context_arg_path resolves one
  * against the directory of the topology file. Returned strings live as long
  * as the task. */
-const char *sd_context_arg_string(const sd_context *c, const char *key, const char *def);
-int64_t sd_context_arg_int(const sd_context *c, const char *key, int64_t def);
-double sd_context_arg_double(const sd_context *c, const char *key, double def);
-bool sd_context_arg_bool(const sd_context *c, const char *key, bool def);
-const char *sd_context_arg_path(const sd_context *c, const char *key, const char *def);
+SD_API const char *sd_context_arg_string(const sd_context *c, const char *key, const char *def);
+SD_API int64_t sd_context_arg_int(const sd_context *c, const char *key, int64_t def);
+SD_API double sd_context_arg_double(const sd_context *c, const char *key, double def);
+SD_API bool sd_context_arg_bool(const sd_context *c, const char *key, bool def);
+SD_API const char *sd_context_arg_path(const sd_context *c, const char *key, const char *def);
 
 /* merged configuration (defaults < --config < topology config < -c) */
-const char *sd_context_conf_string(const sd_context *c, const char *key, const char *def);
-int64_t sd_context_conf_int(const sd_context *c, const char *key, int64_t def);
+SD_API const char *sd_context_conf_string(const sd_context *c, const char *key, const char *def);
+SD_API int64_t sd_context_conf_int(const sd_context *c, const char *key, int64_t def);
 
 /* ---- logging (tagged with cluster, host, topology, worker, task) ------ */
 typedef enum { SD_LOG_DEBUG = 0, SD_LOG_INFO = 1, SD_LOG_WARN = 2, SD_LOG_ERROR = 3 } sd_log_level;
-void sd_log(const sd_context *c, sd_log_level level, const char *fmt, ...)
+SD_API void sd_log(const sd_context *c, sd_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- collector -------------------------------------------------------- */
@@ -111,30 +115,30 @@ typedef struct sd_collector sd_collector;
 /* Spout emit. With has_msg_id the tuple tree is tracked: ack(msg_id) or
  * fail(msg_id) is called back on the spout. stream NULL = "default".
  * Returns 0, or -1 (and logs) on an undeclared stream or wrong field count. */
-int sd_spout_emit(sd_collector *col, const char *stream, const sd_value *values, size_t n,
+SD_API int sd_spout_emit(sd_collector *col, const char *stream, const sd_value *values, size_t n,
                   bool has_msg_id, uint64_t msg_id);
-int sd_spout_emit_direct(sd_collector *col, int task, const char *stream,
+SD_API int sd_spout_emit_direct(sd_collector *col, int task, const char *stream,
                          const sd_value *values, size_t n, bool has_msg_id, uint64_t msg_id);
 
 /* The spout will never replay msg_id (e.g. its retry budget ran out): the
  * tuple is counted as lost for good ("failed_final"); local mode's
  * --until-drained then exits non-zero. */
-void sd_spout_gave_up(sd_collector *col, uint64_t msg_id);
+SD_API void sd_spout_gave_up(sd_collector *col, uint64_t msg_id);
 
 /* Bolt emit, anchored to anchors[0..nanchors) (none: unanchored). */
-int sd_emit(sd_collector *col, const char *stream, sd_tuple *const *anchors, size_t nanchors,
+SD_API int sd_emit(sd_collector *col, const char *stream, sd_tuple *const *anchors, size_t nanchors,
             const sd_value *values, size_t n);
-int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *const *anchors,
+SD_API int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *const *anchors,
                    size_t nanchors, const sd_value *values, size_t n);
 /* The task ids the last emit of this task (spout or bolt, returning 0) was
  * sent to: returns their count and fills up to max of them. Costs nothing
  * unless called (Storm's emit returns them; multi-lang children ask). */
-int sd_emit_last_tasks(sd_collector *col, int *tasks, int max);
-void sd_ack(sd_collector *col, sd_tuple *t);
-void sd_fail(sd_collector *col, sd_tuple *t);
+SD_API int sd_emit_last_tasks(sd_collector *col, int *tasks, int max);
+SD_API void sd_ack(sd_collector *col, sd_tuple *t);
+SD_API void sd_fail(sd_collector *col, sd_tuple *t);
 
 /* Logged, counted, and shown with the task's errors. */
-void sd_report_error(sd_collector *col, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+SD_API void sd_report_error(sd_collector *col, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- component definitions -------------------------------------------- */
 typedef struct sd_stream_decl {

@@ -26,6 +26,7 @@
 #include "node/node.h"
 #include "store/store.h"
 #include "topology/topology.h"
+#include "transport/auth.h"
 
 #define LOCAL_NODE_ID "local"
 #define LOCAL_PROGRESS_MS 5000
@@ -146,6 +147,10 @@ static int write_assignment(local *l, const char *abs_path) {
                           l->opts->overrides ? conf_to_json(l->opts->overrides) : json_object(), "workers", workers,
                           "version", 1);
     if (a && l->log_level) json_object_set_new(a, "log_level", json_string(l->log_level));
+    /* the topology's secret, made at start: the workers authenticate each other with it */
+    char secret[AUTH_KEY_HEX];
+    if (a && auth_key_new(secret) == 0) json_object_set_new(a, "secret", json_string(secret));
+    else log_error("no random bytes for the topology's secret; the workers will not connect");
     return put_json(l, l->assign_key, a);
 }
 

@@ -9,6 +9,7 @@
 #include "master/lifecycle.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "master/records.h"
 #include "master/subcheck.h"
 #include "package/package.h"
+#include "transport/auth.h"
 
 typedef struct submission {
     life *l;
@@ -125,9 +127,18 @@ static json_t *topology_record(const submission *s) {
     char id[REC_MAX_ID + 32];
     int64_t now = now_s();
     snprintf(id, sizeof id, "%s-%lld-%08x", s->chk.name, (long long)now, rnd);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:O, s:O, s:I}", "name", s->chk.name, "id", id, "status",
-                     "active", "package", s->chk.hash, "workers", s->chk.workers, "ntasks", s->chk.ntasks, "conf",
-                     s->chk.conf, "components", s->chk.components, "submit_time", (json_int_t)now);
+    /* the topology's secret: workers prove they hold it to each other (auth.h) */
+    char secret[AUTH_KEY_HEX];
+    if (auth_key_new(secret) != 0) {
+        log_error("topology %s: no random bytes for its secret", s->chk.name);
+        return NULL;
+    }
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:O, s:O, s:I}", "name", s->chk.name, "id", id,
+                            "status", "active", "package", s->chk.hash, "secret", secret, "workers", s->chk.workers,
+                            "ntasks", s->chk.ntasks, "conf", s->chk.conf, "components", s->chk.components,
+                            "submit_time", (json_int_t)now);
+    OPENSSL_cleanse(secret, sizeof secret);
+    return rec;
 }
 
 static void on_package_stored(void *arg, int err) {

@@ -27,6 +27,9 @@ json_t *recon_assignment(const json_t *topo, json_t *workers, long long version)
     /* streamd loglevel: nodes pass it to the running workers */
     json_t *level = json_object_get(topo, "log_level");
     if (a && json_is_string(level)) json_object_set(a, "log_level", level);
+    /* the topology's secret goes to the nodes, which hand it to their workers */
+    json_t *secret = json_object_get(topo, "secret");
+    if (a && json_is_string(secret)) json_object_set(a, "secret", secret);
     return a;
 }
 

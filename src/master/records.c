@@ -98,6 +98,8 @@ json_t *rec_topology(const char *name, const char *value, size_t len, char *err,
     if (!status || (strcmp(status, "active") != 0 && strcmp(status, "inactive") != 0 && strcmp(status, "killing") != 0))
         return refuse(v, err, errlen, "bad \"status\"");
     if (!is_hex64(rec_str(v, "package"))) return refuse(v, err, errlen, "\"package\" is not a SHA-256");
+    if (json_object_get(v, "secret") && !is_hex64(rec_str(v, "secret")))
+        return refuse(v, err, errlen, "\"secret\" is not 64 hex digits");
     if (!int_in(json_object_get(v, "workers"), 1, REC_MAX_WORKERS)) return refuse(v, err, errlen, "bad \"workers\"");
     json_t *nt = json_object_get(v, "ntasks");
     if (!int_in(nt, 0, REC_MAX_TASKS)) return refuse(v, err, errlen, "bad \"ntasks\"");

@@ -152,6 +152,11 @@ static json_t *assignment_message(node *n, json_t *a, int index) {
     json_t *level = json_object_get(a, "log_level");
     if (msg && json_is_string(level) && log_parse_level(json_string_value(level), &lv) == 0)
         json_object_set(msg, "log_level", level);
+    /* the topology's secret (workers authenticate each other with it) and
+     * package hash (peers must run the same contents) */
+    json_t *secret = json_object_get(a, "secret"), *package = json_object_get(a, "package");
+    if (msg && json_is_string(secret)) json_object_set(msg, "secret", secret);
+    if (msg && json_is_string(package)) json_object_set(msg, "package", package);
     return msg;
 }
 

@@ -1,6 +1,7 @@
 /*
  * grouping: who receives a tuple. routes_build turns the topology's inputs
- * into, per stream, the list of subscribing components; grouping_choose
+ * into, per stream, the list of subscribing components (and the lookup
+ * tables wire_check uses: each task's component, who subscribes to what); grouping_choose
  * picks destination tasks for one tuple (executor thread only: it uses the
  * executor's round-robin counter, random state and load estimates).
  */
@@ -14,7 +15,10 @@ int routes_build(worker_rt *rt) {
     const topology *t = rt->topo;
     rt->routes = calloc((size_t)t->nstreams, sizeof *rt->routes);
     rt->stream_kind = calloc((size_t)t->nstreams, 1);
-    if (!rt->routes || !rt->stream_kind) return -1;
+    rt->task_comp = calloc((size_t)t->ntasks + 1, sizeof *rt->task_comp);
+    rt->subscribed = calloc((size_t)t->nstreams * (size_t)t->ncomponents + 1, 1);
+    if (!rt->routes || !rt->stream_kind || !rt->task_comp || !rt->subscribed) return -1;
+    for (int task = 1; task <= t->ntasks; task++) rt->task_comp[task] = topology_task_component(t, task);
     static const struct { const char *name; uint8_t kind; } kinds[] = {
         {TOPO_STREAM_ACK_INIT, STREAM_ACK_INIT}, {TOPO_STREAM_ACK_ACK, STREAM_ACK_ACK},
         {TOPO_STREAM_ACK_FAIL, STREAM_ACK_FAIL}, {TOPO_STREAM_ACK_DONE, STREAM_ACK_DONE},
@@ -34,6 +38,7 @@ int routes_build(worker_rt *rt) {
             route_target *tg = &sr->targets[sr->ntargets++];
             tg->comp = comp;
             tg->input = in;
+            rt->subscribed[(size_t)in->stream_id * (size_t)t->ncomponents + (size_t)c] = 1;
             tg->ntasks = comp->parallelism;
             tg->nlocal = 0;
             tg->local_tasks = calloc((size_t)comp->parallelism, sizeof(int));
@@ -56,6 +61,10 @@ int routes_build(worker_rt *rt) {
 void routes_free(worker_rt *rt) {
     free(rt->stream_kind);
     rt->stream_kind = NULL;
+    free(rt->task_comp);
+    rt->task_comp = NULL;
+    free(rt->subscribed);
+    rt->subscribed = NULL;
     if (!rt->routes) return;
     for (int s = 0; s < rt->topo->nstreams; s++) {
         for (int i = 0; i < rt->routes[s].ntargets; i++) free(rt->routes[s].targets[i].local_tasks);

@@ -43,6 +43,8 @@ typedef struct worker_rt {
     int nexecs;
     struct executor **execs;
     stream_routes *routes;        /* [nstreams] */
+    const topo_component **task_comp; /* [ntasks + 1]: each task's component ([0] NULL) */
+    uint8_t *subscribed;          /* [nstreams * ncomponents]: component c subscribes to stream s */
     uint8_t *stream_kind;         /* [nstreams]: STREAM_* */
     int max_fanout;               /* most destination tasks one emit can have */
     const topo_component *acker;  /* NULL when acking is off */

@@ -7,6 +7,7 @@
  * topology.c only (topo_grouping_name is public).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,49 @@ static int check_inputs(loader *ld) {
     return 0;
 }
 
+/* Cycles are refused: a bounded queue on a back edge could fill while its
+ * consumer waits to emit into the cycle, and the cycle would deadlock.
+ * Depth-first along inputs (to the producers); state per component:
+ * 0 unseen, 1 on the path, 2 done. Reports the input that closes a cycle,
+ * with the cycle from that input's producer back to it. */
+static int cycle_from(loader *ld, int ci, uint8_t *state, int *path, int depth) {
+    topology *t = ld->t;
+    topo_component *c = &t->components[ci];
+    state[ci] = 1;
+    path[depth] = ci;
+    for (int k = 0; k < c->ninputs; k++) {
+        int from = c->inputs[k].from_component;
+        if (from < 0 || from >= ld->nuser) continue;
+        if (state[from] == 1) {
+            char cyc[512];
+            size_t n = 0;
+            int start = depth;
+            while (start > 0 && path[start] != from) start--;
+            /* the path runs consumer-ward from `from` down to ci; print it producer first */
+            for (int d = start; d <= depth && n < sizeof cyc; d++)
+                n += (size_t)snprintf(cyc + n, sizeof cyc - n, "%s <- ", t->components[path[d]].id);
+            if (n < sizeof cyc) snprintf(cyc + n, sizeof cyc - n, "%s", t->components[from].id);
+            return topo_fail(ld, input_line(ld, ci, k, "from"),
+                             "%s '%s': input from '%s' closes a cycle (%s); cycles are not supported", topo_kind_word(c),
+                             c->id, t->components[from].id, cyc);
+        }
+        if (state[from] == 0 && cycle_from(ld, from, state, path, depth + 1) != 0) return -1;
+    }
+    state[ci] = 2;
+    return 0;
+}
+
+static int check_cycles(loader *ld) {
+    uint8_t *state = calloc((size_t)ld->nuser + 1, 1);
+    int *path = calloc((size_t)ld->nuser + 1, sizeof *path);
+    int rc = state && path ? 0 : topo_fail(ld, 0, "out of memory checking for cycles");
+    for (int i = 0; i < ld->nuser && rc == 0; i++)
+        if (state[i] == 0) rc = cycle_from(ld, i, state, path, 0);
+    free(state);
+    free(path);
+    return rc;
+}
+
 static int check_classes(loader *ld) {
     topology *t = ld->t;
     for (int i = 0; i < ld->nuser; i++) {
@@ -215,7 +259,7 @@ int topo_validate_shape(loader *ld) {
 }
 
 int topo_validate_links(loader *ld, const yd_node *root) {
-    if (check_inputs(ld) != 0 || check_classes(ld) != 0) return -1;
+    if (check_inputs(ld) != 0 || check_cycles(ld) != 0 || check_classes(ld) != 0) return -1;
     bool has_spout = false;
     for (int i = 0; i < ld->nuser; i++) has_spout = has_spout || ld->t->components[i].kind == SD_SPOUT;
     if (!has_spout) return topo_fail(ld, root->line, "topology '%s' has no spouts", ld->t->name);

@@ -34,6 +34,7 @@ const char *frame_strerror(int err) {
     case FRAME_EVERSION: return "unsupported protocol version";
     case FRAME_ETOPOLOGY: return "peer belongs to another topology";
     case FRAME_EHANDSHAKE: return "malformed handshake";
+    case FRAME_EPACKAGE: return "peer runs other topology contents (package hash differs)";
     }
     return "unknown frame error";
 }
@@ -86,27 +87,36 @@ int frame_build(uint8_t type, const void *payload, size_t len, size_t lz4_thresh
     return 0;
 }
 
-size_t frame_handshake_encode(uint8_t *out, size_t cap, const char *topology_id, int worker_index) {
-    size_t idlen = strlen(topology_id);
-    size_t need = 10 + idlen;
-    if (idlen > FRAME_MAX_TOPOLOGY_ID || worker_index < 0 || worker_index > UINT16_MAX || cap < need) return 0;
+size_t frame_hello_encode(uint8_t *out, size_t cap, const frame_hello *h) {
+    size_t idlen = strlen(h->topology_id);
+    size_t need = 10 + idlen + 64 + (h->has_proof ? 32 : 0);
+    if (idlen > FRAME_MAX_TOPOLOGY_ID || h->worker_index < 0 || h->worker_index > UINT16_MAX || cap < need) return 0;
     put32(out, FRAME_MAGIC);
     put16(out + 4, FRAME_VERSION);
-    put16(out + 6, (uint16_t)worker_index);
+    put16(out + 6, (uint16_t)h->worker_index);
     put16(out + 8, (uint16_t)idlen);
-    memcpy(out + 10, topology_id, idlen);
+    memcpy(out + 10, h->topology_id, idlen);
+    memcpy(out + 10 + idlen, h->nonce, 32);
+    memcpy(out + 42 + idlen, h->hash, 32);
+    if (h->has_proof) memcpy(out + 74 + idlen, h->proof, 32);
     return need;
 }
 
-int frame_handshake_check(const uint8_t *p, size_t len, const char *topology_id, int *worker_index) {
+int frame_hello_check(const uint8_t *p, size_t len, const char *topology_id, const uint8_t hash[32], frame_hello *h) {
     if (len < 4) return FRAME_EHANDSHAKE;
     if (get32(p) != FRAME_MAGIC) return FRAME_EMAGIC;
     if (len < 10) return FRAME_EHANDSHAKE;
     if (get16(p + 4) != FRAME_VERSION) return FRAME_EVERSION;
     size_t idlen = get16(p + 8);
-    if (idlen > FRAME_MAX_TOPOLOGY_ID || len != 10 + idlen) return FRAME_EHANDSHAKE;
+    if (idlen > FRAME_MAX_TOPOLOGY_ID || (len != 74 + idlen && len != 106 + idlen)) return FRAME_EHANDSHAKE;
     if (idlen != strlen(topology_id) || memcmp(p + 10, topology_id, idlen) != 0) return FRAME_ETOPOLOGY;
-    *worker_index = get16(p + 6);
+    if (memcmp(p + 42 + idlen, hash, 32) != 0) return FRAME_EPACKAGE;
+    memset(h, 0, sizeof *h);
+    h->worker_index = get16(p + 6);
+    memcpy(h->nonce, p + 10 + idlen, 32);
+    memcpy(h->hash, p + 42 + idlen, 32);
+    h->has_proof = len == 106 + idlen;
+    if (h->has_proof) memcpy(h->proof, p + 74 + idlen, 32);
     return 0;
 }
 
@@ -216,7 +226,8 @@ int frame_reader_next(frame_reader *r, frame *f) {
     size_t plen = get32(h), rawlen = get32(h + 8);
     uint8_t type = h[4], flags = h[5];
     /* validate the header before waiting for a payload we would reject */
-    if (type != FRAME_HANDSHAKE && type != FRAME_BATCH && type != FRAME_THROTTLE) return FRAME_ETYPE;
+    if (type < FRAME_HANDSHAKE || type > FRAME_PING)
+        return FRAME_ETYPE;
     if ((flags & ~FRAME_F_LZ4) != 0 || get16(h + 6) != 0) return FRAME_EFLAGS;
     if (plen > r->max_frame || rawlen > r->max_frame) return FRAME_EOVERSIZE;
     if (flags & FRAME_F_LZ4) {

@@ -3,14 +3,18 @@
  *
  * Header (FRAME_HEADER_BYTES, little-endian):
  *   u32 payload_len   bytes that follow the header
- *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH, FRAME_THROTTLE
+ *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH, FRAME_THROTTLE, FRAME_AUTH, FRAME_PING
  *   u8  flags         FRAME_F_LZ4: payload is one LZ4 block
  *   u16 reserved      0
  *   u32 raw_len       payload length once decompressed (= payload_len if not)
  * Both lengths are limited by the reader's max_frame.
  *
- * Handshake payload: u32 FRAME_MAGIC, u16 FRAME_VERSION, u16 worker index,
- *   u16 topology id length, topology id bytes (<= FRAME_MAX_TOPOLOGY_ID).
+ * Handshake payload ("hello"): u32 FRAME_MAGIC, u16 FRAME_VERSION, u16 worker
+ *   index, u16 topology id length, topology id bytes (<= FRAME_MAX_TOPOLOGY_ID),
+ *   32-byte nonce, 32-byte topology content hash, and, in the acceptor's
+ *   answer only, its 32-byte proof (auth.h).
+ * Auth payload: the dialer's 32-byte proof (the handshake's last message).
+ * Ping payload: empty; keeps an idle link's peer from declaring us down.
  * Batch payload: records of (u32 len, len bytes of one codec-encoded tuple).
  * Throttle payload: u8 1 = "my queues overflow: pause your spouts", 0 = resume.
  *
@@ -25,10 +29,11 @@
 
 #define FRAME_HEADER_BYTES 12
 #define FRAME_MAGIC 0x4B574453u /* "SDWK" on the wire */
-#define FRAME_VERSION 1
+#define FRAME_VERSION 2
 #define FRAME_MAX_TOPOLOGY_ID 255
 
-enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3 };
+enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3, FRAME_AUTH = 4, FRAME_PING = 5 };
+#define FRAME_HELLO_SECRET_BYTES 32 /* nonce, hash and proof are 32 bytes each */
 #define FRAME_F_LZ4 0x01
 
 enum {
@@ -44,6 +49,7 @@ enum {
     FRAME_EVERSION = -8,   /* handshake: other protocol version */
     FRAME_ETOPOLOGY = -9,  /* handshake: peer of another topology */
     FRAME_EHANDSHAKE = -10,/* handshake: malformed */
+    FRAME_EPACKAGE = -11,  /* handshake: peer runs other topology contents */
 };
 const char *frame_strerror(int err);
 
@@ -60,11 +66,21 @@ size_t frame_lz4_compress(const uint8_t *src, size_t len, uint8_t *dst, size_t c
 int frame_build(uint8_t type, const void *payload, size_t len, size_t lz4_threshold, uint8_t **out,
                 size_t *out_len);
 
-/* Handshake payload into out (cap bytes); returns its length, 0 if it does
- * not fit or the topology id is too long. */
-size_t frame_handshake_encode(uint8_t *out, size_t cap, const char *topology_id, int worker_index);
-/* Checks magic, version and topology id; sets *worker_index. 0 or FRAME_E*. */
-int frame_handshake_check(const uint8_t *p, size_t len, const char *topology_id, int *worker_index);
+/* The handshake message of one side. */
+typedef struct frame_hello {
+    int worker_index;
+    const char *topology_id;       /* encode only: ours (check compares with the caller's) */
+    uint8_t nonce[32];
+    uint8_t hash[32];
+    bool has_proof;
+    uint8_t proof[32];
+} frame_hello;
+/* Hello payload into out (cap bytes); returns its length, 0 if it does not
+ * fit or the topology id is too long. */
+size_t frame_hello_encode(uint8_t *out, size_t cap, const frame_hello *h);
+/* Parses p and checks magic, version, topology id and content hash against
+ * ours; fills *h (topology_id left NULL). 0 or FRAME_E*. */
+int frame_hello_check(const uint8_t *p, size_t len, const char *topology_id, const uint8_t hash[32], frame_hello *h);
 
 /* Iterates batch records: at *off, sets rec/rec_len and advances. Returns 1
  * for a record, 0 at the end, FRAME_ELENGTH when a record overruns. */

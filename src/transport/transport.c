@@ -10,9 +10,10 @@
  *
  * Connections: worker i dials every worker j > i; j accepts and learns i
  * from the handshake, so each pair shares exactly one bidirectional
- * connection. The dialer sends its handshake first; the acceptor checks it
- * (magic, version, topology id, a plausible index) and answers with its own;
- * only then do batches flow. The dialer reconnects with exponential backoff
+ * connection. The handshake (transport_conn.c) is three messages: the
+ * dialer's hello (index, topology id, nonce, content hash), the acceptor's
+ * hello with its proof over both nonces, the dialer's proof; only then do
+ * batches flow. The dialer reconnects with exponential backoff
  * (RECONNECT_MIN_MS .. RECONNECT_MAX_MS) whenever its connection is lost.
  *
  * Threads: the loop thread owns every socket, timer and conn (the full
@@ -51,6 +52,10 @@
 #define DEFAULT_FLUSH_MS 5
 #define DEFAULT_MAX_FRAME (16u << 20)
 #define DEFAULT_MAX_BUFFERED (8u << 20)
+#define DEFAULT_HANDSHAKE_MS 5000
+#define DEFAULT_MAX_STRANGERS 64
+#define DEFAULT_HEARTBEAT_MS 1000
+#define DEFAULT_PEER_TIMEOUT_MS 10000
 
 /* one uv_write of a peer's swapped-out buffer, cut into frames */
 typedef struct wreq {
@@ -70,7 +75,7 @@ static void peer_flush(peer *p);
 
 transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const topology *topo,
                          transport_deliver_cb deliver, void *arg) {
-    if (!cfg->topology_id || cfg->nworkers <= 0 || cfg->worker_index < 0 ||
+    if (!cfg->topology_id || !cfg->secret || !cfg->content_hash || cfg->nworkers <= 0 || cfg->worker_index < 0 ||
         cfg->worker_index >= cfg->nworkers || !cfg->peers || !deliver) {
         log_error("transport: invalid configuration (worker %d of %d)", cfg->worker_index, cfg->nworkers);
         return NULL;
@@ -91,7 +96,18 @@ transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const top
     if (!tr->cfg.max_frame_bytes) tr->cfg.max_frame_bytes = DEFAULT_MAX_FRAME;
     if (!tr->cfg.max_buffered_bytes) tr->cfg.max_buffered_bytes = DEFAULT_MAX_BUFFERED;
     if (tr->cfg.max_frame_bytes < 1024) tr->cfg.max_frame_bytes = 1024;
+    if (tr->cfg.handshake_timeout_ms <= 0) tr->cfg.handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
+    if (tr->cfg.max_unauthenticated <= 0) tr->cfg.max_unauthenticated = DEFAULT_MAX_STRANGERS;
+    if (tr->cfg.heartbeat_interval_ms <= 0) tr->cfg.heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
+    if (tr->cfg.peer_timeout_ms <= 0) tr->cfg.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
     tr->frame_limit = tr->cfg.max_frame_bytes - FRAME_HEADER_BYTES;
+    frame_reader probe;
+    frame_reader_init(&probe, tr->cfg.max_frame_bytes); /* its clamp to what lz4 can decompress */
+    tr->rd_max_frame = probe.max_frame;
+    memcpy(tr->key, cfg->secret, sizeof tr->key);
+    memcpy(tr->hash, cfg->content_hash, sizeof tr->hash);
+    tr->cfg.secret = tr->key;
+    tr->cfg.content_hash = tr->hash;
     tr->topology_id = strdup(cfg->topology_id);
     tr->addrs = calloc((size_t)cfg->nworkers, sizeof *tr->addrs);
     tr->peers = calloc((size_t)cfg->nworkers, sizeof *tr->peers);
@@ -347,6 +363,22 @@ static void on_flush_timer(uv_timer_t *t) {
     if (!any_buffered(tr)) uv_timer_stop(t);
 }
 
+/* ---- liveness -------------------------------------------------------------- */
+
+static void on_hb_timer(uv_timer_t *t) {
+    transport *tr = t->data;
+    uint64_t now = uv_now(tr->loop);
+    /* a tick far behind schedule means this process was paused (SIGSTOP,
+     * swapping): its peers were not silent, we were not listening */
+    bool paused = tr->last_hb_ms && now - tr->last_hb_ms > 2 * (uint64_t)tr->cfg.heartbeat_interval_ms + 1000;
+    tr->last_hb_ms = now;
+    for (int i = 0; i < tr->cfg.nworkers; i++) {
+        conn *c = tr->peers[i].conn;
+        if (c && paused) c->last_rx_ms = now;
+        else if (c) tconn_heartbeat(c, now);
+    }
+}
+
 /* ---- throttling our peers ------------------------------------------------ */
 
 void transport_set_throttle(transport *tr, bool on) {
@@ -417,6 +449,11 @@ int transport_start(transport *tr) {
     tr->open_handles++;
     uv_timer_start(&tr->flush_timer, on_flush_timer, (uint64_t)tr->cfg.flush_interval_ms,
                    (uint64_t)tr->cfg.flush_interval_ms);
+    uv_timer_init(tr->loop, &tr->hb_timer);
+    tr->hb_timer.data = tr;
+    tr->open_handles++;
+    uv_timer_start(&tr->hb_timer, on_hb_timer, (uint64_t)tr->cfg.heartbeat_interval_ms,
+                   (uint64_t)tr->cfg.heartbeat_interval_ms);
     for (int i = 0; i < tr->cfg.nworkers; i++) {
         peer *p = &tr->peers[i];
         if (!p->dial) continue;
@@ -444,7 +481,7 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
     peer *p = &tr->peers[worker];
     size_t max_buf = tr->cfg.max_buffered_bytes;
     int ret = 0;
-    bool wake = false, waited_for_peer = false;
+    bool wake = false;
     uint64_t dropped = 0;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
@@ -460,22 +497,10 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
             /* acks may overshoot (to twice the limit) rather than wait */
             if (never_block && p->connected && used + sz <= 2 * max_buf) break;
             if (never_block) goto drop;
-            if (!p->connected) {
-                /* a peer that is down (restarting): wait a little for it
-                 * once per call, so that a sender does not spin through
-                 * tuples dropping them as fast as it can make them */
-                if (waited_for_peer) goto drop;
-                waited_for_peer = true;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 100 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&p->room, &p->mu, &ts);
-                continue;
-            }
+            /* a down peer: its buffer is a bounded overflow, kept for its
+             * return; beyond it tuples are dropped at once (acking replays
+             * them), so that a dead peer never slows sends to the others */
+            if (!p->connected) goto drop;
             if (wake) {
                 uv_async_send(&tr->wake);
                 wake = false;
@@ -526,6 +551,7 @@ void transport_get_stats(transport *tr, transport_stats *out) {
     out->frames_received = atomic_load(&tr->frames_received);
     out->frames_rejected = atomic_load(&tr->frames_rejected);
     out->handshakes_rejected = atomic_load(&tr->handshakes_rejected);
+    out->peers_timed_out = atomic_load(&tr->peers_timed_out);
     out->connected_peers = atomic_load(&tr->connected_peers);
     out->buffered_bytes = 0;
     for (int i = 0; i < tr->cfg.nworkers; i++) {
@@ -571,6 +597,7 @@ void transport_close(transport *tr, void (*done)(void *arg), void *arg) {
     uv_close((uv_handle_t *)&tr->listener, on_handle_closed);
     uv_close((uv_handle_t *)&tr->wake, on_handle_closed);
     uv_close((uv_handle_t *)&tr->flush_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&tr->hb_timer, on_handle_closed);
     if (tr->nconns > 0) {
         uv_timer_init(tr->loop, &tr->close_timer);
         tr->close_timer.data = tr;

@@ -5,7 +5,9 @@
  * handshake that rejects a peer of another topology, length-prefixed frames
  * with a maximum size, batching per destination worker (flush on size or on
  * a short timer), lz4 for frames above a threshold. A malformed or oversized
- * frame closes that connection only, and is logged.
+ * frame closes that connection only, and is logged. The handshake is a
+ * mutual challenge-response over the topology's secret (auth.h), so only
+ * holders of the secret with the same topology contents exchange tuples.
  *
  * Threads: the loop thread (the worker's libuv loop) owns every socket and
  * timer. transport_send may be called from any executor thread; it hands
@@ -30,6 +32,8 @@ typedef struct transport_peer {
 
 typedef struct transport_config {
     const char *topology_id;   /* handshake: peers of another topology are rejected */
+    const uint8_t *secret;     /* AUTH_KEY_BYTES: the topology's key; peers must prove they hold it */
+    const uint8_t *content_hash; /* AUTH_HASH_BYTES: package/topology hash; peers must have the same */
     int worker_index;          /* this worker */
     int nworkers;
     const transport_peer *peers; /* nworkers entries, index = worker index (self included) */
@@ -39,13 +43,23 @@ typedef struct transport_config {
     size_t lz4_threshold;      /* compress frames at least this big; 0 = never */
     size_t max_frame_bytes;    /* larger incoming frames close the connection (16 MiB);
                                 * also caps what we send: a bigger tuple is dropped */
-    size_t max_buffered_bytes; /* per peer: senders wait above this (backpressure) (8 MiB) */
+    size_t max_buffered_bytes; /* per peer: senders wait above this while the peer is up
+                                * (backpressure); a down peer's overflow: dropped above (8 MiB) */
+    int handshake_timeout_ms;  /* a connection still in its handshake then is closed (5000) */
+    int max_unauthenticated;   /* accepted connections in their handshake at once (64) */
+    int heartbeat_interval_ms; /* idle links carry a ping this often (1000) */
+    int peer_timeout_ms;       /* a peer silent this long is declared down (10000) */
     /* loop thread: peer asks us to pause (on) or resume our spouts; a peer
      * that disconnects counts as resumed. May be NULL. */
     void (*on_throttle)(void *arg, int peer, bool on);
     /* received tuples are carved from this pool (owned by the loop thread;
      * may be NULL: malloc) */
     struct tuple_pool *pool;
+    /* loop thread: checks each received tuple before delivery (peer = the
+     * sending worker's index); a non-NULL reason closes that connection,
+     * logged with the peer address and counted in frames_rejected. May be
+     * NULL (no checks beyond decoding). */
+    const char *(*check)(void *arg, int peer, const sd_tuple *t);
 } transport_config;
 
 /* Called on the loop thread for each tuple received, with dest_task set and
@@ -64,8 +78,10 @@ int transport_start(transport *tr);
 /* Any thread: serialize tuples (each with dest_task set) for worker `worker`.
  * When the peer's buffer is above max_buffered_bytes and the peer is
  * connected, waits for room unless never_block (system streams: acks must
- * never wait). When the peer is unreachable and the buffer is full, drops
- * them and returns -1 (acking replays what is dropped). Does not consume
+ * never wait); the wait ends when the peer is declared down. When the peer
+ * is down and its buffer (the bounded overflow) is full, drops them at once
+ * and returns -1 (acking replays what is dropped): a down peer never slows
+ * sends to the others. Does not consume
  * the caller's references. Called on the loop thread it never waits (as if
  * never_block). `worker` must not be this worker (local tuples never travel
  * through the transport). */
@@ -79,7 +95,8 @@ typedef struct transport_stats {
     uint64_t tuples_sent, tuples_received, tuples_dropped;
     uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
     uint64_t frames_rejected;   /* malformed/oversized: connection closed */
-    uint64_t handshakes_rejected;
+    uint64_t handshakes_rejected; /* also: strangers over the cap, bytes or time */
+    uint64_t peers_timed_out;   /* connections closed because the peer went silent */
     int connected_peers;
     uint64_t buffered_bytes;    /* waiting to be written or in writes not yet done */
 } transport_stats;

@@ -21,21 +21,35 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tuple/codec.h"
+#include "transport/auth.h"
 #include "transport/frame.h"
 #include "base/log.h"
 
-#define HANDSHAKE_TIMEOUT_MS 5000
 #define DELIVER_RETRY_MS 1
+#define HANDSHAKE_MAX_FRAME 512 /* a hello with the longest topology id fits */
+/* before the handshake completes: reads this big at most (no 64 KiB
+ * buffers for strangers), and this many bytes in all */
+#define HANDSHAKE_READ_BYTES 4096
+#define HANDSHAKE_MAX_BYTES 8192
+#define KEEPALIVE_SECS 30
 
 static void conn_process(conn *c);
 static void conn_start_reading(conn *c);
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+static void conn_unstranger(conn *c) {
+    if (!c->stranger) return;
+    c->stranger = false;
+    c->tr->nstrangers--;
+}
+
 static void conn_free(conn *c) {
     transport *tr = c->tr;
+    conn_unstranger(c);
     if (c->prev) c->prev->next = c->next;
     else tr->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -60,7 +74,13 @@ static conn *conn_new(transport *tr, bool outgoing, peer *p) {
     c->outgoing = outgoing;
     c->peer = p;
     c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
-    frame_reader_init(&c->rd, tr->cfg.max_frame_bytes);
+    /* until the peer is authenticated, only handshake-sized frames */
+    frame_reader_init(&c->rd, HANDSHAKE_MAX_FRAME);
+    if (auth_random(c->nonce, sizeof c->nonce) != 0) {
+        log_error("transport: no random bytes for a handshake nonce");
+        free(c);
+        return NULL;
+    }
     int rc = uv_tcp_init(tr->loop, &c->tcp);
     if (rc != 0) {
         log_error("transport: uv_tcp_init: %s", uv_strerror(rc));
@@ -106,6 +126,7 @@ void tconn_close(conn *c, const char *why) {
     transport *tr = c->tr;
     bool was_up = c->state == CONN_UP;
     c->state = CONN_CLOSING;
+    conn_unstranger(c);
     if (why) log_info("transport: connection with worker %d closed: %s", conn_peer_index(c), why);
     peer *p = c->peer;
     if (p && p->conn == c) transport_peer_lost(p, was_up);
@@ -156,10 +177,22 @@ static int conn_write_frame(conn *c, uint8_t *buf, size_t len) {
     return 0;
 }
 
-static void conn_send_handshake(conn *c) {
+/* Our hello; the acceptor's carries its proof over both nonces. */
+static void conn_send_hello(conn *c) {
     transport *tr = c->tr;
-    uint8_t payload[16 + FRAME_MAX_TOPOLOGY_ID];
-    size_t n = frame_handshake_encode(payload, sizeof payload, tr->topology_id, tr->cfg.worker_index);
+    frame_hello h = {.worker_index = tr->cfg.worker_index, .topology_id = tr->topology_id};
+    memcpy(h.nonce, c->nonce, sizeof h.nonce);
+    memcpy(h.hash, tr->hash, sizeof h.hash);
+    if (!c->outgoing) {
+        auth_transcript t = {tr->topology_id, c->claimed, tr->cfg.worker_index, c->peer_nonce, c->nonce, tr->hash};
+        if (auth_proof(tr->key, AUTH_ROLE_ACCEPTOR, &t, h.proof) != 0) {
+            tconn_close(c, "cannot compute the handshake proof");
+            return;
+        }
+        h.has_proof = true;
+    }
+    uint8_t payload[128 + FRAME_MAX_TOPOLOGY_ID];
+    size_t n = frame_hello_encode(payload, sizeof payload, &h);
     uint8_t *fr;
     size_t flen;
     if (n == 0 || frame_build(FRAME_HANDSHAKE, payload, n, 0, &fr, &flen) != 0) {
@@ -181,7 +214,7 @@ void tconn_send_throttle(conn *c, bool on) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     conn *c = h->data;
-    *buf = uv_buf_init((char *)c->tr->rbuf, READ_BUF_BYTES);
+    *buf = uv_buf_init((char *)c->tr->rbuf, c->state == CONN_UP ? READ_BUF_BYTES : HANDSHAKE_READ_BYTES);
 }
 
 static void on_conn_timer(uv_timer_t *t) {
@@ -207,33 +240,81 @@ static void conn_start_reading(conn *c) {
     if (rc != 0) tconn_close(c, uv_strerror(rc));
 }
 
-static void conn_handshake(conn *c, const frame *f) {
+static void handshake_reject(conn *c, const char *why) {
+    char addr[96];
+    STAT_ADD(c->tr, handshakes_rejected, 1);
+    log_warn("transport: handshake from %s rejected: %s", conn_addr(c, addr, sizeof addr), why);
+    tconn_close(c, NULL);
+}
+
+/* The peer is authenticated: c becomes p's connection. */
+static void conn_up(conn *c, peer *p) {
     transport *tr = c->tr;
-    int idx = -1;
-    int rc = frame_handshake_check(f->payload, f->len, tr->topology_id, &idx);
-    const char *why = rc ? frame_strerror(rc) : NULL;
-    int self = tr->cfg.worker_index;
-    if (!why && c->outgoing && idx != c->peer->index) why = "peer answered with another worker index";
-    if (!why && !c->outgoing && (idx >= tr->cfg.nworkers || idx >= self))
-        why = "worker index out of range (only lower-indexed workers dial us)";
-    if (why) {
-        char addr[96];
-        STAT_ADD(tr, handshakes_rejected, 1);
-        log_warn("transport: handshake from %s rejected: %s", conn_addr(c, addr, sizeof addr), why);
-        tconn_close(c, NULL);
-        return;
-    }
-    peer *p = &tr->peers[idx];
     if (!c->outgoing) {
+        /* only now may it replace an older one: a stranger cannot evict a peer */
         if (p->conn && p->conn != c) tconn_close(p->conn, "replaced by a new connection from the same worker");
         c->peer = p;
-        conn_send_handshake(c);
-        if (c->state == CONN_CLOSING) return;
     }
     c->state = CONN_UP;
+    conn_unstranger(c);
+    c->rd.max_frame = tr->rd_max_frame;
     uv_timer_stop(&c->timer);
     uv_tcp_nodelay(&c->tcp, 1); /* we batch ourselves */
+    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_SECS); /* a vanished host is noticed by TCP too */
     transport_peer_connected(p, c);
+}
+
+/* A hello: the acceptor checks the dialer's and answers; the dialer checks
+ * the acceptor's proof and sends its own. */
+static void conn_hello(conn *c, const frame *f) {
+    transport *tr = c->tr;
+    frame_hello h;
+    int rc = frame_hello_check(f->payload, f->len, tr->topology_id, tr->hash, &h);
+    int self = tr->cfg.worker_index;
+    const char *why = rc ? frame_strerror(rc) : NULL;
+    if (!why && !c->outgoing && h.has_proof) why = "a dialer's hello carries a proof";
+    if (!why && !c->outgoing && (h.worker_index >= tr->cfg.nworkers || h.worker_index >= self))
+        why = "worker index out of range (only lower-indexed workers dial us)";
+    if (!why && c->outgoing && h.worker_index != c->peer->index) why = "peer answered with another worker index";
+    if (why) {
+        handshake_reject(c, why);
+        return;
+    }
+    memcpy(c->peer_nonce, h.nonce, sizeof c->peer_nonce);
+    if (!c->outgoing) {
+        c->claimed = h.worker_index;
+        c->state = CONN_AUTH;
+        conn_send_hello(c);
+        return;
+    }
+    auth_transcript t = {tr->topology_id, self, c->peer->index, c->nonce, c->peer_nonce, tr->hash};
+    if (!h.has_proof || !auth_proof_ok(tr->key, AUTH_ROLE_ACCEPTOR, &t, h.proof)) {
+        handshake_reject(c, "peer does not hold the topology secret");
+        return;
+    }
+    uint8_t proof[AUTH_PROOF_BYTES], *fr;
+    size_t flen;
+    if (auth_proof(tr->key, AUTH_ROLE_DIALER, &t, proof) != 0 ||
+        frame_build(FRAME_AUTH, proof, sizeof proof, 0, &fr, &flen) != 0) {
+        tconn_close(c, "cannot build the handshake proof");
+        return;
+    }
+    if (conn_write_frame(c, fr, flen) != 0) {
+        tconn_close(c, "cannot send the handshake proof");
+        return;
+    }
+    conn_up(c, c->peer);
+}
+
+/* The dialer's proof, the handshake's last message. */
+static void conn_auth(conn *c, const frame *f) {
+    transport *tr = c->tr;
+    auth_transcript t = {tr->topology_id, c->claimed, tr->cfg.worker_index, c->peer_nonce, c->nonce, tr->hash};
+    if (f->len != AUTH_PROOF_BYTES || !auth_proof_ok(tr->key, AUTH_ROLE_DIALER, &t, f->payload)) {
+        handshake_reject(c, "peer does not hold the topology secret");
+        return;
+    }
+    conn_up(c, &tr->peers[c->claimed]);
 }
 
 /* Delivers tuples and handles frames until the input is exhausted, the
@@ -265,6 +346,12 @@ static void conn_process(conn *c) {
                 conn_reject(c, "tuple", codec_strerror(drc));
                 return;
             }
+            const char *bad = tr->cfg.check ? tr->cfg.check(tr->deliver_arg, c->peer->index, t) : NULL;
+            if (bad) {
+                tuple_unref(t);
+                conn_reject(c, "tuple", bad);
+                return;
+            }
             c->held = t;
             continue;
         }
@@ -281,11 +368,22 @@ static void conn_process(conn *c) {
                 conn_reject(c, "frame", "unexpected handshake");
                 return;
             }
-            conn_handshake(c, &f);
+            conn_hello(c, &f);
+        } else if (f.type == FRAME_AUTH) {
+            if (c->state != CONN_AUTH) {
+                conn_reject(c, "frame", "unexpected handshake proof");
+                return;
+            }
+            conn_auth(c, &f);
         } else if (c->state != CONN_UP) {
             STAT_ADD(tr, handshakes_rejected, 1);
             conn_reject(c, "frame", "data before the handshake");
             return;
+        } else if (f.type == FRAME_PING) {
+            if (f.len != 0) {
+                conn_reject(c, "frame", "malformed ping");
+                return;
+            }
         } else if (f.type == FRAME_THROTTLE) {
             if (f.len != 1 || f.payload[0] > 1) {
                 conn_reject(c, "frame", "malformed throttle frame");
@@ -314,6 +412,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     if (nread == 0 || c->state == CONN_CLOSING) return;
     STAT_ADD(c->tr, bytes_received, (uint64_t)nread);
+    c->last_rx_ms = uv_now(c->tr->loop);
+    if (c->state != CONN_UP && (c->pre_auth_bytes += (size_t)nread) > HANDSHAKE_MAX_BYTES) {
+        STAT_ADD(c->tr, handshakes_rejected, 1);
+        conn_reject(c, "connection", "too many bytes before the handshake completed");
+        return;
+    }
     if (frame_reader_push(&c->rd, c->tr->rbuf, (size_t)nread) != 0) {
         tconn_close(c, "out of memory");
         return;
@@ -333,14 +437,14 @@ static void on_connect(uv_connect_t *req, int status) {
     }
     c->state = CONN_HANDSHAKE;
     conn_start_reading(c);
-    if (c->state == CONN_HANDSHAKE) conn_send_handshake(c);
+    if (c->state == CONN_HANDSHAKE) conn_send_hello(c);
 }
 
 int tconn_dial(peer *p, const struct sockaddr *addr) {
     conn *c = conn_new(p->tr, true, p);
     if (!c) return -1;
     c->connect_req.data = c;
-    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, on_conn_timer, (uint64_t)p->tr->cfg.handshake_timeout_ms, 0);
     int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
     if (rc != 0) {
         log_warn("transport: connect to worker %d: %s", p->index, uv_strerror(rc));
@@ -363,8 +467,41 @@ void tconn_on_connection(uv_stream_t *server, int status) {
         tconn_close(c, NULL);
         return;
     }
-    uv_timer_start(&c->timer, on_conn_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    if (tr->nstrangers >= tr->cfg.max_unauthenticated) {
+        /* accepted only to be closed: the backlog must not hold them either */
+        char addr[96];
+        STAT_ADD(tr, handshakes_rejected, 1);
+        if (tr->strangers_refused++ % 1000 == 0)
+            log_warn("transport: refusing %s: %d connections already in their handshake (%llu refused so far)",
+                     conn_addr(c, addr, sizeof addr), tr->nstrangers, (unsigned long long)tr->strangers_refused);
+        tconn_close(c, NULL);
+        return;
+    }
+    c->stranger = true;
+    tr->nstrangers++;
+    c->last_rx_ms = uv_now(tr->loop);
+    uv_timer_start(&c->timer, on_conn_timer, (uint64_t)tr->cfg.handshake_timeout_ms, 0);
     conn_start_reading(c);
+}
+
+/* ---- liveness -------------------------------------------------------------- */
+
+void tconn_heartbeat(conn *c, uint64_t now_ms) {
+    transport *tr = c->tr;
+    if (c->state != CONN_UP) return;
+    if (now_ms - c->last_rx_ms > (uint64_t)tr->cfg.peer_timeout_ms) {
+        char why[96];
+        STAT_ADD(tr, peers_timed_out, 1);
+        snprintf(why, sizeof why, "silent for more than %d ms: peer declared down", tr->cfg.peer_timeout_ms);
+        tconn_close(c, why);
+        return;
+    }
+    /* a link with writes in flight is not idle: the peer hears from us */
+    if (c->peer && c->peer->writes == 0) {
+        uint8_t *fr;
+        size_t flen;
+        if (frame_build(FRAME_PING, NULL, 0, 0, &fr, &flen) == 0) conn_write_frame(c, fr, flen);
+    }
 }
 
 /* ---- closing ------------------------------------------------------------- */

@@ -37,6 +37,10 @@ void tconn_close(conn *c, const char *why);
  * they complete), any other is closed now. */
 void tconn_shutdown(conn *c);
 
+/* Every heartbeat interval: pings c's peer if the link is idle,
+ * closes c if the peer has been silent longer than the peer timeout. */
+void tconn_heartbeat(conn *c, uint64_t now_ms);
+
 /* Asks the peer on c to pause (on) or resume its spouts. */
 void tconn_send_throttle(conn *c, bool on);
 

@@ -33,7 +33,8 @@
 
 #define READ_BUF_BYTES 65536
 
-enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_UP, CONN_CLOSING };
+/* CONN_AUTH: an acceptor that answered the hello and waits for the dialer's proof */
+enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_AUTH, CONN_UP, CONN_CLOSING };
 
 typedef struct conn conn;
 
@@ -75,6 +76,12 @@ struct conn {
     const uint8_t *batch;      /* payload of the batch being delivered (inside rd) */
     size_t batch_len, batch_off;
     sd_tuple *held;            /* refused by deliver, offered again on the timer */
+    uint8_t nonce[32];         /* ours, for this handshake */
+    uint8_t peer_nonce[32];
+    int claimed;               /* acceptor: the index the dialer's hello names */
+    bool stranger;             /* accepted, not yet authenticated: counts in tr->nstrangers */
+    size_t pre_auth_bytes;     /* read before the handshake completed */
+    uint64_t last_rx_ms;       /* loop time of the last bytes received */
     conn *prev, *next;
 };
 
@@ -82,16 +89,22 @@ struct transport {
     uv_loop_t *loop;
     transport_config cfg;      /* peers and topology_id point at our copies */
     char *topology_id;
+    uint8_t key[32], hash[32]; /* copies of cfg.secret and cfg.content_hash */
     transport_peer *addrs;
     const topology *topo;
     transport_deliver_cb deliver;
     void *deliver_arg;
     size_t frame_limit;        /* max payload of a frame we send */
+    size_t rd_max_frame;       /* max frame we read from an authenticated peer */
     peer *peers;
     uv_tcp_t listener;
     uv_async_t wake;
     uv_timer_t flush_timer;
     uv_timer_t close_timer;
+    uv_timer_t hb_timer;       /* pings on idle links, silent peers declared down */
+    uint64_t last_hb_ms;       /* loop time of its last tick */
+    int nstrangers;            /* accepted connections in their handshake */
+    uint64_t strangers_refused;
     atomic_bool started;       /* read by senders: no uv_async_send before start */
     bool closing, close_timer_on;
     bool throttle_on;          /* what we last asked our peers */
@@ -104,7 +117,7 @@ struct transport {
     uint8_t rbuf[READ_BUF_BYTES]; /* loop thread: every read lands here, then is copied to a reader */
     _Atomic uint64_t tuples_sent, tuples_received, tuples_dropped;
     _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
-    _Atomic uint64_t frames_rejected, handshakes_rejected;
+    _Atomic uint64_t frames_rejected, handshakes_rejected, peers_timed_out;
     atomic_int connected_peers;
 };
 

@@ -26,10 +26,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include "proto/control.h"
 #include "runtime/executor.h"
+#include "base/err.h"
+#include "runtime/wire_check.h"
+#include "transport/auth.h"
 #include "base/log.h"
 #include "tuple/tuple_pool.h"
 
@@ -71,6 +75,8 @@ typedef struct worker {
     int64_t stop_deadline_ns, exit_deadline_ns;
     int exit_code;
     transport_peer *peers;
+    bool has_key;               /* the assignment carried the topology secret */
+    uint8_t key[AUTH_KEY_BYTES], content_hash[AUTH_HASH_BYTES];
     struct tuple_pool *loop_pool; /* received tuples (loop thread) */
 } worker;
 
@@ -240,6 +246,11 @@ static void on_peer_throttle(void *arg, int peer, bool on) {
     atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
 }
 
+static const char *check_tuple(void *arg, int peer, const sd_tuple *t) {
+    worker *w = arg;
+    return wire_check(&w->rt, peer, t);
+}
+
 static int deliver_tuple(void *arg, sd_tuple *t) {
     worker *w = arg;
     int dest = t->dest_task;
@@ -335,11 +346,13 @@ static json_t *heartbeat_message(worker *w) {
         transport_stats st;
         transport_get_stats(w->rt.tr, &st);
         json_object_set_new(msg, "transport",
-                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "buffered_bytes",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "buffered_bytes",
                                       (json_int_t)st.buffered_bytes, "tuples_sent", (json_int_t)st.tuples_sent,
                                       "tuples_received", (json_int_t)st.tuples_received, "tuples_dropped",
                                       (json_int_t)st.tuples_dropped, "frames_rejected",
-                                      (json_int_t)st.frames_rejected, "bytes_sent", (json_int_t)st.bytes_sent,
+                                      (json_int_t)st.frames_rejected, "handshakes_rejected",
+                                      (json_int_t)st.handshakes_rejected, "peers_timed_out",
+                                      (json_int_t)st.peers_timed_out, "bytes_sent", (json_int_t)st.bytes_sent,
                                       "connected_peers", st.connected_peers));
     }
     return msg;
@@ -546,10 +559,16 @@ static int build_runtime(worker *w) {
 
 static int start_transport(worker *w) {
     if (w->rt.nworkers < 2) return 0;
+    if (!w->has_key) {
+        log_error("the assignment carries no topology secret: peers could not be authenticated");
+        return -1;
+    }
     w->loop_pool = tuple_pool_new();
     if (!w->loop_pool) return -1;
     transport_config cfg = {
         .topology_id = w->topology_id,
+        .secret = w->key,
+        .content_hash = w->content_hash,
         .worker_index = w->rt.worker_index,
         .nworkers = w->rt.nworkers,
         .peers = w->peers,
@@ -558,8 +577,13 @@ static int start_transport(worker *w) {
         .lz4_threshold = (size_t)conf_int(w->conf, "worker.transfer.lz4.threshold.bytes"),
         .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
+        .handshake_timeout_ms = (int)conf_int(w->conf, "worker.transfer.handshake.timeout.ms"),
+        .max_unauthenticated = (int)conf_int(w->conf, "worker.transfer.max.unauthenticated"),
+        .heartbeat_interval_ms = (int)conf_int(w->conf, "worker.transfer.heartbeat.interval.ms"),
+        .peer_timeout_ms = (int)(conf_int(w->conf, "worker.transfer.peer.timeout.secs") * 1000),
         .on_throttle = on_peer_throttle,
         .pool = w->loop_pool,
+        .check = check_tuple,
     };
     w->rt.tr = transport_new(&w->loop, &cfg, w->topo, deliver_tuple, w);
     if (!w->rt.tr || transport_start(w->rt.tr) != 0) {
@@ -578,6 +602,20 @@ static int setup_from_assignment(worker *w, json_t *a) {
     const char *id = json_string_value(json_object_get(a, "topology_id"));
     if (!type || strcmp(type, "assignment") != 0 || !path || !id) {
         log_error("the first control message is not an assignment");
+        return -1;
+    }
+    /* the topology's secret (absent: a single worker has no peers) and the
+     * package hash (absent in local mode: the topology file's own hash) */
+    const char *secret = json_string_value(json_object_get(a, "secret"));
+    const char *package = json_string_value(json_object_get(a, "package"));
+    if (secret && auth_hex_decode(secret, w->key) != 0) {
+        log_error("assignment: \"secret\" is not 64 hex digits");
+        return -1;
+    }
+    w->has_key = secret != NULL;
+    int hrc = package ? auth_hex_decode(package, w->content_hash) : auth_file_hash(path, w->content_hash);
+    if (hrc != 0) {
+        log_error("assignment: cannot get the topology's content hash (%s)", package ? "bad \"package\"" : sd_strerror(hrc));
         return -1;
     }
     w->topology_id = strdup(id);
@@ -639,6 +677,7 @@ static void free_worker(worker *w) {
     if (w->topo) topology_free(w->topo);
     if (w->conf) conf_free(w->conf);
     free(w->topology_id);
+    OPENSSL_cleanse(w->key, sizeof w->key);
     json_decref(w->inbox.msgs);
 }
 

@@ -69,8 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int rc;
         while ((rc = frame_reader_next(&r, &f)) == FRAME_READY) {
             if (f.type == FRAME_HANDSHAKE) {
-                int idx;
-                (void)frame_handshake_check(f.payload, f.len, "topo", &idx);
+                static const uint8_t hash[32];
+                frame_hello h;
+                (void)frame_hello_check(f.payload, f.len, "topo", hash, &h);
             } else {
                 check_batch(f.payload, f.len);
             }

@@ -154,25 +154,39 @@ static void test_mutations(void **state) {
 
 static void test_handshake(void **state) {
     (void)state;
-    uint8_t buf[300];
-    int idx = -1;
-    size_t n = frame_handshake_encode(buf, sizeof buf, "topo-1", 3);
+    uint8_t buf[400], hash[32] = {5}, other[32] = {6};
+    frame_hello h = {.worker_index = 3, .topology_id = "topo-1"}, got;
+    memset(h.nonce, 0xab, sizeof h.nonce);
+    memcpy(h.hash, hash, 32);
+    size_t n = frame_hello_encode(buf, sizeof buf, &h);
     assert_true(n > 0);
-    assert_int_equal(frame_handshake_check(buf, n, "topo-1", &idx), 0);
-    assert_int_equal(idx, 3);
-    assert_int_equal(frame_handshake_check(buf, n, "topo-2", &idx), FRAME_ETOPOLOGY);
-    assert_int_equal(frame_handshake_check(buf, n, "topo-10", &idx), FRAME_ETOPOLOGY);
-    assert_int_equal(frame_handshake_check(buf, n - 1, "topo-1", &idx), FRAME_EHANDSHAKE);
-    buf[4] = 2; /* version */
-    assert_int_equal(frame_handshake_check(buf, n, "topo-1", &idx), FRAME_EVERSION);
-    buf[4] = 1;
+    assert_int_equal(frame_hello_check(buf, n, "topo-1", hash, &got), 0);
+    assert_int_equal(got.worker_index, 3);
+    assert_false(got.has_proof);
+    assert_memory_equal(got.nonce, h.nonce, 32);
+    assert_int_equal(frame_hello_check(buf, n, "topo-1", other, &got), FRAME_EPACKAGE);
+    assert_int_equal(frame_hello_check(buf, n, "topo-2", hash, &got), FRAME_ETOPOLOGY);
+    assert_int_equal(frame_hello_check(buf, n, "topo-10", hash, &got), FRAME_ETOPOLOGY);
+    assert_int_equal(frame_hello_check(buf, n - 1, "topo-1", hash, &got), FRAME_EHANDSHAKE);
+    h.has_proof = true;
+    memset(h.proof, 0xcd, sizeof h.proof);
+    size_t np = frame_hello_encode(buf, sizeof buf, &h);
+    assert_int_equal(np, n + 32);
+    assert_int_equal(frame_hello_check(buf, np, "topo-1", hash, &got), 0);
+    assert_true(got.has_proof);
+    assert_memory_equal(got.proof, h.proof, 32);
+    buf[4] = 1; /* version */
+    assert_int_equal(frame_hello_check(buf, np, "topo-1", hash, &got), FRAME_EVERSION);
+    buf[4] = FRAME_VERSION;
     buf[0] ^= 1;
-    assert_int_equal(frame_handshake_check(buf, n, "topo-1", &idx), FRAME_EMAGIC);
+    assert_int_equal(frame_hello_check(buf, np, "topo-1", hash, &got), FRAME_EMAGIC);
     char longid[300];
     memset(longid, 'a', sizeof longid - 1);
     longid[sizeof longid - 1] = 0;
-    assert_int_equal(frame_handshake_encode(buf, sizeof buf, longid, 0), 0);
-    assert_int_equal(frame_handshake_encode(buf, 5, "t", 0), 0);
+    h.topology_id = longid;
+    assert_int_equal(frame_hello_encode(buf, sizeof buf, &h), 0);
+    h.topology_id = "t";
+    assert_int_equal(frame_hello_encode(buf, 5, &h), 0);
 }
 
 static void test_batch_records(void **state) {

@@ -137,6 +137,10 @@ static void on_loop(harness *h, void (*fn)(harness *, void *), void *arg) {
     pthread_mutex_unlock(&h->mu);
 }
 
+/* the topology's secret and content hash both sides hold, and others */
+static const uint8_t key_same[32] = {1, 2, 3}, key_other[32] = {1, 2, 4};
+static const uint8_t hash_same[32] = {9, 8, 7}, hash_other[32] = {9, 8, 6};
+
 static void harness_init(harness *h, const char *topo0, const char *topo1, size_t lz4, size_t max_buf) {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
@@ -154,7 +158,8 @@ static void harness_init(harness *h, const char *topo0, const char *topo1, size_
             n->peers[j].port = ports[j];
         }
         n->cfg = (transport_config){
-            .topology_id = i == 0 ? topo0 : topo1, .worker_index = i, .nworkers = 2, .peers = n->peers,
+            .topology_id = i == 0 ? topo0 : topo1, .secret = key_same, .content_hash = hash_same,
+            .worker_index = i, .nworkers = 2, .peers = n->peers,
             .batch_bytes = 16384, .flush_interval_ms = 2, .lz4_threshold = lz4,
             .max_frame_bytes = 1 << 20, .max_buffered_bytes = max_buf,
         };
@@ -277,9 +282,10 @@ static void test_exchange_lz4(void **state) { (void)state; run_exchange(512); }
 
 static bool rejected_handshake(void *arg) {
     harness *h = arg;
-    transport_stats b;
+    transport_stats a, b;
+    get_stats(&h->nodes[0], &a);
     get_stats(&h->nodes[1], &b);
-    return b.handshakes_rejected >= 1;
+    return a.handshakes_rejected + b.handshakes_rejected >= 1; /* either side may refuse first */
 }
 
 static void test_other_topology(void **state) {
@@ -296,6 +302,27 @@ static void test_other_topology(void **state) {
     assert_int_equal(b.connected_peers, 0);
     harness_finish(&h);
 }
+
+/* a peer that knows the topology id but not the secret, or runs other
+ * contents, never connects */
+static void run_mismatch(const uint8_t *key1, const uint8_t *hash1) {
+    harness h;
+    harness_init(&h, "topo-m", "topo-m", 0, 1 << 20);
+    h.nodes[1].cfg.secret = key1;
+    h.nodes[1].cfg.content_hash = hash1;
+    on_loop(&h, do_start, (void *)1);
+    on_loop(&h, do_start, (void *)0);
+    assert_true(wait_for(rejected_handshake, &h, 5000));
+    transport_stats a, b;
+    get_stats(&h.nodes[0], &a);
+    get_stats(&h.nodes[1], &b);
+    assert_int_equal(a.connected_peers, 0);
+    assert_int_equal(b.connected_peers, 0);
+    harness_finish(&h);
+}
+
+static void test_other_secret(void **state) { (void)state; run_mismatch(key_other, hash_same); }
+static void test_other_contents(void **state) { (void)state; run_mismatch(key_same, hash_other); }
 
 /* connects a blocking raw client to port, sends bytes, and reports whether
  * the server closed the connection within a deadline */
@@ -405,6 +432,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exchange_plain),  cmocka_unit_test(test_exchange_lz4),
         cmocka_unit_test(test_other_topology),  cmocka_unit_test(test_garbage_client),
+        cmocka_unit_test(test_other_secret),    cmocka_unit_test(test_other_contents),
         cmocka_unit_test(test_peer_down_then_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

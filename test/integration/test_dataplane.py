@@ -1,0 +1,225 @@
+"""The data plane facing a hostile network: a peer that passes the handshake
+(it reads the assignment from etcd and the topology file, as a real worker
+does) sends forged tuples; each one closes that peer's connection, is logged
+with its address, and the worker keeps running with every input line
+reaching the sink."""
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster import Cluster, sink_lines, topology_file
+from conftest import wait_for
+from test_cluster import all_workers, start_cluster, submit, wait_all_lines
+
+
+@pytest.fixture
+def cluster(streamd_bin, tmp_path):
+    c = Cluster(streamd_bin, tmp_path)
+    c.etcd.start()
+    yield c
+    try:
+        c.assert_no_sanitizer_report()
+    finally:
+        c.close()
+
+
+def worker_logs(c):
+    return "\n".join(p.read_text(errors="replace") for n in c.nodes for p in sorted(Path(n.local).rglob("*.log")))
+
+
+def flowing_topology(tmp_path, nlines, workers=2, delay_ms=2, config=None):
+    """file_lines -> slow pass_through -> file_sink over nlines numbered lines, acking on."""
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    conf = {"topology.acker.executors": 2, "topology.message.timeout.secs": 5, "topology.max.spout.pending": 50}
+    conf.update(config or {})
+    topo = {
+        "name": "flow",
+        "workers": workers,
+        "config": conf,
+        "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 2, "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": workers, "args": {"delay.ms": delay_ms},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    return topology_file(tmp_path, topo), sink
+
+
+def running_flow(c, tmp_path, nlines, workers=2, config=None, delay_ms=2):
+    """One node with a slot per worker and the topology flowing; returns (topology file, sink, assignment file)."""
+    start_cluster(c, masters=1, nodes=1, slots=workers)
+    path, sink = flowing_topology(tmp_path, nlines, workers=workers, config=config, delay_ms=delay_ms)
+    submit(c, path)
+
+    def assignment():
+        kv = c.etcd.get_prefix(c.key("assignments/"))
+        return json.loads(next(iter(kv.values()))) if kv else None
+    wait_for(lambda: assignment() and len(all_workers(c)) == workers, 30, what=f"{workers} workers running")
+    wait_for(lambda: worker_logs(c).count("transport: connected to worker") >= workers * (workers - 1), 30,
+             what="the workers to connect")
+    afile = tmp_path / "assignment.json"
+    afile.write_text(json.dumps(assignment()))
+    return path, sink, afile
+
+
+def wire_peer(streamd_bin, afile, topo, kind, to=1, claim=0, secs=10, extra=()):
+    exe = Path(streamd_bin).parent / "test" / "unit" / "wire_peer"
+    res = subprocess.run([str(exe), str(afile), str(topo), str(to), str(claim), kind, str(secs), *extra],
+                         capture_output=True, text=True, timeout=secs + 30)
+    return res.stdout.strip(), res.stderr
+
+
+def test_forged_tuples_close_only_that_connection(cluster, streamd_bin, tmp_path):
+    c = cluster
+    nlines = 3000
+    topo, sink, afile = running_flow(c, tmp_path, nlines)
+    pids = all_workers(c)
+    reasons = {"ack_init": "__ack_init names another spout task",
+               "unsubscribed": "stream not subscribed by the destination's component",
+               "fields": "value count differs from the stream's fields"}
+    for kind, reason in reasons.items():
+        out, err = wire_peer(streamd_bin, afile, topo, kind)
+        assert out == "closed", f"{kind}: the worker kept a forging peer's connection ({out} {err})\n" + c.all_output()
+        wait_for(lambda: reason in worker_logs(c), 10, what=f"the rejection of {kind} in the worker log")
+        assert all_workers(c) == pids, f"a worker died after a forged {kind}\n" + c.all_output()
+    log = worker_logs(c)
+    assert "rejecting tuple from 127.0.0.1:" in log
+    wait_all_lines(sink, nlines, c, 90)
+    assert all_workers(c) == pids
+
+
+def test_guessed_topology_id_rejected(cluster, streamd_bin, tmp_path):
+    """A peer that knows the topology id (today guessable: name-time-random)
+    but not the topology's secret never gets a tuple in."""
+    c = cluster
+    nlines = 1500
+    topo, sink, afile = running_flow(c, tmp_path, nlines)
+    pids = all_workers(c)
+    assign = json.loads(afile.read_text())
+    assert len(assign["secret"]) == 64, "the assignment should carry the topology's secret"
+    for i in range(3):
+        out, err = wire_peer(streamd_bin, afile, topo, "fields", extra=["guess"])
+        assert out == "closed", f"a peer without the secret kept its connection ({out} {err})\n" + c.all_output()
+    wait_for(lambda: worker_logs(c).count("peer does not hold the topology secret") >= 3, 10,
+             what="three handshakes rejected for a wrong proof")
+    log = worker_logs(c)
+    assert "value count differs" not in log, "a tuple of an unauthenticated peer reached the checks:\n" + log[-3000:]
+    assert assign["secret"] not in log, "the secret was logged"
+    wait_all_lines(sink, nlines, c, 90)
+    assert all_workers(c) == pids
+    # the secret is never sent on the data plane nor exposed by the API
+    status, body = c.api("/api/v1/topologies")
+    assert assign["secret"] not in json.dumps(body)
+
+
+def closed_by_peer(sock):
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # reset
+
+
+def test_strangers_are_bounded(cluster, tmp_path):
+    """A slow-loris peer and 1,000 idle connections: each is closed within the
+    handshake timeout (or at once, over the cap), the worker keeps running and
+    the data keeps flowing."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
+        pytest.skip("cannot open 1,000 sockets here")
+    c = cluster
+    nlines = 3000
+    _, sink, afile = running_flow(c, tmp_path, nlines, config={"worker.transfer.handshake.timeout.ms": 2000,
+                                                               "worker.transfer.max.unauthenticated": 16})
+    pids = all_workers(c)
+    target = json.loads(afile.read_text())["workers"][1]
+    addr = (target["host"], target["port"])
+    loris = socket.create_connection(addr, timeout=5)
+    loris_start = time.monotonic()
+    idle = []
+    for _ in range(1000):
+        s = socket.create_connection(addr, timeout=5)
+        s.setblocking(False)
+        idle.append(s)
+    loris.setblocking(False)
+    # a valid-looking header, one byte at a time
+    header = (74 + 20).to_bytes(4, "little") + bytes([1, 0, 0, 0]) + (74 + 20).to_bytes(4, "little")
+    loris_closed_at = None
+    deadline = time.monotonic() + 30
+    i = 0
+    while loris_closed_at is None and time.monotonic() < deadline:
+        try:
+            loris.send(header[i % len(header):i % len(header) + 1])
+        except OSError:
+            loris_closed_at = time.monotonic()
+            break
+        i += 1
+        time.sleep(0.2)
+        if closed_by_peer(loris):
+            loris_closed_at = time.monotonic()
+    assert loris_closed_at is not None, "the slow-loris connection was never closed\n" + c.all_output()
+    assert loris_closed_at - loris_start < 10
+    wait_for(lambda: all(closed_by_peer(s) for s in idle if s.fileno() >= 0), 20,
+             what="the worker to close all 1,000 idle connections")
+    for s in idle:
+        s.close()
+    loris.close()
+    assert "connections already in their handshake" in worker_logs(c)
+    assert all_workers(c) == pids, "a worker died\n" + c.all_output()
+    wait_all_lines(sink, nlines, c, 90)
+    assert all_workers(c) == pids
+
+
+def worker_index_pid(c, index):
+    """pid of the worker process with the given index (from its command line's log file name or its log)."""
+    for pid in all_workers(c):
+        try:
+            log = os.readlink(f"/proc/{pid}/fd/1")
+            text = Path(log).read_text(errors="replace")
+        except OSError:
+            continue
+        if f"worker {index} listening on" in text:
+            return pid
+    return None
+
+
+def test_stopped_peer_does_not_stall_the_others(cluster, tmp_path):
+    """SIGSTOP one of three workers: the others declare it down after the peer
+    timeout and their tuples keep flowing; after SIGCONT every line arrives."""
+    c = cluster
+    nlines = 6000
+    # pending high enough that trees stuck behind the stopped worker do not
+    # hold the spouts back during the test: what flows is what the healthy
+    # workers can carry
+    _, sink, afile = running_flow(c, tmp_path, nlines, workers=3, delay_ms=2,
+                                  config={"worker.transfer.peer.timeout.secs": 2,
+                                          "worker.transfer.heartbeat.interval.ms": 200,
+                                          "topology.max.spout.pending": 100000,
+                                          "topology.message.timeout.secs": 10})
+    wait_for(lambda: sink_lines(sink) > 200, 30, what="the flow to start")
+    victim = worker_index_pid(c, 2)
+    assert victim, "cannot find worker 2\n" + c.all_output()
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "peer declared down" in worker_logs(c), 15, what="the stopped peer to be declared down")
+        before = sink_lines(sink)
+        time.sleep(2)
+        during = sink_lines(sink)
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    assert during > before, f"nothing reached the sink while a peer was stopped ({before} -> {during})\n" + c.all_output()
+    wait_all_lines(sink, nlines, c, 120)
