@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from conftest import SANITIZER_REPORTS, free_ports, stop_group, to_yaml, wait_for, worker_pids
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -259,3 +261,25 @@ def sink_lines(path):
 
 def now():
     return time.monotonic()
+
+
+@pytest.fixture
+def cluster(streamd_bin, tmp_path):
+    """A Cluster with its etcd started; test modules import this fixture."""
+    c = Cluster(streamd_bin, tmp_path)
+    c.etcd.start()
+    yield c
+    try:
+        c.assert_no_sanitizer_report()
+    finally:
+        c.close()
+
+
+def start_cluster(c, masters=2, nodes=2, slots=2, node_extra=()):
+    """Starts masters and nodes and waits for a leader and every node."""
+    for _ in range(masters):
+        c.add_master()
+    for _ in range(nodes):
+        c.add_node(slots=slots, extra=node_extra)
+    wait_for(lambda: c.leader() is not None, 20, what="a leader")
+    wait_for(lambda: len(c.etcd.get_prefix(c.key("nodes/"))) == nodes, 20, what=f"{nodes} nodes registered")

@@ -8,30 +8,9 @@ import signal
 import time
 from collections import Counter
 
-import pytest
 
-from cluster import Cluster, now, sink_lines, topology_file, workers_of
+from cluster import cluster, now, sink_lines, start_cluster, topology_file, workers_of  # noqa: F401 (fixture)
 from conftest import SENTENCES, read_jsonl, split_words, wait_for
-
-
-@pytest.fixture
-def cluster(streamd_bin, tmp_path):
-    c = Cluster(streamd_bin, tmp_path)
-    c.etcd.start()
-    yield c
-    try:
-        c.assert_no_sanitizer_report()
-    finally:
-        c.close()
-
-
-def start_cluster(c, masters=2, nodes=2, slots=2):
-    for _ in range(masters):
-        c.add_master()
-    for _ in range(nodes):
-        c.add_node(slots=slots)
-    wait_for(lambda: c.leader() is not None, 20, what="a leader")
-    wait_for(lambda: len(c.etcd.get_prefix(c.key("nodes/"))) == nodes, 20, what=f"{nodes} nodes registered")
 
 
 def flowing_topology(tmp_path, nlines, workers=2, delay_ms=2, name="flow"):

@@ -1,34 +1,14 @@
 """Worker isolation in cluster mode (real etcd, master, node): a spout that
 cannot open its input shows its reason, restarts and last exit in
 `streamd status NAME`."""
-import pytest
 
-from cluster import Cluster, sink_lines, topology_file, workers_of
+from cluster import cluster, sink_lines, start_cluster, topology_file, workers_of  # noqa: F401 (fixture)
 from conftest import wait_for
-
-
-@pytest.fixture
-def cluster(streamd_bin, tmp_path):
-    c = Cluster(streamd_bin, tmp_path)
-    c.etcd.start()
-    yield c
-    try:
-        c.assert_no_sanitizer_report()
-    finally:
-        c.close()
-
-
-def start_cluster(c, nodes=1, slots=2, node_extra=()):
-    c.add_master()
-    for _ in range(nodes):
-        c.add_node(slots=slots, extra=node_extra)
-    wait_for(lambda: c.leader() is not None, 20, what="a leader")
-    wait_for(lambda: len(c.etcd.get_prefix(c.key("nodes/"))) == nodes, 20, what=f"{nodes} nodes registered")
 
 
 def test_open_failure_in_status(cluster, tmp_path):
     c = cluster
-    start_cluster(c, node_extra=("-c", "supervisor.worker.restart.delay.ms=100"))
+    start_cluster(c, masters=1, nodes=1, node_extra=("-c", "supervisor.worker.restart.delay.ms=100"))
     missing = tmp_path / "missing-input.txt"
     topo = {
         "name": "broken",
@@ -71,7 +51,7 @@ def marker_topology(tmp_path, name, workers=2):
 
 def test_kill_wait_runs_cleanup(cluster, tmp_path):
     c = cluster
-    start_cluster(c)
+    start_cluster(c, masters=1, nodes=1)
     path, sink, marker = marker_topology(tmp_path, "gkill")
     res = c.client("submit", str(path))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -87,7 +67,7 @@ def test_kill_wait_runs_cleanup(cluster, tmp_path):
 
 def test_node_stop_runs_cleanup(cluster, tmp_path):
     c = cluster
-    start_cluster(c)
+    start_cluster(c, masters=1, nodes=1)
     path, sink, marker = marker_topology(tmp_path, "gstop")
     res = c.client("submit", str(path))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -102,7 +82,7 @@ def test_node_stop_runs_cleanup(cluster, tmp_path):
 
 def test_loglevel_on_a_running_topology(cluster, tmp_path):
     c = cluster
-    start_cluster(c)
+    start_cluster(c, masters=1, nodes=1)
     path, sink, _ = marker_topology(tmp_path, "levels", workers=1)
     res = c.client("submit", str(path))
     assert res.returncode == 0, res.stdout + res.stderr
@@ -127,7 +107,7 @@ def test_loglevel_on_a_running_topology(cluster, tmp_path):
 def test_node_log_file_rotated(cluster, tmp_path):
     c = cluster
     log = tmp_path / "node.log"
-    start_cluster(c, node_extra=("-c", f"log.file={log}", "-c", "log.rotate.bytes=600", "-c", "log.rotate.keep=2"))
+    start_cluster(c, masters=1, nodes=1, node_extra=("-c", f"log.file={log}", "-c", "log.rotate.bytes=600", "-c", "log.rotate.keep=2"))
     path, sink, _ = marker_topology(tmp_path, "nlog", workers=2)
     res = c.client("submit", str(path))
     assert res.returncode == 0, res.stdout + res.stderr

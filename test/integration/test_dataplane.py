@@ -14,20 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster import Cluster, sink_lines, topology_file
+from cluster import cluster, sink_lines, topology_file  # noqa: F401 (fixture)
 from conftest import wait_for
-from test_cluster import all_workers, start_cluster, submit, wait_all_lines
-
-
-@pytest.fixture
-def cluster(streamd_bin, tmp_path):
-    c = Cluster(streamd_bin, tmp_path)
-    c.etcd.start()
-    yield c
-    try:
-        c.assert_no_sanitizer_report()
-    finally:
-        c.close()
+from cluster import start_cluster
+from test_cluster import all_workers, submit, wait_all_lines
 
 
 def worker_logs(c):
