@@ -52,6 +52,7 @@ typedef struct local {
     store *st;
     node *nd;
     char tid[256], cluster[128];
+    char secret[AUTH_KEY_HEX]; /* the topology's, made at start; empty until then */
     char assign_key[512], topo_key[512];
     int nworkers;
     int ports[LOCAL_MAX_PORTS];
@@ -147,10 +148,13 @@ static int write_assignment(local *l, const char *abs_path) {
                           l->opts->overrides ? conf_to_json(l->opts->overrides) : json_object(), "workers", workers,
                           "version", 1);
     if (a && l->log_level) json_object_set_new(a, "log_level", json_string(l->log_level));
-    /* the topology's secret, made at start: the workers authenticate each other with it */
-    char secret[AUTH_KEY_HEX];
-    if (a && auth_key_new(secret) == 0) json_object_set_new(a, "secret", json_string(secret));
-    else log_error("no random bytes for the topology's secret; the workers will not connect");
+    /* the topology's secret, made once at start (a rewrite, such as a new log
+     * level, must not change it): the workers authenticate each other with it */
+    if (!l->secret[0] && auth_key_new(l->secret) != 0) {
+        l->secret[0] = '\0';
+        log_error("no random bytes for the topology's secret; the workers will not connect");
+    }
+    if (a && l->secret[0]) json_object_set_new(a, "secret", json_string(l->secret));
     return put_json(l, l->assign_key, a);
 }
 
