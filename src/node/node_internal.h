@@ -55,7 +55,7 @@ struct nworker {
     char out_path[1024]; /* what user code writes to stdout/stderr: the log, this file, or "" = /dev/null */
     int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
     bool json_log;      /* the topology's log.format is json */
-    char hung[48];      /* why the node killed the live process, or "" */
+    char hung[96];      /* why the node killed the live process (its last exit), or "" */
     wstate state;
     const char *shown_state; /* what the status key says now */
     wproc *p;                /* the live process, or NULL */

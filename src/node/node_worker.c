@@ -151,7 +151,8 @@ static int place_in_cgroup(nworker *w) {
     if (n->cg_required) {
         log_error("worker %s port %d: cannot set up its cgroup %s: %s (supervisor.cgroup.required is set)",
                   w->topology_id, w->port, path, sd_strerror(rc));
-        snprintf(w->last_exit, sizeof w->last_exit, "no cgroup: %s", sd_strerror(rc));
+        /* the reason, not the SIGKILL that follows, is its last exit */
+        snprintf(w->hung, sizeof w->hung, "refused: no cgroup (supervisor.cgroup.required): %s", sd_strerror(rc));
         return rc;
     }
     log_warn("worker %s port %d: cannot set up its cgroup %s: %s; it runs without", w->topology_id, w->port, path,
@@ -214,7 +215,7 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                  (long long)status);
     else
         log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
-    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "killed: %s", w->hung);
+    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "%s", w->hung);
     else if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
     else if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
     else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
@@ -435,7 +436,8 @@ void node_worker_check(node *n) {
         if (now - last > limit) {
             log_warn("worker %s port %d (pid %d): %s for %llu ms; killing it", w->topology_id, w->port, w->pid,
                      heard ? "no heartbeat" : "not heard from since its start", (unsigned long long)(now - last));
-            snprintf(w->hung, sizeof w->hung, "%s", heard ? "hung: no heartbeat" : "no heartbeat after its start");
+            snprintf(w->hung, sizeof w->hung, "%s",
+                     heard ? "killed: hung: no heartbeat" : "killed: no heartbeat after its start");
             uv_process_kill(&w->p->proc, SIGKILL); /* its exit restarts it */
             w->last_hb_ms = now;                   /* one kill per period */
         }

@@ -158,3 +158,18 @@ def test_v2_required_without_controllers_refuses(streamd, tmp_path):
     res = streamd.run(topo, timeout=60, conf={"supervisor.cgroup.mode": "v2", "supervisor.cgroup.required": True})
     assert res.returncode != 0, res.explain()
     assert "supervisor.cgroup.required is set but worker cgroups cannot be used" in res.stderr, res.explain()
+
+
+@pytest.mark.skipif(not v1_available(), reason="no v1 cpu and memory hierarchies")
+def test_v1_required_worker_refused_shows_the_reason(streamd, tmp_path):
+    """A cgroup the kernel will not take (a cpu quota beyond its maximum) with
+    supervisor.cgroup.required: the worker is refused and its last exit says
+    why, not the SIGKILL that ends it."""
+    src, _ = lines_file(tmp_path, 10, "refused")
+    topo = slow_topology("cgrefused", src, tmp_path / "sink.jsonl", {"topology.worker.cpu.cores": 1000000000})
+    res = streamd.run(topo, timeout=90, conf={"supervisor.cgroup.mode": "v1", "supervisor.cgroup.required": True,
+                                              "supervisor.worker.restart.delay.ms": 50})
+    assert res.returncode != 0, res.explain()
+    out = res.stdout + res.stderr
+    assert "last exit refused: no cgroup (supervisor.cgroup.required)" in out, res.explain()
+    assert "last exit signal 9" not in out, res.explain()
