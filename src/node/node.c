@@ -533,6 +533,18 @@ static int setup_cgroups(node *n, const conf *c) {
         if (strcmp(want, "off") != 0) log_warn("workers run without cgroups: %s", n->cg.why);
         return 0;
     }
+    /* leftovers of an earlier run of a node with this local dir: processes
+     * still in its worker cgroups (a worker that outlived its node) die, the
+     * cgroups go; other nodes' cgroups in a shared hierarchy are untouched */
+    cgo_reaped reaped;
+    rc = cgo_reap(&n->cg, n->cg_record_dir, NODE_REAP_TIMEOUT_MS, &reaped);
+    if (rc != 0) log_warn("cannot read %s: %s", n->cg_record_dir, sd_strerror(rc));
+    if (reaped.processes > 0 || reaped.cgroups > 0)
+        log_warn("an earlier run left %d worker cgroups with %d processes; killed them and removed the cgroups",
+                 reaped.cgroups + reaped.stuck, reaped.processes);
+    if (reaped.stuck > 0)
+        log_error("%d cgroups of an earlier run still hold processes after %d ms of SIGKILL; left in place",
+                  reaped.stuck, NODE_REAP_TIMEOUT_MS);
     int stale = cg_remove_stale(&n->cg);
     char path[PATH_MAX];
     cg_path(&n->cg, "<topology>", 0, path, sizeof path);
@@ -559,6 +571,11 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     n->start_timeout_ms = conf_int(c, "supervisor.worker.start.timeout.secs") * 1000;
     n->lease_ttl_secs = (int)conf_int(c, "node.lease.ttl.secs");
     if (n->restart_delay_ms < 0) n->restart_delay_ms = 0;
+    if (n->local_dir && snprintf(n->cg_record_dir, sizeof n->cg_record_dir, "%s/cgroups", n->local_dir) >=
+                            (int)sizeof n->cg_record_dir) {
+        log_error("streamd.local.dir is too long");
+        goto fail;
+    }
     if (setup_cgroups(n, c) != 0 || setup_worker_user(n, c) != 0) goto fail;
     if (n->start_timeout_ms < 0) n->start_timeout_ms = 0;
     if (n->lease_ttl_secs < 2) n->lease_ttl_secs = 2;
@@ -658,6 +675,7 @@ void node_free(node *n) {
     store_cancel(n->st, n);
     lease_keeper_stop(n->keeper);
     n->keeper = NULL;
+    if (!n->workers && n->cg.mode != CG_OFF) cgo_forget(n->cg_record_dir); /* every worker cgroup is gone */
     free_fields(n);
     uv_close((uv_handle_t *)&n->check_timer, node_closed);
     uv_close((uv_handle_t *)&n->done_timer, node_closed);

@@ -141,6 +141,15 @@ static int place_in_cgroup(nworker *w) {
     if (n->cg.mode == CG_OFF) return 0;
     int rc = cg_create(&n->cg, w->topology_id, w->port, &w->lim);
     if (rc == 0) w->oom_base = cg_oom_kills(&n->cg, w->topology_id, w->port);
+    if (rc == 0 && !w->cg_recorded) {
+        /* before any process is in it: what the record names is all a later
+         * node start may kill */
+        int r = cgo_record(n->cg_record_dir, w->topology_id, w->port);
+        if (r != 0)
+            log_warn("worker %s port %d: cannot record its cgroup in %s: %s; a later start will not clean it up",
+                     w->topology_id, w->port, n->cg_record_dir, sd_strerror(r));
+        w->cg_recorded = true; /* warn once */
+    }
     if (rc == 0) rc = cg_attach(&n->cg, w->topology_id, w->port, w->pid);
     if (rc == 0) {
         w->in_cg = true;
