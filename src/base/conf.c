@@ -36,7 +36,7 @@ static const conf_key_info known[] = {
     {"topology.tick.tuple.freq.secs", "int", "0", "send every bolt a tick tuple this often; 0 = off"},
     {"topology.subprocess.timeout.secs", "int", "30", "a multi-lang child that does not answer within this many seconds (or dies) is reported and restarted; its pending tuples fail and are replayed"},
     {"topology.shellbolt.max.pending", "int", "100", "most tuples a multi-lang bolt's child holds unacked before it is sent more"},
-    {"topology.multilang.heartbeat.secs", "int", "1", "how often a multi-lang bolt's child is sent a heartbeat while it works"},
+    {"topology.multilang.heartbeat.secs", "int", "1", "how often a multi-lang bolt's child is sent a heartbeat, busy or idle"},
     {"topology.executor.receive.buffer.size", "int", "16384", "tuples an executor's input queue holds"},
     {"topology.executor.queue.type", "string", "ring", "executor input queue: ring (bounded, backpressure) or unbounded"},
     {"topology.transfer.batch.size", "int", "64", "tuples handed from one task to another in one batch inside a worker"},

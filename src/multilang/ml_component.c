@@ -11,7 +11,8 @@
  * after it (the child handles messages in order, so everything it did for
  * the input has then been read). So nothing the child says waits for
  * input that may not come, and an idle bolt holds no unread acks. A heartbeat also goes out at least every
- * topology.multilang.heartbeat.secs while tuples flow, and before an input
+ * topology.multilang.heartbeat.secs, while tuples flow and (through the
+ * bolt loop's idle call, multilang_bolt_idle) while none do, and before an input
  * is sent the child's unacked tuples must be below
  * topology.shellbolt.max.pending.
  *
@@ -638,6 +639,19 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
     int rc = pump(st, UNTIL_WAITING, ml_now_ns() + 2000000);
     st->waiting_id = 0;
     if (rc == -ETIMEDOUT || (rc == 0 && ml_now_ns() - st->last_heartbeat_ns >= st->heartbeat_ns)) heartbeat(st);
+}
+
+/* Called by the bolt loop about once a second whether or not input flows
+ * (multilang.h): an idle child gets its heartbeat too, so one that hangs
+ * without input is found within topology.subprocess.timeout.secs, killed
+ * and started again (its pending inputs failed, so replayed), instead of
+ * at the next input. */
+void multilang_bolt_idle(void *state, sd_collector *col) {
+    (void)col;
+    ml_task *st = state;
+    if (!st || ensure_child(st) != 0) return;
+    if (ml_now_ns() - st->last_heartbeat_ns < st->heartbeat_ns) return; /* input flows: execute sent one */
+    heartbeat(st); /* a failure is reported and handled inside */
 }
 
 /* ---- spout ----------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 
+#include "multilang/multilang.h"
 #include "runtime/emit.h"
 #include "runtime/executor_internal.h"
 #include "tuple/tuple_pool.h"
@@ -40,9 +41,20 @@ static void bolt_tick(executor *ex, int64_t now) {
     tuple_unref(t);
 }
 
+/* Multi-lang bolts only: an internal call about once a second, input or
+ * not, so their child is heartbeated while idle (a hang is found without
+ * waiting for input). No tuple, nothing user code sees. */
+#define BOLT_IDLE_NS 1000000000LL
+static void bolt_idle(executor *ex, int64_t now, int64_t *next) {
+    if (!ex->comp->command || now < *next) return;
+    *next = now + BOLT_IDLE_NS;
+    multilang_bolt_idle(ex->state, &ex->col);
+}
+
 void bolt_loop(executor *ex) {
     worker_rt *rt = ex->rt;
     int64_t now = now_ns();
+    int64_t next_idle_ns = now + BOLT_IDLE_NS; /* multi-lang only (bolt_idle) */
     ex->next_tick_ns = now + rt->tick_ns;
     ex->next_expiry_ns = now + 1000000000;
     while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
@@ -67,6 +79,7 @@ void bolt_loop(executor *ex) {
         }
         tuple_releaser_flush(&rel);
         bolt_tick(ex, now_ns());
+        bolt_idle(ex, now_ns(), &next_idle_ns);
         emit_flush(ex);
     }
 }

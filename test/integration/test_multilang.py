@@ -3,6 +3,7 @@ stdout): the shipped word count with its split step in Python must count
 exactly what the all-C word count counts."""
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -164,6 +165,28 @@ def test_hung_child_detected_within_timeout(streamd, tmp_path):
     assert restarted, "no new child after the hang"
     # detected after the 2 s timeout, restarted well before twice that
     assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
+    assert_all_lines(tmp_path)
+
+
+def test_child_hung_while_idle_detected_within_timeout(streamd, tmp_path):
+    """The child keeps one input unacked, then hangs at a heartbeat while no
+    input flows: the idle heartbeat finds it within the subprocess timeout
+    (not at the next input, nor after the message timeout), a new child
+    gets the replayed input, and every line reaches the sink."""
+    topo = proto_topology(tmp_path, "idlehang", at=40, timeout_secs=2, parallelism=1)
+    topo["config"]["topology.message.timeout.secs"] = 120  # a replay must come from the restart
+    t0 = time.monotonic()
+    res = streamd.run(topo, timeout=120)
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.explain()
+    assert "no answer within topology.subprocess.timeout.secs" in worker_log(res)
+    rows = report(tmp_path)
+    hung = next(r for r in rows if r["kind"] == "idle_hang")
+    assert len(hung["held"]) == 1, hung
+    restarted = [r for r in rows if r["kind"] == "handshake" and r["t"] > hung["t"]]
+    assert restarted, "no new child after the hang"
+    assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
+    assert took < 60, f"the run took {took:.0f} s: the held input waited for the message timeout"
     assert_all_lines(tmp_path)
 
 
