@@ -155,6 +155,20 @@ def test_protocol_abuse_restarts_the_child(streamd, tmp_path, mode, expect):
     assert_all_lines(tmp_path)
 
 
+def test_message_end_line_in_separate_writes(streamd, tmp_path):
+    """A child that writes a message, its newline, "end" and the last newline
+    in separate writes (Storm's storm.py under Python 2 does, with print)
+    is read correctly: no timeout, no restart, every line through."""
+    res = streamd.run(proto_topology(tmp_path, "pieces", at=0, timeout_secs=5, parallelism=1), timeout=120)
+    assert res.returncode == 0, res.explain()
+    log = worker_log(res)
+    assert "restarting it" not in log, log[-3000:]
+    rows = report(tmp_path)
+    assert len([r for r in rows if r["kind"] == "handshake"]) == 1
+    assert not [r for r in rows if r["kind"] == "violation"]
+    assert_all_lines(tmp_path)
+
+
 def test_hung_child_detected_within_timeout(streamd, tmp_path):
     res = streamd.run(proto_topology(tmp_path, "hang", at=40, timeout_secs=2, parallelism=1), timeout=120)
     assert res.returncode == 0, res.explain()

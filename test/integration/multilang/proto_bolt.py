@@ -20,6 +20,10 @@ argv: REPORT_FILE STATE_DIR [MODE AT]
   unknown, badack, idlehang (keeps the AT-th input without acking it and
   hangs at the first heartbeat that comes 2 s after its last input, i.e.
   while idle).
+  MODE "pieces" (with AT 0): every message is written as four writes, each
+  flushed after a pause, as a library that prints the JSON, its newline,
+  "end" and the final newline separately does: the message, "end" and its
+  newline reach streamd in separate reads.
 """
 import json
 import os
@@ -70,6 +74,12 @@ def read_raw():
 
 
 def send(obj):
+    if mode == "pieces":
+        for piece in (json.dumps(obj), "\n", "end", "\n"):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            time.sleep(0.002)
+        return
     sys.stdout.write(json.dumps(obj) + "\nend\n")
     sys.stdout.flush()
 
