@@ -303,13 +303,15 @@ int ml_child_recv(ml_child *c, int64_t deadline_ns, json_t **out, char *why, siz
 
 void ml_child_stop(ml_child *c, int *status) {
     if (!c) return;
-    if (c->fd >= 0) close(c->fd);
     int st = 0;
     if (c->pid > 0) {
+        /* killed before its stdin closes: a library that reports EOF as an
+         * error (Storm's storm.py) has no time to fill the log with it */
         kill(c->pid, SIGKILL);
         while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {
         }
     }
+    if (c->fd >= 0) close(c->fd);
     if (status) *status = st;
     /* the child is gone: its stderr ends (unless it left a grandchild
      * holding it, whose output is then still logged until it exits) */

@@ -17,7 +17,10 @@
  * topology.shellbolt.max.pending.
  *
  * Spouts: next, ack, fail, activate and deactivate are each sent and
- * answered by emits then sync. A spout emit with an id is tracked under a
+ * answered by emits then sync. Some libraries (Storm's storm.js) never
+ * answer activate or deactivate: a child silent on one for
+ * ML_ACTIVATION_GRACE_NS is not failed for it, and the task sends neither
+ * again. A spout emit with an id is tracked under a
  * fresh numeric message id mapped back to the child's own id.
  *
  * A child that dies, answers nothing within topology.subprocess.timeout.secs,
@@ -46,6 +49,7 @@
 #include "runtime/executor.h"
 
 #define ML_MAX_TASK_IDS 1024
+#define ML_ACTIVATION_GRACE_NS 2000000000LL /* at most; less when the subprocess timeout is shorter */
 
 typedef struct ml_pending {
     uint64_t id;
@@ -71,6 +75,7 @@ typedef struct ml_task {
     int emitted;          /* spout: emits during this command */
     /* spout: our message id (decimal) -> the child's id */
     json_t *spout_ids;
+    bool no_activation;   /* spout: the component's child ignores activate/deactivate */
     uint64_t next_msg_id;
 } ml_task;
 
@@ -692,14 +697,33 @@ static void ml_spout_fail(void *state, sd_collector *col, uint64_t msg_id) {
     spout_ack(state, msg_id, "fail");
 }
 
+/* activate or deactivate: answered like any command by most children;
+ * one that stays silent for the grace period is taken to ignore both (the
+ * protocol lists them, but Storm's storm.js answers only next, ack and
+ * fail), so it is neither failed nor sent them again. A child that answers
+ * later than the grace period is read one sync behind from then on, which
+ * delays but loses nothing. */
+static void activation(ml_task *st, const char *cmd) {
+    if (st->no_activation || ensure_child(st) != 0) return;
+    st->synced = 0;
+    if (send_or_fail(st, json_pack("{ss}", "command", cmd)) != 0) return;
+    int64_t grace = st->timeout_ns < ML_ACTIVATION_GRACE_NS ? st->timeout_ns : ML_ACTIVATION_GRACE_NS;
+    if (pump(st, UNTIL_SYNC, ml_now_ns() + grace) != -ETIMEDOUT) return; /* answered, or failed inside */
+    st->no_activation = true;
+    sd_log(st->ctx, SD_LOG_INFO,
+           "multi-lang spout '%s' (child %d) did not answer '%s' within %lld ms; it is taken to ignore activate "
+           "and deactivate, which are not sent to it again",
+           st->comp->id, (int)ml_child_pid(st->child), cmd, (long long)(grace / 1000000));
+}
+
 static void ml_activate(void *state, sd_collector *col) {
     (void)col;
-    spout_command(state, json_pack("{ss}", "command", "activate"));
+    activation(state, "activate");
 }
 
 static void ml_deactivate(void *state, sd_collector *col) {
     (void)col;
-    spout_command(state, json_pack("{ss}", "command", "deactivate"));
+    activation(state, "deactivate");
 }
 
 static const sd_component_def ml_bolt_def = {

@@ -204,6 +204,38 @@ def test_child_hung_while_idle_detected_within_timeout(streamd, tmp_path):
     assert_all_lines(tmp_path)
 
 
+def test_spout_that_ignores_activate_and_deactivate(streamd, tmp_path):
+    """A spout child that never answers activate or deactivate (Storm's
+    storm.js does not) is not failed for it: after a short grace it is not
+    sent them again, every record is acked, and Ctrl-C stops the run
+    without waiting for an answer that never comes."""
+    n = 100
+    rep = tmp_path / "report.jsonl"
+    topo = {
+        "name": "quiet",
+        "config": {"topology.acker.executors": 1, "topology.subprocess.timeout.secs": 30},
+        "spouts": [{"id": "records", "command": [PYTHON, str(HERE / "quiet_spout.py"), str(n), str(rep)],
+                    "outputs": {"default": ["rec"]}}],
+        "bolts": [{"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+                   "inputs": [{"from": "records", "grouping": "shuffle"}]}],
+    }
+    t0 = time.monotonic()
+    proc = streamd.start(topo, until_drained=False)
+    wait_for(lambda: [r for r in read_jsonl(rep) if r["kind"] == "done"] or proc.poll() is not None, 20,
+             interval=0.2, what="every record acked")
+    assert proc.poll() is None, streamd.result(proc).explain()
+    assert time.monotonic() - t0 < 15, "the spout waited for the subprocess timeout"
+    os.kill(proc.pid, signal.SIGINT)
+    res = streamd.finish(proc, timeout=30)
+    assert res.returncode == 0, res.explain()
+    log = worker_log(res)
+    assert "did not answer 'activate'" in log, log[-3000:]
+    assert "restarting it" not in log and "did not finish their cleanup" not in log, log[-3000:]
+    commands = [r["command"] for r in read_jsonl(rep) if r["kind"] == "command"]
+    assert commands.count("activate") == 1 and "deactivate" not in commands, commands
+    assert {r["rec"] for r in read_jsonl(tmp_path / "sink.jsonl")} == {f"rec {i}" for i in range(n)}
+
+
 # ---- a spout and a bolt written with the project's Python module -------------
 
 def py_topology(tmp_path, n, rep, spout_extra=()):
