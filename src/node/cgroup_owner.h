@@ -18,7 +18,7 @@
 typedef struct cgo_reaped {
     int records;   /* records of node processes that no longer run */
     int cgroups;   /* their cgroups removed */
-    int processes; /* processes that were still in them (SIGKILLed) */
+    int processes; /* processes that were still in the cgroups removed (SIGKILLed) */
     int stuck;     /* cgroups still holding processes at the deadline (left, and their record kept) */
 } cgo_reaped;
 
