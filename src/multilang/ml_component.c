@@ -10,11 +10,11 @@
  * answered the input: acked or failed it, or answered the heartbeat sent
  * after it (the child handles messages in order, so everything it did for
  * the input has then been read). So nothing the child says waits for
- * input that may not come, and an idle bolt holds no unread acks. A heartbeat also goes out at least every
- * topology.multilang.heartbeat.secs, while tuples flow and (through the
- * bolt loop's idle call, multilang_bolt_idle) while none do, and before an input
- * is sent the child's unacked tuples must be below
- * topology.shellbolt.max.pending.
+ * input that may not come, and an idle bolt holds no unread acks. A
+ * heartbeat also goes out at least every topology.multilang.heartbeat.secs,
+ * while tuples flow and (through the bolt loop's idle call,
+ * multilang_bolt_idle) while none do. Before an input is sent the child's
+ * unacked tuples must be below topology.shellbolt.max.pending.
  *
  * Spouts: next, ack, fail, activate and deactivate are each sent and
  * answered by emits then sync. Some libraries (Storm's storm.js) never
