@@ -66,7 +66,7 @@ static const conf_key_info known[] = {
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},
-    {"worker.host", "string", "127.0.0.1", "address workers listen on and advertise to their peers"},
+    {"worker.host", "string", "127.0.0.1", "address or host name workers listen on and advertise to their peers; a name is resolved once at start, and one that does not resolve stops the node"},
     {"store.etcd.endpoints", "string", "http://127.0.0.1:2379", "etcd endpoints (cluster mode), comma separated; requests fail over between them (--etcd sets it)"},
     {"store.etcd.request.timeout.ms", "int", "5000", "longest one etcd request may take before it is retried on the next endpoint or fails"},
     {"store.etcd.tls.ca", "string", "", "PEM file of the CA that signed etcd's certificate; empty = verify with the system's CAs (https endpoints only)"},

@@ -68,7 +68,15 @@ typedef struct transport_config {
  * reading that connection, and calls again later with the same tuple. */
 typedef int (*transport_deliver_cb)(void *arg, sd_tuple *t);
 
-/* topo is used to resolve stream ids of received tuples; it must outlive tr. */
+/* host (an IPv4 or IPv6 address, or a name: getaddrinfo, which blocks) and
+ * port as a socket address; an IPv4 address of a name is preferred. 0, or
+ * -ENOENT (no such name) / -EHOSTUNREACH / -EINVAL with the reason in why. */
+struct sockaddr_storage;
+int transport_resolve(const char *host, int port, struct sockaddr_storage *ss, char *why, size_t whylen);
+
+/* topo is used to resolve stream ids of received tuples; it must outlive tr.
+ * Peers' hosts are resolved here (blocking); NULL when one does not
+ * resolve (logged) or on allocation failure. */
 transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const topology *topo,
                          transport_deliver_cb deliver, void *arg);
 /* Loop thread: listen on our port and connect to peers (reconnecting with
