@@ -190,16 +190,12 @@ int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
 
 /* ---- ack / fail --------------------------------------------------------- */
 
-static int acker_task_for(const worker_rt *rt, uint64_t root) {
-    return rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism);
-}
-
 /* sends one message per distinct root of t to that root's acker */
 static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xor) {
     for (uint16_t i = 0; i < t->nanchors; i++) {
         uint64_t root = t->anchors[i].root;
         sd_value v[2] = {sd_int((int64_t)root), sd_int((int64_t)(t->anchors[i].edge ^ t->ack_xor))};
-        emit_system(ex, stream_id, acker_task_for(ex->rt, root), v, with_xor ? 2 : 1);
+        emit_system(ex, stream_id, emit_acker_task(ex->rt, root), v, with_xor ? 2 : 1);
     }
 }
 

@@ -36,7 +36,9 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->sid_ack_init = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_INIT);
     ex->sid_ack_ack = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_ACK);
     ex->sid_ack_fail = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_FAIL);
-    ex->sid_ack_done = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_DONE);
+    /* a spout's is its acker's: it fails trees it could not send through its own queue (emit.c) */
+    ex->sid_ack_done = sys_stream(rt, ex->comp->kind == SD_SPOUT && rt->acker ? rt->acker->index : ex->comp->index,
+                                  TOPO_STREAM_ACK_DONE);
     ex->sid_tick = sys_stream(rt, -1, TOPO_STREAM_TICK);
 
     /* spouts and ackers take acking traffic that must never wait; bolts

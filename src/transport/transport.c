@@ -507,13 +507,13 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
     if (worker < 0 || worker >= tr->cfg.nworkers || worker == tr->cfg.worker_index) {
         log_error("transport: send to invalid worker %d", worker);
         STAT_ADD(tr, tuples_dropped, n);
-        return -1;
+        for (size_t i = 0; i < n; i++) tuples[i]->flags |= TUPLE_F_UNSENT;
+        return (int)n;
     }
     /* the loop thread must never wait for itself to drain the buffer */
     if (tr->started && uv_thread_equal(&tr->loop_thread, &(uv_thread_t){uv_thread_self()})) never_block = true;
     peer *p = &tr->peers[worker];
     size_t max_buf = tr->cfg.max_buffered_bytes;
-    int ret = 0;
     bool wake = false;
     uint64_t dropped = 0;
     pthread_mutex_lock(&p->mu);
@@ -564,14 +564,14 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         if (before == 0 || (before < tr->cfg.batch_bytes && p->len >= tr->cfg.batch_bytes)) wake = true;
         continue;
     drop:
+        tuples[i]->flags |= TUPLE_F_UNSENT; /* the caller's, unshared: see transport.h */
         dropped++;
-        ret = -1;
     }
     /* under mu, so that transport_close cannot close the async handle meanwhile */
     if (wake && !p->closed && tr->started) uv_async_send(&tr->wake);
     pthread_mutex_unlock(&p->mu);
     if (dropped) STAT_ADD(tr, tuples_dropped, dropped);
-    return ret;
+    return (int)dropped;
 }
 
 void transport_get_stats(transport *tr, transport_stats *out) {

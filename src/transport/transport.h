@@ -87,9 +87,12 @@ int transport_start(transport *tr);
  * When the peer's buffer is above max_buffered_bytes and the peer is
  * connected, waits for room unless never_block (system streams: acks must
  * never wait); the wait ends when the peer is declared down. When the peer
- * is down and its buffer (the bounded overflow) is full, drops them at once
- * and returns -1 (acking replays what is dropped): a down peer never slows
- * sends to the others. Does not consume
+ * is down and its buffer (the bounded overflow) is full, drops them at once:
+ * a down peer never slows sends to the others. Returns how many tuples were
+ * dropped (0: all sent), and marks each dropped one TUPLE_F_UNSENT, so that
+ * its sender fails its tuple trees at once (the spouts replay them) instead
+ * of leaving them to the message timeout; the tuples must therefore be the
+ * caller's alone (each emit builds one per destination). Does not consume
  * the caller's references. Called on the loop thread it never waits (as if
  * never_block). `worker` must not be this worker (local tuples never travel
  * through the transport). */

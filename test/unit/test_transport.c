@@ -451,7 +451,11 @@ static void test_peer_down_then_up(void **state) {
         sd_tuple *t = tuple_new(v, 3, NULL, 0);
         assert_non_null(t);
         t->dest_task = 101;
-        if (transport_send(n->tr, 1, &t, 1, false) != 0) dropped_calls++;
+        int rc = transport_send(n->tr, 1, &t, 1, false);
+        assert_in_range(rc, 0, 1); /* the count dropped */
+        /* a dropped tuple is marked, for its sender to fail its trees */
+        assert_int_equal(rc == 1, (t->flags & TUPLE_F_UNSENT) != 0);
+        dropped_calls += rc;
         tuple_unref(t);
     }
     transport_stats a;
