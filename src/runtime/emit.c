@@ -53,15 +53,20 @@ static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
     }
 }
 
-static void flush_remote(executor *ex, int slot) {
+/* Returns 1 when tuples were dropped and their trees failed (which queues
+ * acking tuples in other slots), else 0. */
+static int flush_remote(executor *ex, int slot) {
     uint32_t n = ex->remote_n[slot];
-    if (n == 0) return;
-    /* reset first: failing dropped tuples queues acking tuples (other slots) */
-    ex->remote_n[slot] = 0;
+    if (n == 0) return 0;
+    ex->remote_n[slot] = 0; /* before failing: that may queue into other slots */
     sd_tuple **ts = ex->remote_out[slot];
-    if (ex->rt->tr && transport_send(ex->rt->tr, slot / 2, ts, n, slot & 1) > 0 && !(slot & 1))
+    int failed = 0;
+    if (ex->rt->tr && transport_send(ex->rt->tr, slot / 2, ts, n, slot & 1) > 0 && !(slot & 1)) {
         fail_unsent(ex, ts, n);
+        failed = 1;
+    }
     for (uint32_t i = 0; i < n; i++) tuple_unref(ts[i]);
+    return failed;
 }
 
 static void flush_locals(executor *ex) {
@@ -73,11 +78,13 @@ static void flush_locals(executor *ex) {
 }
 
 void emit_flush(executor *ex) {
-    int nslots = ex->rt->nworkers * 2;
-    /* data first: what it fails goes out with this flush's acking tuples */
-    for (int w = 0; w < nslots; w += 2) flush_remote(ex, w);
+    int nslots = ex->rt->nworkers * 2, failed = 0;
     flush_locals(ex);
-    for (int w = 1; w < nslots; w += 2) flush_remote(ex, w);
+    for (int w = 0; w < nslots; w++) failed |= flush_remote(ex, w);
+    if (failed) { /* what the failures queued goes out now, not next round */
+        flush_locals(ex);
+        for (int w = 1; w < nslots; w += 2) flush_remote(ex, w);
+    }
 }
 
 /* takes the caller's reference to t */
@@ -103,7 +110,7 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     } else {
         int slot = w * 2 + (sys ? 1 : 0);
         ex->remote_out[slot][ex->remote_n[slot]++] = t;
-        if (ex->remote_n[slot] == ex->remote_cap) flush_remote(ex, slot);
+        if (ex->remote_n[slot] == ex->remote_cap) (void)flush_remote(ex, slot); /* failures: out with the round's flush */
     }
     STAT_ADD(ex->transferred, 1);
 }
