@@ -626,8 +626,14 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
         if (send_or_fail(st, msg) == 0) heartbeat(st);
         return;
     }
-    sd_tuple_retain(input);
-    st->pending[st->npending++] = (ml_pending){.id = id, .t = input};
+    /* held until the child answers: a copy, so the slab it came in is not pinned */
+    sd_tuple *kept = sd_tuple_keep(input);
+    if (!kept) {
+        json_decref(msg);
+        sd_fail(col, input);
+        return;
+    }
+    st->pending[st->npending++] = (ml_pending){.id = id, .t = kept};
     if (send_or_fail(st, msg) != 0) return; /* failed with the rest */
     if (queue_depth(st->ctx->ex->inq) > 0 && st->npending < st->max_pending &&
         ml_now_ns() - st->last_heartbeat_ns < st->heartbeat_ns) {

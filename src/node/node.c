@@ -19,10 +19,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "base/log.h"
 #include "node/node_internal.h"
 #include "topology/topology.h"
+#include "transport/transport.h"
 
 /* The node stops its workers this long before its lease could expire. */
 #define NODE_LEASE_MARGIN_MS 2000
@@ -582,6 +584,17 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     if (!n->id || !n->exe || !n->cluster || !n->host || !n->local_dir) {
         log_error("out of memory creating the node");
         goto fail;
+    }
+    {
+        /* at start, before the loop serves anything (getaddrinfo blocks): a
+         * host name is fine, one that does not resolve is refused now
+         * rather than by every worker the node would start */
+        struct sockaddr_storage ss;
+        char why[128];
+        if (transport_resolve(n->host, 0, &ss, why, sizeof why) != 0) {
+            log_error("worker.host '%s' does not resolve: %s", n->host, why);
+            goto fail;
+        }
     }
     if (!(n->labels = parse_labels(conf_str(c, "node.labels")))) {
         log_error("node.labels: expected key=value pairs separated by commas, got '%s'", conf_str(c, "node.labels"));

@@ -28,21 +28,63 @@ static void flush_local(executor *ex, int dest) {
     if (queue_push(to->inq, b, false) != 0) tuple_batch_free(b); /* closed: worker is stopping */
 }
 
-static void flush_remote(executor *ex, int slot) {
-    uint32_t n = ex->remote_n[slot];
-    if (n == 0) return;
-    if (ex->rt->tr) transport_send(ex->rt->tr, slot / 2, ex->remote_out[slot], n, slot & 1);
-    for (uint32_t i = 0; i < n; i++) tuple_unref(ex->remote_out[slot][i]);
-    ex->remote_n[slot] = 0;
+/* The trees of data tuples the transport dropped (TUPLE_F_UNSENT) fail now.
+ * A bolt tells each root's acker, which tells the spout, as sd_fail does; a
+ * spout fails its own tree through its input queue, as if its acker had
+ * (never from inside the emit that filled the batch). An acker on the down
+ * worker is out of reach too: those trees still wait for the timeout. */
+static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
+    worker_rt *rt = ex->rt;
+    if (!rt->acker) return;
+    bool spout = ex->comp->kind == SD_SPOUT;
+    for (uint32_t i = 0; i < n; i++) {
+        const sd_tuple *t = ts[i];
+        if (!(t->flags & TUPLE_F_UNSENT)) continue;
+        for (uint16_t k = 0; k < t->nanchors; k++) {
+            uint64_t root = t->anchors[k].root;
+            if (spout) {
+                sd_value v[2] = {sd_int((int64_t)root), sd_bool(false)};
+                emit_system(ex, ex->sid_ack_done, ex->task, v, 2);
+            } else {
+                sd_value v[1] = {sd_int((int64_t)root)};
+                emit_system(ex, ex->sid_ack_fail, emit_acker_task(rt, root), v, 1);
+            }
+        }
+    }
 }
 
-void emit_flush(executor *ex) {
+/* Returns 1 when tuples were dropped and their trees failed (which queues
+ * acking tuples in other slots), else 0. */
+static int flush_remote(executor *ex, int slot) {
+    uint32_t n = ex->remote_n[slot];
+    if (n == 0) return 0;
+    ex->remote_n[slot] = 0; /* before failing: that may queue into other slots */
+    sd_tuple **ts = ex->remote_out[slot];
+    int failed = 0;
+    if (ex->rt->tr && transport_send(ex->rt->tr, slot / 2, ts, n, slot & 1) > 0 && !(slot & 1)) {
+        fail_unsent(ex, ts, n);
+        failed = 1;
+    }
+    for (uint32_t i = 0; i < n; i++) tuple_unref(ts[i]);
+    return failed;
+}
+
+static void flush_locals(executor *ex) {
     for (int i = 0; i < ex->nlocal_dirty; i++) {
         flush_local(ex, ex->local_dirty[i]);
         ex->local_listed[ex->local_dirty[i]] = 0;
     }
     ex->nlocal_dirty = 0;
-    for (int w = 0; w < ex->rt->nworkers * 2; w++) flush_remote(ex, w);
+}
+
+void emit_flush(executor *ex) {
+    int nslots = ex->rt->nworkers * 2, failed = 0;
+    flush_locals(ex);
+    for (int w = 0; w < nslots; w++) failed |= flush_remote(ex, w);
+    if (failed) { /* what the failures queued goes out now, not next round */
+        flush_locals(ex);
+        for (int w = 1; w < nslots; w += 2) flush_remote(ex, w);
+    }
 }
 
 /* takes the caller's reference to t */
@@ -68,7 +110,7 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     } else {
         int slot = w * 2 + (sys ? 1 : 0);
         ex->remote_out[slot][ex->remote_n[slot]++] = t;
-        if (ex->remote_n[slot] == ex->remote_cap) flush_remote(ex, slot);
+        if (ex->remote_n[slot] == ex->remote_cap) (void)flush_remote(ex, slot); /* failures: out with the round's flush */
     }
     STAT_ADD(ex->transferred, 1);
 }

@@ -14,7 +14,16 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
                sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
 /* Queues a system tuple (acking) for task dest; sent without waiting. */
 void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
-/* Hands every outgoing batch to its queue or the transport. */
+/* Hands every outgoing batch to its queue or the transport. Tuples the
+ * transport drops (their worker is down and its overflow full) have their
+ * trees failed at once, so that the spouts replay them without waiting
+ * for the message timeout; with acking off they are only counted (the
+ * transport's tuples_dropped). */
 void emit_flush(executor *ex);
+
+/* The acker task that tracks tree root. */
+static inline int emit_acker_task(const worker_rt *rt, uint64_t root) {
+    return rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism);
+}
 
 #endif

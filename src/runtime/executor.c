@@ -36,7 +36,9 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->sid_ack_init = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_INIT);
     ex->sid_ack_ack = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_ACK);
     ex->sid_ack_fail = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_FAIL);
-    ex->sid_ack_done = sys_stream(rt, ex->comp->index, TOPO_STREAM_ACK_DONE);
+    /* a spout's is its acker's: it fails trees it could not send through its own queue (emit.c) */
+    ex->sid_ack_done = sys_stream(rt, ex->comp->kind == SD_SPOUT && rt->acker ? rt->acker->index : ex->comp->index,
+                                  TOPO_STREAM_ACK_DONE);
     ex->sid_tick = sys_stream(rt, -1, TOPO_STREAM_TICK);
 
     /* spouts and ackers take acking traffic that must never wait; bolts
@@ -65,10 +67,11 @@ executor *executor_new(worker_rt *rt, int task) {
     if (ex->comp->kind == SD_SPOUT) {
         ex->fifo_cap = 1024;
         ex->fifo = malloc(ex->fifo_cap * sizeof *ex->fifo);
-        if (!ex->fifo || u64map_init(&ex->pending, (size_t)(rt->max_pending ? rt->max_pending : 1024)) != 0)
+        if (!ex->fifo || u64map_init(&ex->pending, (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
             goto fail;
     }
-    if (ex->comp->is_acker && u64map_init(&ex->acks, 4096) != 0) goto fail;
+    /* the acker forgets trees a message timeout (+1 s) old: see acker_expire */
+    if (ex->comp->is_acker && agemap_init(&ex->acks, 4096, rt->timeout_ns + 1000000000, now_ns()) != 0) goto fail;
     return ex;
 fail:
     log_task(SD_LOG_ERROR, task, "out of memory creating the executor");
@@ -100,7 +103,7 @@ void executor_free(executor *ex) {
     free(ex->dests);
     free(ex->anc);
     if (ex->pending.keys) u64map_destroy(&ex->pending);
-    if (ex->acks.keys) u64map_destroy(&ex->acks);
+    agemap_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
     if (ex->pool) tuple_pool_close(ex->pool); /* after every tuple we hold is released */
     free(ex);

@@ -18,6 +18,7 @@
 #include "runtime/latency_hist.h"
 #include "runtime/queue.h"
 #include "runtime/runtime.h"
+#include "base/agemap.h"
 #include "base/u64map.h"
 
 struct sd_context { struct executor *ex; };
@@ -71,7 +72,7 @@ typedef struct executor {
     int last_next;                /* last next_tuple result */
     int deactivated;              /* deactivate callback already called */
     /* acker */
-    u64map acks;
+    agemap acks;
     int64_t next_expiry_ns;
     int64_t next_tick_ns;
 

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/cpu.h"
 #include "base/log.h"
 
 #define QUEUE_SPINS 256
+
 
 typedef struct ring_slot {
     atomic_size_t seq;
@@ -240,7 +242,7 @@ tuple_batch *queue_pop_all(queue *q, int64_t timeout_ns) {
      * microseconds: look again briefly before paying for a futex sleep
      * and the producer's wake-up call */
     for (int spin = 0; spin < QUEUE_SPINS; spin++) {
-        __builtin_ia32_pause();
+        cpu_relax();
         if (queue_depth(q) > 0 && (b = take_all(q)) != NULL) return b;
     }
     struct timespec ts;

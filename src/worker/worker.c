@@ -784,10 +784,11 @@ int worker_main(int control_fd, int log_fd) {
         executor *ex = w->rt.execs[i];
         if (ex->thread_started && atomic_load(&ex->done)) pthread_join(ex->thread, NULL);
         else if (ex->thread_started) {
-            /* a task stuck in user code: leave it (the process exits now) */
-            log_warn("task %d did not stop; exiting without it", ex->task);
+            /* a task stuck in user code: leave it (the process exits now),
+             * and say so in the exit status: the stop was not clean */
+            log_error("task %d did not stop; exiting without it (status %d)", ex->task, WORKER_EXIT_STUCK);
             json_decref(assignment);
-            _exit(0);
+            _exit(WORKER_EXIT_STUCK);
         }
     }
     log_info("worker stopped");
