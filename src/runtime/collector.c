@@ -1,7 +1,8 @@
 /*
  * collector: the public API a component calls (streamd/component.h):
  * context accessors, emit/ack/fail and logging. Every function runs on the
- * calling task's executor thread and touches only that executor.
+ * pool thread running the calling task's slice and touches only that
+ * executor (and that thread's outgoing buffers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +169,7 @@ int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *co
 
 int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
     const executor *ex = col->ex;
-    for (int i = 0; i < ex->last_ndest && i < max; i++) tasks[i] = ex->dests[i];
+    for (int i = 0; ex->th && i < ex->last_ndest && i < max; i++) tasks[i] = ex->th->dests[i];
     return ex->last_ndest;
 }
 

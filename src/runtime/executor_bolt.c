@@ -1,12 +1,15 @@
 /*
- * executor_bolt: the main loop of a bolt or acker task. Each round it takes
- * every batch waiting in its queue, executes the tuples (an acker runs
- * acker.c, a bolt its execute callback), releases them and flushes what
- * they emitted; between rounds it delivers tick tuples
- * (topology.tick.tuple.freq.secs) or, for an acker, expires old trees.
+ * executor_bolt: one slice of a bolt or acker task. A slice executes up to
+ * worker.executor.slice.tuples tuples of its input (an acker runs acker.c,
+ * a bolt its execute callback), taking every batch waiting in its queue
+ * when what it took before is used up, releases them and flushes what they
+ * emitted after each batch; then it delivers a tick tuple when one is due
+ * (topology.tick.tuple.freq.secs) or, for an acker, expires old trees. It
+ * stops taking input while a full queue holds its output back.
  *
- * Runs on the task's executor thread; owns nothing beyond the executor.
+ * Runs on the pool thread running the task; owns nothing beyond the executor.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "runtime/emit.h"
@@ -40,33 +43,55 @@ static void bolt_tick(executor *ex, int64_t now) {
     tuple_unref(t);
 }
 
-void bolt_loop(executor *ex) {
-    worker_rt *rt = ex->rt;
+void bolt_begin(executor *ex) {
     int64_t now = now_ns();
-    ex->next_tick_ns = now + rt->tick_ns;
+    ex->next_tick_ns = now + ex->rt->tick_ns;
     ex->next_expiry_ns = now + 1000000000;
-    while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
-        int64_t wait = 100000000; /* wake at least every 100 ms to check for stop */
-        if (rt->tick_ns > 0 && !ex->comp->is_acker) {
-            int64_t until = ex->next_tick_ns - now_ns();
-            if (until < wait) wait = until > 0 ? until : 0;
+}
+
+/* executes up to budget tuples of the input taken; returns what is left of it */
+static uint32_t bolt_run_held(executor *ex, uint32_t budget) {
+    tuple_releaser rel = {0};
+    while (ex->held && budget > 0 && !ex->stalled_head) {
+        tuple_batch *b = ex->held;
+        while (ex->held_pos < b->n && budget > 0) {
+            sd_tuple *t = b->items[ex->held_pos++];
+            bolt_execute(ex, t);
+            tuple_unref_deferred(t, &rel);
+            budget--;
+            if (ex->stalled_head) break; /* a full queue: take no more input */
         }
-        tuple_batch *b = queue_pop_all(ex->inq, wait);
-        for (tuple_batch *x = b; x; x = x->next) STAT_ADD(ex->received, x->n);
-        tuple_releaser rel = {0};
-        while (b) {
-            tuple_batch *next = b->next;
-            for (uint32_t i = 0; i < b->n; i++) {
-                bolt_execute(ex, b->items[i]);
-                tuple_unref_deferred(b->items[i], &rel);
-            }
+        if (ex->held_pos == b->n) {
+            ex->held = b->next;
+            ex->held_pos = 0;
             b->n = 0;
             free(b);
-            b = next;
-            emit_flush(ex);
         }
-        tuple_releaser_flush(&rel);
-        bolt_tick(ex, now_ns());
         emit_flush(ex);
     }
+    tuple_releaser_flush(&rel);
+    return budget;
+}
+
+int bolt_slice(executor *ex, int64_t *wake_at) {
+    worker_rt *rt = ex->rt;
+    if (ex->stalled_head && emit_retry_stalled(ex) == -EAGAIN) return SCHED_WAIT; /* woken by room */
+    uint32_t budget = rt->slice_tuples;
+    while (budget > 0 && !ex->stalled_head) {
+        if (!ex->held) {
+            ex->held = queue_pop_all(ex->inq, 0);
+            ex->held_pos = 0;
+            if (!ex->held) break;
+            for (tuple_batch *x = ex->held; x; x = x->next) STAT_ADD(ex->received, x->n);
+        }
+        budget = bolt_run_held(ex, budget);
+    }
+    int64_t now = now_ns();
+    bolt_tick(ex, now);
+    emit_flush(ex);
+    if (ex->stalled_head) return SCHED_WAIT;
+    if (ex->held || queue_depth(ex->inq) > 0) return SCHED_MORE;
+    if (ex->comp->is_acker) *wake_at = ex->next_expiry_ns;
+    else if (rt->tick_ns > 0 && ex->sid_tick >= 0) *wake_at = ex->next_tick_ns;
+    return SCHED_WAIT;
 }
