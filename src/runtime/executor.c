@@ -50,7 +50,8 @@ executor *executor_new(worker_rt *rt, int task) {
     if (ex->comp->kind == SD_SPOUT) {
         ex->fifo_cap = 1024;
         ex->fifo = malloc(ex->fifo_cap * sizeof *ex->fifo);
-        if (!ex->fifo || u64map_init(&ex->pending, (size_t)(rt->max_pending ? rt->max_pending : 1024)) != 0)
+        ex->lat_hist = calloc(LAT_BUCKETS, sizeof *ex->lat_hist);
+        if (!ex->fifo || !ex->lat_hist || u64map_init(&ex->pending, (size_t)(rt->max_pending ? rt->max_pending : 1024)) != 0)
             goto fail;
     }
     if (ex->comp->is_acker && u64map_init(&ex->acks, 4096) != 0) goto fail;
@@ -81,6 +82,7 @@ void executor_free(executor *ex) {
     free(ex->owned);
     free(ex->sent_to);
     free(ex->fifo);
+    free(ex->lat_hist);
     free(ex->deferred_acks);
     if (ex->pending.keys) u64map_destroy(&ex->pending);
     if (ex->acks.keys) u64map_destroy(&ex->acks);
@@ -140,4 +142,6 @@ void exec_thread_free(exec_thread *th) {
     free(th);
 }
 
-uint64_t executor_latency_us(executor *ex, double q) { return lat_quantile(ex->lat_hist, &ex->lat_max_us, q); }
+uint64_t executor_latency_us(executor *ex, double q) {
+    return ex->lat_hist ? lat_quantile(ex->lat_hist, &ex->lat_max_us, q) : 0;
+}

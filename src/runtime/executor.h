@@ -101,7 +101,7 @@ typedef struct executor {
     atomic_int pending_count;
     atomic_bool exhausted;
     atomic_bool done;             /* cleanup finished (or open failed) */
-    atomic_uint_fast64_t lat_hist[LAT_BUCKETS]; /* spout complete latency (latency_hist.h) */
+    atomic_uint_fast64_t *lat_hist; /* [LAT_BUCKETS], spouts only: complete latency (latency_hist.h) */
     atomic_uint_fast64_t lat_max_us;
 } executor;
 
