@@ -99,6 +99,7 @@ typedef struct executor {
      * handed to execute (ticks are not counted: they are not work) */
     atomic_uint_fast64_t emitted, transferred, received, executed, acked, failed, failed_final, errors;
     atomic_int pending_count;
+    atomic_size_t held_count;     /* tuples taken from the queue, not executed yet */
     atomic_bool exhausted;
     atomic_bool done;             /* cleanup finished (or open failed) */
     atomic_uint_fast64_t *lat_hist; /* [LAT_BUCKETS], spouts only: complete latency (latency_hist.h) */

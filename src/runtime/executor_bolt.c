@@ -82,13 +82,19 @@ int bolt_slice(executor *ex, int64_t *wake_at) {
             ex->held = queue_pop_all(ex->inq, 0);
             ex->held_pos = 0;
             if (!ex->held) break;
-            for (tuple_batch *x = ex->held; x; x = x->next) STAT_ADD(ex->received, x->n);
+            size_t n = 0;
+            for (tuple_batch *x = ex->held; x; x = x->next) n += x->n;
+            STAT_ADD(ex->received, n);
+            atomic_store_explicit(&ex->held_count, n, memory_order_relaxed);
         }
         budget = bolt_run_held(ex, budget);
     }
     int64_t now = now_ns();
     bolt_tick(ex, now);
     emit_flush(ex);
+    size_t held = 0; /* for the worker's drain check: input taken is not drained yet */
+    for (tuple_batch *x = ex->held; x; x = x->next) held += x->n - (x == ex->held ? ex->held_pos : 0);
+    atomic_store_explicit(&ex->held_count, held, memory_order_relaxed);
     if (ex->stalled_head) return SCHED_WAIT;
     if (ex->held || queue_depth(ex->inq) > 0) return SCHED_MORE;
     if (ex->comp->is_acker) *wake_at = ex->next_expiry_ns;

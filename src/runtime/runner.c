@@ -123,6 +123,10 @@ int runner_start(worker_rt *rt, int nthreads) {
     return 0;
 }
 
+bool runner_task_busy(const executor *ex) {
+    return atomic_load_explicit(&ex->held_count, memory_order_relaxed) > 0 || sched_task_busy(&ex->st);
+}
+
 void runner_wake_all(worker_rt *rt) {
     if (rt->sched) sched_notify_all(rt->sched);
 }

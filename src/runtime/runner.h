@@ -12,6 +12,8 @@
 #ifndef SD_RUNNER_H
 #define SD_RUNNER_H
 
+#include <stdbool.h>
+
 #include "runtime/runtime.h"
 
 /* The pool size for this worker: the conf's worker.executor.threads (0:
@@ -22,6 +24,9 @@ int runner_threads(const conf *c);
 /* Hands every executor of rt to a pool of nthreads threads and starts it.
  * 0, or a negative errno (logged). */
 int runner_start(worker_rt *rt, int nthreads);
+/* ex has work in hand: input taken and not executed, or a slice queued or
+ * running (the worker's drain check; any thread). */
+bool runner_task_busy(const struct executor *ex);
 /* After rt->stopping is set: every task runs once more, to clean up. */
 void runner_wake_all(worker_rt *rt);
 /* Stops and joins the pool threads (every task done, or the process is

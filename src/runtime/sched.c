@@ -325,6 +325,11 @@ void sched_notify_all(sched *s) {
     for (int i = 0; i < n; i++) sched_notify(s, s->all[i]); /* all[] only grows before the threads start */
 }
 
+int sched_task_busy(const sched_task *t) {
+    int st = atomic_load(&((sched_task *)t)->state);
+    return st == SCHED_S_QUEUED || st == SCHED_S_RUNNING || st == SCHED_S_NOTIFIED;
+}
+
 int sched_live(sched *s) {
     pthread_mutex_lock(&s->lock);
     int n = s->live;

@@ -71,6 +71,8 @@ int sched_start(sched *s);
 void sched_notify(sched *s, sched_task *t);
 /* Notifies every task not done (e.g. to see a stop flag). */
 void sched_notify_all(sched *s);
+/* t is queued or running (any thread; a snapshot). */
+int sched_task_busy(const sched_task *t);
 /* Tasks not done yet. */
 int sched_live(sched *s);
 void sched_get_stats(sched *s, sched_stats *out);

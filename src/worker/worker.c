@@ -409,7 +409,8 @@ static void on_stop_timer(uv_timer_t *h) {
         for (int i = 0; i < w->rt.nexecs && drained; i++) {
             executor *ex = w->rt.execs[i];
             if (!ex->started || atomic_load(&ex->done)) continue;
-            if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0) drained = false;
+            if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0 || runner_task_busy(ex))
+                drained = false;
         }
         if (!drained && now < w->stop_deadline_ns) return;
         if (!drained) log_warn("cleanup timeout reached with tuples still in flight");
