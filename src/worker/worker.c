@@ -325,7 +325,8 @@ static json_t *heartbeat_message(worker *w) {
                               "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
                               "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
                               LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
-                              atomic_load(&ex->pending_count), "queue", (json_int_t)queue_depth(ex->inq),
+                              atomic_load(&ex->pending_count), "queue",
+                              (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
                               "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
         if (!t) continue;
         if (ex->comp->kind == SD_SPOUT) {
