@@ -121,9 +121,13 @@ const char *sd_tuple_source_component(const sd_tuple *t) {
 /* ---- emit --------------------------------------------------------------- */
 
 static int stream_of(executor *ex, const char *name) {
-    /* components mostly emit on one stream: try the last one first (the
-     * name is compared, not its pointer: a caller may reuse a buffer) */
-    if (!name) name = SD_DEFAULT_STREAM;
+    /* the default stream (NULL) is resolved once, at setup; components
+     * mostly emit on one stream: try the last one first (the name is
+     * compared, not its pointer: a caller may reuse a buffer) */
+    if (!name) {
+        if (ex->default_stream_id >= 0) return ex->default_stream_id;
+        name = SD_DEFAULT_STREAM;
+    }
     if (ex->last_stream_id >= 0 && strcmp(ex->rt->topo->streams[ex->last_stream_id].name, name) == 0)
         return ex->last_stream_id;
     const topo_component *comp = ex->comp;

@@ -46,6 +46,11 @@ executor *executor_new(worker_rt *rt, int task) {
     size_t slots = (size_t)conf_int(rt->conf, "topology.executor.receive.buffer.size") / rt->batch_size;
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
     ex->last_stream_id = -1;
+    ex->default_stream_id = -1;
+    for (int i = 0; i < ex->comp->nstreams; i++) {
+        const topo_stream *st = &t->streams[ex->comp->stream_ids[i]];
+        if (!st->system && strcmp(st->name, SD_DEFAULT_STREAM) == 0) ex->default_stream_id = st->id;
+    }
     if (!ex->inq) goto fail;
     if (ex->comp->kind == SD_SPOUT) {
         ex->fifo_cap = 1024;

@@ -74,6 +74,7 @@ typedef struct executor {
     char **owned;
     int nowned;
     int last_stream_id;           /* the stream last emitted on (-1: none yet) */
+    int default_stream_id;        /* the component's default stream (-1: it has none) */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */
