@@ -5,6 +5,7 @@ within cores + 4 threads (tasks run on a pool, not a thread each) and under
 256 MiB RSS, read from /proc while it runs. Time and memory bounds hold for
 the default build only: the sanitizer build is several times slower and
 bigger by design, so there only the counts and threads are checked."""
+import json
 import os
 import re
 import time
@@ -88,3 +89,35 @@ def test_wordcount_10000_tasks(streamd, streamd_bin, tmp_path):
     assert started_at is not None, "the workers never logged that they started"
     if not asan:
         assert started_at - launched < 5, f"workers started {started_at - launched:.1f} s after launch"
+
+
+def test_ticks_and_acks_not_starved_on_one_thread(streamd, tmp_path):
+    """One executor thread, a spout flooding a pipeline as fast as it can
+    (acking on, trees failing after 3 s): the acker and a bolt that only
+    gets tick tuples must still have their turns, so no tree times out and
+    ticks arrive about once a second."""
+    sink = tmp_path / "ticks.jsonl"
+    topo = {
+        "name": "starve",
+        "workers": 1,
+        "config": {"worker.executor.threads": 1, "topology.tick.tuple.freq.secs": 1,
+                   "topology.message.timeout.secs": 3, "topology.max.spout.pending": 50000},
+        "spouts": [{"id": "gen", "class": "bench_spout", "args": {"ack": True}},
+                   {"id": "one", "class": "bench_spout", "args": {"limit": 1, "ack": False}}],
+        "bolts": [
+            {"id": "relay", "class": "pass_through", "outputs": ["seq", "payload"],
+             "inputs": [{"from": "gen", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "null_sink", "inputs": [{"from": "relay", "grouping": "shuffle"}]},
+            {"id": "ticked", "class": "file_sink", "args": {"path": str(sink), "ticks": True},
+             "inputs": [{"from": "one", "grouping": "shuffle"}]},
+        ],
+    }
+    res = streamd.run(topo, until_drained=False, extra=["--duration", "6"], timeout=60)
+    assert res.returncode == 0, res.explain()
+    assert "on 1 executor threads" in res.worker_logs(), res.explain()
+    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
+    comps = json.loads(line[len("summary-json: "):])["components"]
+    assert comps["gen"]["acked"] > 10000, comps  # the flood ran, and its acks came back
+    assert comps["gen"]["failed"] == 0, comps    # no tree waited 3 s for the acker
+    ticks = [r for r in read_jsonl(sink) if r.get("__tick")]
+    assert 3 <= len(ticks) <= 7, f"{len(ticks)} ticks in 6 s"
