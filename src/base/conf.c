@@ -44,6 +44,7 @@ static const conf_key_info known[] = {
     {"topology.backpressure.high.watermark", "int", "65536", "tuples waiting in a worker beyond its full queues that make it ask every spout of the topology to pause"},
     {"topology.backpressure.low.watermark", "int", "16384", "the spouts resume once the tuples waiting fall below this"},
     {"topology.debug", "bool", "false", "per-tuple debug logging (accepted and passed to workers; nothing acts on it yet)"},
+    {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
     {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
     {"worker.executor.slice.tuples", "int", "1024", "most tuples a task handles before the next task's turn on its thread"},
     {"worker.transfer.batch.bytes", "int", "65536", "bytes of tuples batched per destination worker before a send"},

@@ -34,6 +34,7 @@ static void stall(executor *ex, tuple_batch *b) {
 
 /* hands b to its task's queue, or stalls it (behind any batch stalled before) */
 static void hand_over(executor *ex, tuple_batch *b, int dest) {
+    if (ex->chain_head) ex = ex->chain_head; /* a chain holds back as one */
     if (ex->stalled_head) {
         stall(ex, b);
         return;
@@ -41,6 +42,30 @@ static void hand_over(executor *ex, tuple_batch *b, int dest) {
     int rc = queue_push_or_wait(ex->rt->task_exec[dest]->inq, b, &ex->room);
     if (rc == -EAGAIN) stall(ex, b);
     else if (rc != 0) tuple_batch_free(b); /* closed: the worker is stopping */
+}
+
+/* hands t to a chained task (run after the emitting callback); 0 or -1 */
+static int chain_push(exec_thread *th, executor *to, sd_tuple *t) {
+    if (th->chain_n == th->chain_cap) {
+        size_t cap = th->chain_cap ? th->chain_cap * 2 : 256;
+        struct chain_item *grown = realloc(th->chainq, cap * sizeof *grown);
+        if (!grown) return -1;
+        th->chainq = grown;
+        th->chain_cap = cap;
+    }
+    th->chainq[th->chain_n].to = to;
+    th->chainq[th->chain_n++].t = t;
+    return 0;
+}
+
+void emit_chain_run(exec_thread *th) {
+    while (th->chain_pos < th->chain_n) {
+        struct chain_item it = th->chainq[th->chain_pos++];
+        STAT_ADD(it.to->received, 1);
+        bolt_execute_one(it.to, it.t);
+        tuple_unref(it.t);
+    }
+    th->chain_n = th->chain_pos = 0;
 }
 
 static void flush_local(executor *ex, int dest) {
@@ -93,6 +118,10 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     int w = rt->task_worker[dest];
     exec_thread *th = ex->th;
     if (w == rt->worker_index) {
+        if (rt->nchained && rt->task_exec[dest]->chain_prev == ex && chain_push(th, rt->task_exec[dest], t) == 0) {
+            STAT_ADD(ex->transferred, 1);
+            return;
+        }
         tuple_batch *b = th->local_out[dest];
         if (!b) {
             b = th->local_out[dest] = tuple_batch_new(rt->batch_size);

@@ -16,6 +16,9 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
 void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
 /* Hands every outgoing batch to its queue (or the stalled list) or the transport. */
 void emit_flush(executor *ex);
+/* Executes the tuples handed to chained tasks on this thread, in order
+ * (they may hand on more). After every callback that may emit. */
+void emit_chain_run(exec_thread *th);
 /* Delivers the stalled batches, oldest first: 0 when none is left, -EAGAIN
  * when a queue is still full (ex->room is woken once it has room). */
 int emit_retry_stalled(executor *ex);

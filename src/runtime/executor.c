@@ -88,6 +88,7 @@ void executor_free(executor *ex) {
     free(ex->sent_to);
     free(ex->fifo);
     free(ex->lat_hist);
+    free(ex->members);
     free(ex->deferred_acks);
     if (ex->pending.keys) u64map_destroy(&ex->pending);
     if (ex->acks.keys) u64map_destroy(&ex->acks);
@@ -143,6 +144,8 @@ void exec_thread_free(exec_thread *th) {
     free(th->remote_out);
     free(th->remote_n);
     free(th->anc);
+    for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
+    free(th->chainq);
     if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
     free(th);
 }

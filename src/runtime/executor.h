@@ -44,6 +44,10 @@ typedef struct exec_thread {
     size_t anc_cap;
     struct tuple_pool *pool;      /* tuples emitted on this thread are carved from it */
     int nworkers, ntasks;         /* the sizes above */
+    /* tuples for chained tasks, executed in order once the emitting
+     * callback has returned (emit_chain_run) */
+    struct chain_item { struct executor *to; sd_tuple *t; } *chainq;
+    size_t chain_n, chain_pos, chain_cap;
 } exec_thread;
 
 typedef struct executor {
@@ -67,6 +71,14 @@ typedef struct executor {
      * anything else runs (backpressure without blocking a pool thread) */
     tuple_batch *stalled_head, *stalled_tail;
     queue_waiter room;            /* waiting for room in a full queue */
+    /* operator chaining (runner.c): a bolt fed only by a forward grouping
+     * from a task of this worker runs inside that task's slices, its
+     * input handed over without a queue; the head of a chain owns the
+     * stalled batches of all its members */
+    struct executor *chain_prev;  /* the task feeding it inline, or NULL */
+    struct executor *chain_head;  /* the task whose slices run it, or NULL */
+    struct executor **members;    /* head: the tasks it runs, upstream first */
+    int nmembers;
     /* spout: msg ids to ack right after next_tuple (no acker, no subscriber) */
     uint64_t *deferred_acks;
     size_t ndeferred, deferred_cap;

@@ -16,7 +16,7 @@
 #include "runtime/executor_internal.h"
 #include "tuple/tuple_pool.h"
 
-static void bolt_execute(executor *ex, sd_tuple *t) {
+void bolt_execute_one(executor *ex, sd_tuple *t) {
     if (ex->comp->is_acker) acker_execute(ex, t);
     else ex->def->execute(ex->state, &ex->col, t);
     STAT_ADD(ex->executed, 1);
@@ -56,7 +56,8 @@ static uint32_t bolt_run_held(executor *ex, uint32_t budget) {
         tuple_batch *b = ex->held;
         while (ex->held_pos < b->n && budget > 0) {
             sd_tuple *t = b->items[ex->held_pos++];
-            bolt_execute(ex, t);
+            bolt_execute_one(ex, t);
+            if (ex->th->chain_n) emit_chain_run(ex->th);
             tuple_unref_deferred(t, &rel);
             budget--;
             if (ex->stalled_head) break; /* a full queue: take no more input */
@@ -71,6 +72,12 @@ static uint32_t bolt_run_held(executor *ex, uint32_t budget) {
     }
     tuple_releaser_flush(&rel);
     return budget;
+}
+
+int64_t bolt_tick_due(executor *ex, int64_t now) {
+    bolt_tick(ex, now);
+    if (ex->comp->is_acker) return ex->next_expiry_ns;
+    return ex->rt->tick_ns > 0 && ex->sid_tick >= 0 ? ex->next_tick_ns : SCHED_NEVER;
 }
 
 int bolt_slice(executor *ex, int64_t *wake_at) {

@@ -51,6 +51,11 @@ static inline void spout_defer_ack(executor *ex, uint64_t msg_id) {
 
 /* executor_bolt.c: before the first slice. */
 void bolt_begin(executor *ex);
+/* executor_bolt.c: executes one input tuple (the caller keeps its reference). */
+void bolt_execute_one(executor *ex, sd_tuple *t);
+/* executor_bolt.c: a tick (or an acker's expiry scan) when due; returns
+ * when the next one is (SCHED_NEVER: none). */
+int64_t bolt_tick_due(executor *ex, int64_t now);
 /* executor_bolt.c: one slice of a bolt or acker, as spout_slice. */
 int bolt_slice(executor *ex, int64_t *wake_at);
 

@@ -166,6 +166,7 @@ int spout_slice(executor *ex, int64_t *wake_at) {
                 break;
             }
             r = ex->def->next_tuple(ex->state, &ex->col);
+            if (ex->th->chain_n) emit_chain_run(ex->th);
             if (r != SD_NEXT_EMITTED) break;
         }
         ex->last_next = r;

@@ -131,6 +131,10 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
     case GROUP_NONE:
         out[0] = first + (int)(next_random(ex) % (uint64_t)tg->ntasks);
         return 1;
+    case GROUP_FORWARD:
+        /* equal parallelism (checked at load): the task of the same index */
+        out[0] = first + ex->task_index % tg->ntasks;
+        return 1;
     case GROUP_DIRECT:
         return 0; /* only emit_direct reaches a direct subscriber */
     }

@@ -62,6 +62,53 @@ static void task_close(executor *ex) {
     emit_retry_stalled(ex);
 }
 
+/* a chain's members: opened after their head (they run only once it runs);
+ * one that fails to open is done, and is fed through its queue (the
+ * worker stops) */
+static void members_open(executor *ex) {
+    for (int i = 0; i < ex->nmembers; i++) {
+        executor *m = ex->members[i];
+        if (!task_open(m)) {
+            m->chain_prev = NULL;
+            atomic_store(&m->done, true);
+        }
+    }
+}
+
+/* closes the members after their head, upstream first: what a close emits
+ * still reaches the tasks downstream of it */
+static void members_close(executor *ex) {
+    for (int i = 0; i < ex->nmembers; i++) {
+        executor *m = ex->members[i];
+        if (m->opened && !atomic_load(&m->done)) {
+            if (m->def && m->def->close) m->def->close(m->state, &m->col);
+            emit_chain_run(ex->th);
+        }
+        atomic_store(&m->done, true);
+    }
+    emit_flush(ex);
+    emit_retry_stalled(ex);
+}
+
+/* members' ticks; the earliest next one */
+static int64_t members_tick(executor *ex, int64_t wake) {
+    int64_t now = now_ns();
+    for (int i = 0; i < ex->nmembers; i++) {
+        executor *m = ex->members[i];
+        if (atomic_load(&m->done)) continue;
+        int64_t next = bolt_tick_due(m, now);
+        emit_chain_run(ex->th);
+        if (next < wake) wake = next;
+    }
+    emit_flush(ex);
+    return wake;
+}
+
+static void set_thread(executor *ex, exec_thread *th) {
+    ex->th = th;
+    for (int i = 0; i < ex->nmembers; i++) ex->members[i]->th = th;
+}
+
 static int run_slice(void *arg, sched_task *t, void *data, int64_t *wake_at) {
     (void)arg;
     executor *ex = EXEC_OF(t);
@@ -71,19 +118,70 @@ static int run_slice(void *arg, sched_task *t, void *data, int64_t *wake_at) {
         *wake_at = now_ns() + 1000000;
         return SCHED_WAIT;
     }
-    ex->th = th;
+    set_thread(ex, th);
     int rc;
     if (!ex->opened && !task_open(ex)) {
         rc = SCHED_DONE;
     } else if (atomic_load_explicit(&ex->rt->stopping, memory_order_acquire)) {
         task_close(ex);
+        emit_chain_run(th);
+        members_close(ex);
         rc = SCHED_DONE;
     } else {
+        if (ex->nmembers && !ex->members[0]->opened) members_open(ex);
         rc = ex->comp->kind == SD_SPOUT ? spout_slice(ex, wake_at) : bolt_slice(ex, wake_at);
+        if (th->chain_n) { /* what acks, fails or ticks emitted to members */
+            emit_chain_run(th);
+            emit_flush(ex);
+        }
+        if (ex->nmembers) *wake_at = members_tick(ex, *wake_at);
     }
-    ex->th = NULL;
-    if (rc == SCHED_DONE) atomic_store(&ex->done, true);
+    if (rc == SCHED_DONE) {
+        for (int i = 0; i < ex->nmembers; i++) atomic_store(&ex->members[i]->done, true);
+        atomic_store(&ex->done, true);
+    }
+    set_thread(ex, NULL);
     return rc;
+}
+
+/* topology.chaining: a bolt whose only input is a forward grouping from a
+ * task of this worker joins that task's chain. Members are listed with
+ * their head, upstream first (depth order). */
+static int plan_chains(worker_rt *rt) {
+    if (!conf_bool(rt->conf, "topology.chaining")) return 0;
+    const topology *t = rt->topo;
+    for (int i = 0; i < rt->nexecs; i++) {
+        executor *ex = rt->execs[i];
+        const topo_component *c = ex->comp;
+        if (c->kind != SD_BOLT || c->is_acker || c->ninputs != 1 || c->inputs[0].grouping != GROUP_FORWARD) continue;
+        const topo_component *from = &t->components[c->inputs[0].from_component];
+        if (from->is_acker || ex->task_index >= from->parallelism) continue;
+        executor *up = rt->task_exec[from->first_task + ex->task_index];
+        if (up) ex->chain_prev = up;
+    }
+    for (int depth = 1;; depth++) {
+        int added = 0;
+        for (int i = 0; i < rt->nexecs; i++) {
+            executor *ex = rt->execs[i];
+            if (!ex->chain_prev) continue;
+            int d = 1;
+            executor *head = ex->chain_prev;
+            while (head->chain_prev) {
+                head = head->chain_prev;
+                d++;
+            }
+            if (d != depth) continue;
+            executor **grown = realloc(head->members, (size_t)(head->nmembers + 1) * sizeof *grown);
+            if (!grown) return -ENOMEM;
+            head->members = grown;
+            head->members[head->nmembers++] = ex;
+            ex->chain_head = head;
+            rt->nchained++;
+            added++;
+        }
+        if (!added) break;
+    }
+    return 0;
 }
 
 static void on_input(void *arg) {
@@ -104,9 +202,18 @@ int runner_start(worker_rt *rt, int nthreads) {
         return -ENOMEM;
     }
     rt->nthreads = nthreads;
+    if (plan_chains(rt) != 0) {
+        log_error("out of memory planning chained tasks");
+        return -ENOMEM;
+    }
+    if (rt->nchained) log_info("%d tasks run chained to the task that feeds them (topology.chaining)", rt->nchained);
     for (int i = 0; i < rt->nexecs; i++) {
         executor *ex = rt->execs[i];
         ex->room.wake = on_room;
+        if (ex->chain_prev) { /* runs inside its head's slices */
+            ex->started = true;
+            continue;
+        }
         queue_set_consumer(ex->inq, on_input, ex);
         int rc = sched_add(rt->sched, &ex->st, ex->comp->is_acker ? 1 : 0);
         if (rc != 0) {

@@ -52,6 +52,7 @@ typedef struct worker_rt {
     transport *tr;                /* NULL with a single worker */
     struct sched *sched;          /* the pool running the executors (runner.h) */
     int nthreads;                 /* its threads */
+    int nchained;                 /* tasks run inside another task's slices (topology.chaining) */
     /* configuration read once */
     uint32_t batch_size;
     uint32_t slice_tuples;        /* most tuples a task handles in one slice */
