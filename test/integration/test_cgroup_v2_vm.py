@@ -121,6 +121,7 @@ def no_sanitizer_report(g, case):
 
 
 def test_guest_has_cgroup2_with_cpu_and_memory(guest):
+    assert guest.get("-", "kernel"), guest.explain()
     ctls = guest.get("-", "root_controllers").split()
     assert "cpu" in ctls and "memory" in ctls, guest.explain()
 
