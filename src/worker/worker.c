@@ -164,7 +164,7 @@ static json_t *read_assignment(int fd) {
     char c[4096];
     while (!msg) {
         /* read byte-wise chunks no larger than what the first frame needs, so
-         * later messages stay in the socket for the reader thread */
+         * later messages stay in the socket for the control channel */
         size_t want = 4;
         if (reader.len >= 4) {
             uint32_t len = ((uint32_t)reader.buf[0] << 24) | ((uint32_t)reader.buf[1] << 16) |
