@@ -1,31 +1,80 @@
 /*
- * libFuzzer target for the data plane's handshake as a stranger drives it:
- * the input is what a peer sends before it is authenticated, split into
- * frames by the frame reader (with the pre-handshake limits). Each
- * handshake frame is checked as both sides check it (frame_hello_check,
- * the worker index rules, auth_proof_ok against the topology's key over
- * the transcript with our nonce; the dialer's final FRAME_AUTH proof).
- * Nothing may crash, and since the input never knows the key, no proof may
- * be accepted: an accepted one traps. Also fuzzes auth_hex_decode (how an
+ * libFuzzer target for the data plane's handshake as a stranger drives it,
+ * through the real transport: one transport (worker 2 of 3, the acceptor of
+ * both others) listens on 127.0.0.1; each input is sent on a new TCP
+ * connection, then the write side is shut and the loop runs until the
+ * transport has closed the connection. When the first input byte has bit 1
+ * set, a valid dialer hello for our topology (worker 0, nonce from the
+ * input) goes first, so the fuzzer explores what follows it: the
+ * acceptor's answer, the dialer's proof and the pre-handshake limits. The
+ * input never knows the topology's key, so no connection may ever become
+ * authenticated (it traps), no tuple may be delivered, and every
+ * connection must be closed within 5 s. Also fuzzes auth_hex_decode (how an
  * assignment's secret is read): a decoded key re-encodes to the same hex.
- * Run: tools/fuzz handshake
+ * Each connection comes from another 127.x.y.z address, so that TIME_WAIT
+ * never runs out of ports. Run: tools/fuzz handshake
  */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "base/log.h"
 #include "transport/auth.h"
 #include "transport/frame.h"
+#include "transport/transport.h"
 
 #define TOPO_ID "wordcount-1-0123456789abcdef"
-#define SELF 1
-#define NWORKERS 3
 
 static const uint8_t key[AUTH_KEY_BYTES] = {0x5e, 0xc2, 0xe7, 0x01, 0x99};
 static const uint8_t hash[AUTH_HASH_BYTES] = {0xab, 0xcd};
-static const uint8_t our_nonce[AUTH_NONCE_BYTES] = {0x11, 0x22, 0x33};
+static char *fields[] = {"a"};
+static topo_stream streams[1] = {{.id = 0, .name = "default", .nfields = 1, .fields = fields}};
+static topology topo = {.nstreams = 1, .streams = streams};
+static uv_loop_t loop;
+static transport *tr;
+static transport_peer peers[3];
+static uint32_t conns;
+
+static int deliver(void *arg, sd_tuple *t) {
+    (void)arg;
+    (void)t;
+    __builtin_trap(); /* nothing reaches a worker from an unauthenticated peer */
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        abort();
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void setup(void) {
+    log_set_level(SD_LOG_ERROR);
+    if (uv_loop_init(&loop) != 0) abort();
+    for (int i = 0; i < 3; i++) {
+        snprintf(peers[i].host, sizeof peers[i].host, "127.0.0.1");
+        peers[i].port = free_port();
+    }
+    transport_config cfg = {
+        .topology_id = TOPO_ID, .secret = key, .content_hash = hash, .worker_index = 2, .nworkers = 3,
+        .peers = peers, .handshake_timeout_ms = 2000,
+    };
+    tr = transport_new(&loop, &cfg, &topo, deliver, NULL);
+    if (!tr || transport_start(tr) != 0) abort();
+}
 
 static void check_hex(const uint8_t *data, size_t size) {
     char hex[AUTH_KEY_HEX];
@@ -41,56 +90,68 @@ static void check_hex(const uint8_t *data, size_t size) {
         if (tolower((unsigned char)hex[i]) != again[i]) __builtin_trap();
 }
 
-/* One handshake frame; state 0: awaiting a hello, 1: the acceptor awaits
- * the dialer's proof. dialer: we dialled (the peer must prove first). */
-static int handshake_frame(const frame *f, int state, bool dialer, frame_hello *peer) {
-    if (state == 0 && f->type == FRAME_HANDSHAKE) {
-        frame_hello h;
-        if (frame_hello_check(f->payload, f->len, TOPO_ID, hash, &h) != 0) return -1;
-        if (!dialer && (h.has_proof || h.worker_index >= NWORKERS || h.worker_index >= SELF)) return -1;
-        if (dialer && h.worker_index != 2) return -1;
-        if (dialer) {
-            auth_transcript t = {TOPO_ID, SELF, 2, our_nonce, h.nonce, hash};
-            if (h.has_proof && auth_proof_ok(key, AUTH_ROLE_ACCEPTOR, &t, h.proof)) __builtin_trap();
-            return -1; /* no valid proof: rejected */
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_all(int fd, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* the transport reads while we write */
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return; /* closed by the transport: the rest does not matter */
         }
-        *peer = h;
-        return 1;
     }
-    if (state == 1 && f->type == FRAME_AUTH && !dialer) {
-        auth_transcript t = {TOPO_ID, peer->worker_index, SELF, peer->nonce, our_nonce, hash};
-        if (f->len == AUTH_PROOF_BYTES && auth_proof_ok(key, AUTH_ROLE_DIALER, &t, f->payload)) __builtin_trap();
-        return -1;
-    }
-    return -1; /* anything else before the handshake closes the connection */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int quiet;
-    if (!quiet) {
-        log_set_level(SD_LOG_ERROR);
-        quiet = 1;
-    }
+    if (!tr) setup();
     if (size < 1) return 0;
     check_hex(data + 1, size - 1);
-    bool dialer = data[0] & 1;
-    size_t chunk = 1 + (data[0] >> 1);
+    bool hello_first = data[0] & 1;
     data++;
     size--;
-    frame_reader r;
-    frame_reader_init(&r, 4096); /* a stranger gets small frames only */
-    int state = 0;
-    frame_hello peer;
-    memset(&peer, 0, sizeof peer);
-    for (size_t off = 0; off < size && state >= 0;) {
-        size_t c = size - off < chunk ? size - off : chunk;
-        if (frame_reader_push(&r, data + off, c) != 0) break;
-        off += c;
-        frame f;
-        int rc;
-        while (state >= 0 && (rc = frame_reader_next(&r, &f)) == FRAME_READY) state = handshake_frame(&f, state, dialer, &peer);
-        if (state >= 0 && rc < 0) break;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) abort();
+    uint32_t n = ++conns % 0xfffffeu + 1;
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000u | n)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)peers[2].port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0)
+        abort();
+    if (hello_first) {
+        frame_hello h = {.worker_index = 0, .topology_id = TOPO_ID};
+        memcpy(h.nonce, data, size < 32 ? size : 32);
+        memcpy(h.hash, hash, sizeof h.hash);
+        uint8_t payload[256], *fr;
+        size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
+        if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
+        send_all(fd, fr, flen);
+        free(fr);
     }
-    frame_reader_free(&r);
+    send_all(fd, data, size);
+    shutdown(fd, SHUT_WR);
+    /* the transport must close the connection: it never authenticates */
+    int64_t deadline = now_ms() + 5000;
+    char buf[4096];
+    for (;;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+        if (r > 0) continue;
+        if (now_ms() > deadline) __builtin_trap(); /* a stranger held a connection open */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        poll(&pfd, 1, 1);
+    }
+    close(fd);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    transport_stats st;
+    transport_get_stats(tr, &st);
+    if (st.connected_peers != 0 || st.tuples_received != 0) __builtin_trap();
     return 0;
 }
