@@ -52,7 +52,9 @@ typedef struct worker {
     char *topology_id;
     int control_fd;
     control_chan *ctl;          /* the channel once the loop runs (before: control_fd, blocking) */
-    uint64_t ctl_dropped;       /* messages the node missed, as last reported in the log */
+    uint64_t ctl_dropped;       /* control_chan_dropped() when last looked at */
+    uint64_t ctl_stall_base;    /* ... when the node stopped reading */
+    bool ctl_stalled;           /* the node is not reading (logged once until it reads again) */
     uv_timer_t heartbeat_timer, stop_timer, retry_timer, ready_timer;
     int64_t ready_deadline_ns;
     uv_check_t deliver_check;
@@ -131,8 +133,11 @@ static int control_send(worker *w, json_t *msg) {
         bool hb = strcmp(json_string_value(json_object_get(msg, "type")) ?: "", "heartbeat") == 0;
         rc = control_chan_send(w->ctl, msg, hb);
         uint64_t dropped = control_chan_dropped(w->ctl);
-        if (dropped > w->ctl_dropped && w->ctl_dropped == 0)
+        if (dropped > w->ctl_dropped && !w->ctl_stalled) {
+            w->ctl_stalled = true;
+            w->ctl_stall_base = w->ctl_dropped;
             log_warn("the node is not reading the control channel: keeping only the latest heartbeat");
+        }
         w->ctl_dropped = dropped;
     } else {
         /* before the loop runs (a worker that cannot start): blocking, bounded */
@@ -356,10 +361,10 @@ static void on_heartbeat(uv_timer_t *h) {
         }
     }
     if (w->exit_code != 0) return;
-    if (w->ctl_dropped && control_chan_queued(w->ctl) == 0) {
+    if (w->ctl_stalled && control_chan_queued(w->ctl) == 0) {
         log_info("the node reads the control channel again (%llu messages were dropped or replaced)",
-                 (unsigned long long)w->ctl_dropped);
-        w->ctl_dropped = 0;
+                 (unsigned long long)(w->ctl_dropped - w->ctl_stall_base));
+        w->ctl_stalled = false;
     }
     json_t *msg = heartbeat_message(w);
     if (msg) control_send(w, msg); /* a full queue is reported by control_send */

@@ -140,3 +140,5 @@ def test_stopped_node_does_not_freeze_workers(streamd, tmp_path):
     assert res.returncode == 0, res.explain()
     assert len(read_jsonl(sink)) == nlines, res.explain()
     assert "killing it" not in res.stderr, res.explain()
+    # once the node read again, each worker said so
+    assert sum("reads the control channel again" in t for t in logs()) == 2, res.explain()
