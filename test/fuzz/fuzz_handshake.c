@@ -109,6 +109,26 @@ static void send_all(int fd, const uint8_t *p, size_t n) {
     }
 }
 
+/* A new connection to the transport from the next 127.x.y.z address; the
+ * port is picked at connect (IP_BIND_ADDRESS_NO_PORT), per address. A few
+ * tries: the machine's ports are shared with whatever else runs. */
+static int dial(void) {
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)peers[2].port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int attempt = 0;; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (fd < 0) abort();
+        uint32_t n = ++conns % 0xfffffeu + 1;
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000u | n)};
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) == 0 && connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0)
+            return fd;
+        fprintf(stderr, "fuzz_handshake: connection %u from %s: %s\n", conns, inet_ntoa(src.sin_addr), strerror(errno));
+        close(fd);
+        if (attempt == 3) abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tr) setup();
     if (size < 1) return 0;
@@ -116,14 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bool hello_first = data[0] & 1;
     data++;
     size--;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) abort();
-    uint32_t n = ++conns % 0xfffffeu + 1;
-    struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000u | n)};
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)peers[2].port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0)
-        abort();
+    int fd = dial();
     if (hello_first) {
         frame_hello h = {.worker_index = 0, .topology_id = TOPO_ID};
         memcpy(h.nonce, data, size < 32 ? size : 32);
