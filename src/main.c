@@ -126,6 +126,7 @@ int main(int argc, char **argv) {
     long wait_secs = -1;
     long duration = 0;
     char err[1024];
+    log_init(); /* before any thread: the host tag is only read after this */
     overrides = conf_new();
     base = conf_new();
     if (!overrides || !base) return done(1);

@@ -6,11 +6,13 @@
  *
  *     SD_EXPORT_COMPONENT(my_spout_def);   // symbol: streamd_component_<name>
  *
- * Every callback of one task runs on that task's executor thread, so a task's
- * state needs no locking. The collector, context and tuples handed to a
+ * The callbacks of one task run one at a time (on whichever of the worker's
+ * executor threads runs the task), so a task's state needs no locking; do not
+ * keep it in thread-local storage. A callback that blocks holds one of those
+ * few threads: return SD_NEXT_IDLE from next_tuple instead of sleeping. The collector, context and tuples handed to a
  * callback belong to the runtime: never free them; a tuple is valid until the
  * callback that received it returns (copy what you keep, or keep the tuple
- * with sd_tuple_retain / sd_tuple_release to ack it later).
+ * with sd_tuple_keep / sd_tuple_release to ack it later).
  */
 #ifndef STREAMD_COMPONENT_H
 #define STREAMD_COMPONENT_H
@@ -75,7 +77,16 @@ SD_API const char *sd_tuple_source_component(const sd_tuple *t);
 SD_API int sd_tuple_source_task(const sd_tuple *t);
 /* tick tuples arrive on stream "__tick" from component "__system" */
 SD_API bool sd_tuple_is_tick(const sd_tuple *t);
-/* keep a tuple past the callback (e.g. to ack it later); release once */
+/* Keeping a tuple past the callback (to ack it later, or in a window):
+ * sd_tuple_keep returns the tuple to keep, an exact-size copy of t carrying
+ * its acking state (or t itself when t already has its own allocation), so
+ * that a kept tuple costs about its own size. From then on ack, fail,
+ * anchor to and read the returned tuple, not t, and release it once. NULL
+ * when out of memory: t is then still the callback's to ack or fail.
+ * sd_tuple_retain keeps t itself at no copy, but t shares a block of up to
+ * 64 KiB with the tuples created around it and holds all of it until
+ * released: for holding a few tuples briefly. Release either once. */
+SD_API sd_tuple *sd_tuple_keep(sd_tuple *t);
 SD_API void sd_tuple_retain(sd_tuple *t);
 SD_API void sd_tuple_release(sd_tuple *t);
 

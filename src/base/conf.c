@@ -36,7 +36,7 @@ static const conf_key_info known[] = {
     {"topology.tick.tuple.freq.secs", "int", "0", "send every bolt a tick tuple this often; 0 = off"},
     {"topology.subprocess.timeout.secs", "int", "30", "a multi-lang child that does not answer within this many seconds (or dies) is reported and restarted; its pending tuples fail and are replayed"},
     {"topology.shellbolt.max.pending", "int", "100", "most tuples a multi-lang bolt's child holds unacked before it is sent more"},
-    {"topology.multilang.heartbeat.secs", "int", "1", "how often a multi-lang bolt's child is sent a heartbeat while it works"},
+    {"topology.multilang.heartbeat.secs", "int", "1", "how often a multi-lang bolt's child is sent a heartbeat, busy or idle"},
     {"topology.executor.receive.buffer.size", "int", "16384", "tuples an executor's input queue holds"},
     {"topology.executor.queue.type", "string", "ring", "executor input queue: ring (bounded, backpressure) or unbounded"},
     {"topology.transfer.batch.size", "int", "64", "tuples handed from one task to another in one batch inside a worker"},
@@ -44,6 +44,9 @@ static const conf_key_info known[] = {
     {"topology.backpressure.high.watermark", "int", "65536", "tuples waiting in a worker beyond its full queues that make it ask every spout of the topology to pause"},
     {"topology.backpressure.low.watermark", "int", "16384", "the spouts resume once the tuples waiting fall below this"},
     {"topology.debug", "bool", "false", "per-tuple debug logging (accepted and passed to workers; nothing acts on it yet)"},
+    {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
+    {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
+    {"worker.executor.slice.tuples", "int", "1024", "most tuples a task handles before the next task's turn on its thread"},
     {"worker.transfer.batch.bytes", "int", "65536", "bytes of tuples batched per destination worker before a send"},
     {"worker.transfer.flush.interval.ms", "int", "1", "longest a partly filled batch waits before it is sent"},
     {"worker.transfer.lz4.threshold.bytes", "int", "0", "compress batches of at least this many bytes with lz4; 0 = off"},
@@ -66,7 +69,7 @@ static const conf_key_info known[] = {
     {"supervisor.slots.ports", "string", "6700,6701,6702,6703", "ports of this node's worker slots, comma separated (a list is accepted too)"},
     {"supervisor.worker.restart.delay.ms", "int", "500", "wait before restarting a worker that died"},
     {"supervisor.worker.start.timeout.secs", "int", "30", "a worker not heard from within this many seconds of start is restarted"},
-    {"worker.host", "string", "127.0.0.1", "address workers listen on and advertise to their peers"},
+    {"worker.host", "string", "127.0.0.1", "address or host name workers listen on and advertise to their peers; a name is resolved once at start, and one that does not resolve stops the node"},
     {"store.etcd.endpoints", "string", "http://127.0.0.1:2379", "etcd endpoints (cluster mode), comma separated; requests fail over between them (--etcd sets it)"},
     {"store.etcd.request.timeout.ms", "int", "5000", "longest one etcd request may take before it is retried on the next endpoint or fails"},
     {"store.etcd.tls.ca", "string", "", "PEM file of the CA that signed etcd's certificate; empty = verify with the system's CAs (https endpoints only)"},
@@ -88,8 +91,10 @@ static const conf_key_info known[] = {
 };
 #define NKNOWN (sizeof known / sizeof known[0])
 
-/* Ranges and choices beyond the type. Upper bounds keep the runtime's
- * "seconds * 1e9" and int casts from overflowing. */
+/* Ranges and choices beyond the type. Every integer key has one. Upper
+ * bounds keep the runtime's "seconds * 1e9" and int casts from overflowing,
+ * and keys that size memory (rings, tables, buffers, frames) from making a
+ * worker, node or master allocate absurd amounts, up front or from a peer. */
 typedef struct key_rule {
     const char *key;
     int64_t min, max;
@@ -116,21 +121,23 @@ static const key_rule rules[] = {
     {"topology.workers", 1, 65535, NULL},
     {"topology.acker.executors", 0, 65535, NULL},
     {"topology.message.timeout.secs", 1, SECS_MAX, NULL},
-    {"topology.max.spout.pending", 0, INT32_MAX, NULL},
+    {"topology.max.spout.pending", 0, 16777216, NULL},          /* pending table grows to it */
     {"topology.tick.tuple.freq.secs", 0, SECS_MAX, NULL},
     {"topology.subprocess.timeout.secs", 1, SECS_MAX, NULL},
-    {"topology.shellbolt.max.pending", 1, INT32_MAX, NULL},
+    {"topology.shellbolt.max.pending", 1, 1000000, NULL},       /* allocated up front */
     {"topology.multilang.heartbeat.secs", 1, SECS_MAX, NULL},
-    {"topology.executor.receive.buffer.size", 1, INT32_MAX, NULL},
-    {"topology.transfer.batch.size", 1, 65536, NULL},
+    {"topology.executor.receive.buffer.size", 1, 1048576, NULL}, /* each bolt's ring, up front */
+    {"topology.transfer.batch.size", 1, 8192, NULL},            /* x4 per remote worker per executor */
     {"topology.spout.idle.sleep.us", 0, SECS_MAX, NULL},
     {"topology.backpressure.high.watermark", 1, INT32_MAX, NULL},
     {"topology.backpressure.low.watermark", 0, INT32_MAX, NULL},
-    {"worker.transfer.batch.bytes", 1, INT32_MAX, NULL},
+    {"worker.executor.threads", 0, 4096, NULL},
+    {"worker.executor.slice.tuples", 1, INT32_MAX, NULL},
+    {"worker.transfer.batch.bytes", 1, 67108864, NULL},        /* a peer's send buffer */
     {"worker.transfer.flush.interval.ms", 1, SECS_MAX, NULL},
     {"worker.transfer.lz4.threshold.bytes", 0, INT32_MAX, NULL},
-    {"worker.transfer.max.frame.bytes", 1024, INT32_MAX, NULL},
-    {"worker.transfer.max.buffered.bytes", 1, INT64_MAX, NULL},
+    {"worker.transfer.max.frame.bytes", 1024, 268435456, NULL}, /* a frame (and lz4 room) */
+    {"worker.transfer.max.buffered.bytes", 1, 1073741824, NULL}, /* per peer */
     {"worker.transfer.handshake.timeout.ms", 100, 600000, NULL},
     {"worker.transfer.max.unauthenticated", 1, 65536, NULL},
     {"worker.transfer.heartbeat.interval.ms", 10, 600000, NULL},
@@ -142,7 +149,7 @@ static const key_rule rules[] = {
     {"supervisor.worker.start.timeout.secs", 1, SECS_MAX, NULL},
     {"store.etcd.request.timeout.ms", 100, SECS_MAX, NULL},
     {"master.lease.ttl.secs", 2, 3600, NULL},
-    {"master.api.max.body.bytes", 1024, INT32_MAX, NULL},
+    {"master.api.max.body.bytes", 1024, 1073741824, NULL},    /* held in memory per request */
     {"master.api.max.connections", 1, 65535, NULL},
     {"master.api.timeout.secs", 1, 3600, NULL},
     {"node.lease.ttl.secs", 2, 3600, NULL},

@@ -21,7 +21,7 @@
 static _Atomic int min_level = SD_LOG_INFO;
 static int log_fd = 2;
 static char tag_cluster[64] = "default";
-static char tag_host[64];
+static char tag_host[64] = "?"; /* log_init */
 static char tag_topology[128] = "-";
 static char tag_worker[64] = "-";
 
@@ -104,6 +104,16 @@ static void json_escape(char *buf, size_t cap, int *n, const char *text) {
     }
 }
 
+void log_init(void) {
+    char host[sizeof tag_host];
+    if (gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        memcpy(tag_host, host, sizeof host);
+    }
+}
+
+int log_level_valid(int level) { return level >= SD_LOG_DEBUG && level <= SD_LOG_ERROR; }
+
 void log_set_level(sd_log_level level) { min_level = level; }
 void log_set_error_hook(log_error_hook fn) { error_hook = fn; }
 
@@ -146,8 +156,8 @@ int log_open_file(const char *path) {
 }
 
 void log_taskv(sd_log_level level, int task, const char *fmt, va_list ap) {
+    if ((unsigned)level > SD_LOG_ERROR) level = SD_LOG_ERROR; /* never an index out of level_names */
     if ((int)level < min_level) return;
-    if (!tag_host[0] && gethostname(tag_host, sizeof tag_host - 1) != 0) strcpy(tag_host, "?");
     char text[2048], line[4096], when[96];
     vsnprintf(text, sizeof text, fmt, ap);
     if (level == SD_LOG_ERROR && error_hook) error_hook(task, text);

@@ -11,6 +11,12 @@
 #include <stdint.h>
 #include "streamd/component.h"
 
+/* Sets the host tag (gethostname); called once by main before any thread
+ * exists, so that logging threads only read it. Until then it is "?". */
+void log_init(void);
+/* 1 when level is one of SD_LOG_DEBUG..SD_LOG_ERROR; a line logged with any
+ * other level is logged as an error */
+int log_level_valid(int level);
 void log_set_level(sd_log_level level);
 int log_parse_level(const char *name, sd_log_level *out); /* 0 or -1 */
 /* Tags stamped on every line; NULL leaves a tag unchanged. Copied. */

@@ -13,9 +13,7 @@ static size_t slot_of(uint64_t key, size_t mask) {
     return (size_t)key & mask;
 }
 
-int u64map_init(u64map *m, size_t cap_hint) {
-    size_t cap = 16;
-    while (cap < cap_hint * 2) cap <<= 1;
+static int alloc_table(u64map *m, size_t cap) {
     m->keys = calloc(cap, sizeof *m->keys);
     m->recs = calloc(cap, sizeof *m->recs);
     if (!m->keys || !m->recs) {
@@ -25,6 +23,14 @@ int u64map_init(u64map *m, size_t cap_hint) {
     }
     m->cap = cap;
     m->len = m->tombs = 0;
+    return 0;
+}
+
+int u64map_init(u64map *m, size_t cap_hint) {
+    size_t cap = 16;
+    while (cap < cap_hint * 2) cap <<= 1;
+    if (alloc_table(m, cap) != 0) return -1;
+    m->min_cap = cap;
     return 0;
 }
 
@@ -42,21 +48,32 @@ u64map_rec *u64map_get(u64map *m, uint64_t key) {
     }
 }
 
-static int grow(u64map *m) {
+/* copies the live entries into a table of cap slots (dropping tombstones);
+ * on allocation failure the table is left as it was */
+static int rehash(u64map *m, size_t cap) {
     u64map old = *m;
-    size_t cap = m->len * 4 > m->cap ? m->cap * 2 : m->cap; /* rehash in place when mostly tombs */
-    if (u64map_init(m, cap / 2) != 0) {
+    if (alloc_table(m, cap) != 0) {
         *m = old;
         return -1;
     }
+    m->min_cap = old.min_cap;
+    size_t mask = cap - 1;
     for (size_t i = 0; i < old.cap; i++) {
-        if (old.keys[i] && old.keys[i] != TOMB) {
-            int created;
-            *u64map_upsert(m, old.keys[i], &created) = old.recs[i];
-        }
+        if (!old.keys[i] || old.keys[i] == TOMB) continue;
+        size_t j = slot_of(old.keys[i], mask);
+        while (m->keys[j]) j = (j + 1) & mask;
+        m->keys[j] = old.keys[i];
+        m->recs[j] = old.recs[i];
+        m->len++;
     }
-    u64map_destroy(&old);
+    free(old.keys);
+    free(old.recs);
     return 0;
+}
+
+static int grow(u64map *m) {
+    /* rehash in place when mostly tombstones */
+    return rehash(m, m->len * 4 > m->cap ? m->cap * 2 : m->cap);
 }
 
 u64map_rec *u64map_upsert(u64map *m, uint64_t key, int *created) {
@@ -90,6 +107,8 @@ int u64map_del(u64map *m, uint64_t key) {
             m->keys[i] = TOMB;
             m->len--;
             m->tombs++;
+            /* below 1/8 full: half the size (a failed allocation keeps it) */
+            if (m->cap > m->min_cap && m->len * 8 < m->cap) rehash(m, m->cap / 2);
             return 1;
         }
         if (m->keys[i] == 0) return 0;

@@ -7,7 +7,16 @@
  *
  * args: path (relative to the topology file), max.retries (-1: replay
  * forever; n >= 0: give up on a line after n replays, i.e. at its n+1-th
- * failure).
+ * failure), position.file (optional: a durable read position, see below),
+ * position.interval.ms (how often it is written, default 1000).
+ *
+ * Position: the byte offset (and line number) below which every line of
+ * this task was acked or given up, i.e. the oldest line still in flight or
+ * waiting for replay, else the read position. It is written atomically
+ * (tmp file, fdatasync, rename) at most every position.interval.ms and at
+ * close; open resumes there, so lines in flight when the worker stopped or
+ * was killed are read again and nothing acked is read twice beyond that.
+ * With parallelism P > 1 each task keeps <position.file>.<task index>.
  *
  * Thread: every callback runs on the task's executor thread; the state
  * (read buffer, replay queue, in-flight table) is owned by that thread.
@@ -15,8 +24,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "streamd/component.h"
@@ -31,6 +45,7 @@ typedef struct fl_entry {
     uint64_t key;      /* offset + 1; 0 = empty slot */
     int32_t failures;  /* times this line failed so far */
     int32_t in_flight; /* emitted and waiting for ack/fail */
+    uint64_t line_no;  /* its line number (from 0), for the durable position */
 } fl_entry;
 
 typedef struct fl_table {
@@ -123,6 +138,12 @@ typedef struct file_lines {
     size_t replay_head, replay_len, replay_cap;
     fl_table table;
     size_t in_flight;
+    /* durable position (pos_path[0] == '\0': none) */
+    char pos_path[PATH_MAX];
+    int64_t pos_interval_ms;
+    uint64_t pos_written_ms;          /* monotonic time of the last write */
+    uint64_t pos_off, pos_line;       /* what the file holds now */
+    bool pos_warned;                  /* a failed write was logged */
 } file_lines;
 
 static int fl_reserve_line(file_lines *st, size_t need) {
@@ -211,7 +232,7 @@ static int fl_reread(file_lines *st, sd_collector *col, uint64_t off) {
     }
 }
 
-static int fl_emit(file_lines *st, sd_collector *col, const char *p, size_t n, uint64_t off) {
+static int fl_emit(file_lines *st, sd_collector *col, const char *p, size_t n, uint64_t off, uint64_t line_no) {
     if (n > UINT32_MAX) {
         sd_report_error(col, "file_lines %s: line at %llu is longer than 4 GiB", st->path,
                         (unsigned long long)off);
@@ -223,6 +244,7 @@ static int fl_emit(file_lines *st, sd_collector *col, const char *p, size_t n, u
         return -1;
     }
     e->in_flight = 1;
+    e->line_no = line_no;
     st->in_flight++;
     sd_value v = sd_str(p, (uint32_t)n);
     /* the runtime may call ack() from inside emit (acking off): e is not
@@ -251,6 +273,103 @@ static int fl_push_replay(file_lines *st, uint64_t off) {
     }
     st->replay[(st->replay_head + st->replay_len) % st->replay_cap] = off;
     st->replay_len++;
+    return 0;
+}
+
+/* ---- durable position ------------------------------------------------------ */
+
+static uint64_t fl_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The offset and line number below which every line of this task is done:
+ * the oldest line in flight or waiting for replay, else the read position
+ * (the reader stops between lines, so that is a line start). */
+static void fl_low_water(const file_lines *st, uint64_t *off, uint64_t *line) {
+    *off = st->buf_off + st->buf_pos;
+    *line = st->line_no;
+    for (size_t i = 0; i < st->table.cap; i++) {
+        const fl_entry *e = &st->table.slots[i];
+        if (e->key && e->key - 1 < *off) {
+            *off = e->key - 1;
+            *line = e->line_no;
+        }
+    }
+}
+
+/* Replaces the position file atomically: a kill at any point leaves the old
+ * or the new position, never a torn one. 0 or -errno. */
+static int fl_pos_write(const file_lines *st, uint64_t off, uint64_t line) {
+    char tmp[PATH_MAX + 8], text[64];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", st->pos_path) >= (int)sizeof tmp) return -ENAMETOOLONG;
+    int len = snprintf(text, sizeof text, "%" PRIu64 " %" PRIu64 "\n", off, line);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    ssize_t w = write(fd, text, (size_t)len);
+    int rc = w < 0 ? -errno : w != len ? -EIO : 0;
+    if (rc == 0 && fdatasync(fd) != 0) rc = -errno;
+    if (close(fd) != 0 && rc == 0) rc = -errno;
+    if (rc == 0 && rename(tmp, st->pos_path) != 0) rc = -errno;
+    if (rc != 0) unlink(tmp);
+    return rc;
+}
+
+/* Writes the position when it moved and the interval passed (or now). */
+static void fl_pos_save(file_lines *st, bool now) {
+    if (!st->pos_path[0]) return;
+    uint64_t t = fl_now_ms();
+    if (!now && t - st->pos_written_ms < (uint64_t)st->pos_interval_ms) return;
+    st->pos_written_ms = t;
+    uint64_t off, line;
+    fl_low_water(st, &off, &line);
+    if (off == st->pos_off && line == st->pos_line) return;
+    int rc = fl_pos_write(st, off, line);
+    if (rc == 0) {
+        st->pos_off = off;
+        st->pos_line = line;
+    } else if (!st->pos_warned) {
+        st->pos_warned = true; /* once: it is retried every interval */
+        sd_log(st->ctx, SD_LOG_WARN, "file_lines %s: cannot write the position file %s: %s", st->path,
+               st->pos_path, strerror(-rc));
+    }
+}
+
+/* Resumes at the saved position when it fits the file (a line start within
+ * it); otherwise reads from the start, which replays but loses nothing.
+ * 0, or -1 when the position file exists but cannot be read (logged). */
+static int fl_pos_load(file_lines *st) {
+    FILE *f = fopen(st->pos_path, "re");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        sd_log(st->ctx, SD_LOG_ERROR, "file_lines: cannot read the position file %s: %s", st->pos_path,
+               strerror(errno));
+        return -1;
+    }
+    uint64_t off = 0, line = 0;
+    int got = fscanf(f, "%" SCNu64 " %" SCNu64, &off, &line);
+    fclose(f);
+    struct stat sb;
+    bool fits = got == 2 && fstat(st->fd, &sb) == 0 && off <= (uint64_t)sb.st_size && line <= off;
+    if (fits && off > 0 && off < (uint64_t)sb.st_size) {
+        char c = 0;
+        fits = pread(st->fd, &c, 1, (off_t)off - 1) == 1 && c == '\n';
+    }
+    if (!fits) {
+        sd_log(st->ctx, SD_LOG_WARN, "file_lines %s: the position in %s does not fit the file (changed?); "
+               "reading from the start", st->path, st->pos_path);
+        return 0;
+    }
+    if (lseek(st->fd, (off_t)off, SEEK_SET) < 0) {
+        sd_log(st->ctx, SD_LOG_ERROR, "file_lines %s: seek to %" PRIu64 ": %s", st->path, off, strerror(errno));
+        return -1;
+    }
+    st->buf_off = st->pos_off = off;
+    st->line_no = st->pos_line = line;
+    if (off > 0)
+        sd_log(st->ctx, SD_LOG_INFO, "file_lines %s: resuming at byte %" PRIu64 " (line %" PRIu64 ") from %s",
+               st->path, off, line, st->pos_path);
     return 0;
 }
 
@@ -284,6 +403,23 @@ static void *fl_open(sd_context *ctx, sd_collector *col) {
         sd_log(ctx, SD_LOG_ERROR, "file_lines: cannot open %s: %s", st->path, strerror(errno));
         goto fail;
     }
+    const char *pos = sd_context_arg_path(ctx, "position.file", NULL);
+    if (pos && *pos) {
+        int n = st->parallelism > 1 ? snprintf(st->pos_path, sizeof st->pos_path, "%s.%d", pos, st->task_index)
+                                    : snprintf(st->pos_path, sizeof st->pos_path, "%s", pos);
+        if (n >= (int)sizeof st->pos_path) {
+            sd_log(ctx, SD_LOG_ERROR, "file_lines: position.file is too long");
+            st->pos_path[0] = '\0';
+            goto fail;
+        }
+        st->pos_interval_ms = sd_context_arg_int(ctx, "position.interval.ms", 1000);
+        if (st->pos_interval_ms < 0) st->pos_interval_ms = 0;
+        if (fl_pos_load(st) != 0) {
+            st->pos_path[0] = '\0'; /* nothing to save over */
+            goto fail;
+        }
+        st->pos_written_ms = fl_now_ms();
+    }
     return st;
 fail:
     fl_close(st, col);
@@ -296,7 +432,9 @@ static int fl_next_tuple(void *state, sd_collector *col) {
         uint64_t off = st->replay[st->replay_head];
         st->replay_head = (st->replay_head + 1) % st->replay_cap;
         st->replay_len--;
-        if (fl_reread(st, col, off) < 0 || fl_emit(st, col, st->line, st->line_len, off) < 0) {
+        fl_entry *old = fl_find(&st->table, off);
+        uint64_t line_no = old ? old->line_no : 0;
+        if (fl_reread(st, col, off) < 0 || fl_emit(st, col, st->line, st->line_len, off, line_no) < 0) {
             /* cannot emit this line ever again: count it as lost */
             fl_entry *e = fl_find(&st->table, off);
             if (e) fl_remove(&st->table, e);
@@ -317,9 +455,11 @@ static int fl_next_tuple(void *state, sd_collector *col) {
         if (r == 0) break;
         uint64_t no = st->line_no++;
         if (no % (uint64_t)st->parallelism != (uint64_t)st->task_index) continue;
-        if (fl_emit(st, col, p, n, off) < 0) sd_spout_gave_up(col, off);
+        if (fl_emit(st, col, p, n, off, no) < 0) sd_spout_gave_up(col, off);
+        fl_pos_save(st, false);
         return SD_NEXT_EMITTED;
     }
+    fl_pos_save(st, false);
     return st->in_flight ? SD_NEXT_IDLE : SD_NEXT_EXHAUSTED;
 }
 
@@ -330,6 +470,7 @@ static void fl_ack(void *state, sd_collector *col, uint64_t msg_id) {
     if (!e || !e->in_flight) return; /* not ours, or a late duplicate */
     st->in_flight--;
     fl_remove(&st->table, e);
+    fl_pos_save(st, false);
 }
 
 static void fl_fail(void *state, sd_collector *col, uint64_t msg_id) {
@@ -357,6 +498,7 @@ static void fl_close(void *state, sd_collector *col) {
     (void)col;
     file_lines *st = state;
     if (!st) return;
+    fl_pos_save(st, true); /* a failed open left pos_path empty */
     if (st->fd >= 0) close(st->fd);
     free(st->buf);
     free(st->line);

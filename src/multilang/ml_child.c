@@ -31,7 +31,8 @@ struct ml_child {
     pthread_t err_thread;
     int err_started;
     char *buf;       /* bytes read and not yet consumed */
-    size_t len, cap, scan; /* scan: where to look for the next line */
+    size_t len, cap, scan; /* scan: where to look for the next newline */
+    size_t line_start;     /* where the line being read starts (it may arrive in pieces) */
     size_t msg_start;
 };
 
@@ -261,8 +262,10 @@ static int take_message(ml_child *c, json_t **out, char *why, size_t whylen) {
             c->scan = c->len;
             return 0;
         }
-        size_t line = c->scan, end = (size_t)(nl - c->buf);
-        c->scan = end + 1;
+        /* the line began where the previous one ended, not where this
+         * search began: "end" and its newline may come in separate reads */
+        size_t line = c->line_start, end = (size_t)(nl - c->buf);
+        c->scan = c->line_start = end + 1;
         size_t ll = end - line;
         if (ll > 0 && c->buf[end - 1] == '\r') ll--; /* tolerate CRLF */
         if (ll != 3 || memcmp(c->buf + line, "end", 3) != 0) continue;
@@ -272,7 +275,7 @@ static int take_message(ml_child *c, json_t **out, char *why, size_t whylen) {
         /* consume the message and its end line */
         memmove(c->buf, c->buf + c->scan, c->len - c->scan);
         c->len -= c->scan;
-        c->scan = 0;
+        c->scan = c->line_start = 0;
         c->msg_start = 0;
         if (!j) {
             snprintf(why, whylen, "not JSON (%s)", je.text);
@@ -300,13 +303,15 @@ int ml_child_recv(ml_child *c, int64_t deadline_ns, json_t **out, char *why, siz
 
 void ml_child_stop(ml_child *c, int *status) {
     if (!c) return;
-    if (c->fd >= 0) close(c->fd);
     int st = 0;
     if (c->pid > 0) {
+        /* killed before its stdin closes: a library that reports EOF as an
+         * error (Storm's storm.py) has no time to fill the log with it */
         kill(c->pid, SIGKILL);
         while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR) {
         }
     }
+    if (c->fd >= 0) close(c->fd);
     if (status) *status = st;
     /* the child is gone: its stderr ends (unless it left a grandchild
      * holding it, whose output is then still logged until it exits) */

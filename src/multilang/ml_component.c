@@ -10,13 +10,17 @@
  * answered the input: acked or failed it, or answered the heartbeat sent
  * after it (the child handles messages in order, so everything it did for
  * the input has then been read). So nothing the child says waits for
- * input that may not come, and an idle bolt holds no unread acks. A heartbeat also goes out at least every
- * topology.multilang.heartbeat.secs while tuples flow, and before an input
- * is sent the child's unacked tuples must be below
- * topology.shellbolt.max.pending.
+ * input that may not come, and an idle bolt holds no unread acks. A
+ * heartbeat also goes out at least every topology.multilang.heartbeat.secs,
+ * while tuples flow and (through the bolt loop's idle call,
+ * multilang_bolt_idle) while none do. Before an input is sent the child's
+ * unacked tuples must be below topology.shellbolt.max.pending.
  *
  * Spouts: next, ack, fail, activate and deactivate are each sent and
- * answered by emits then sync. A spout emit with an id is tracked under a
+ * answered by emits then sync. Some libraries (Storm's storm.js) never
+ * answer activate or deactivate: a child silent on one for
+ * ML_ACTIVATION_GRACE_NS is not failed for it, and the task sends neither
+ * again. A spout emit with an id is tracked under a
  * fresh numeric message id mapped back to the child's own id.
  *
  * A child that dies, answers nothing within topology.subprocess.timeout.secs,
@@ -45,6 +49,7 @@
 #include "runtime/executor.h"
 
 #define ML_MAX_TASK_IDS 1024
+#define ML_ACTIVATION_GRACE_NS 2000000000LL /* at most; less when the subprocess timeout is shorter */
 
 typedef struct ml_pending {
     uint64_t id;
@@ -70,6 +75,7 @@ typedef struct ml_task {
     int emitted;          /* spout: emits during this command */
     /* spout: our message id (decimal) -> the child's id */
     json_t *spout_ids;
+    bool no_activation;   /* spout: the component's child ignores activate/deactivate */
     uint64_t next_msg_id;
 } ml_task;
 
@@ -620,8 +626,14 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
         if (send_or_fail(st, msg) == 0) heartbeat(st);
         return;
     }
-    sd_tuple_retain(input);
-    st->pending[st->npending++] = (ml_pending){.id = id, .t = input};
+    /* held until the child answers: a copy, so the slab it came in is not pinned */
+    sd_tuple *kept = sd_tuple_keep(input);
+    if (!kept) {
+        json_decref(msg);
+        sd_fail(col, input);
+        return;
+    }
+    st->pending[st->npending++] = (ml_pending){.id = id, .t = kept};
     if (send_or_fail(st, msg) != 0) return; /* failed with the rest */
     if (queue_depth(st->ctx->ex->inq) > 0 && st->npending < st->max_pending &&
         ml_now_ns() - st->last_heartbeat_ns < st->heartbeat_ns) {
@@ -638,6 +650,19 @@ static void ml_execute(void *state, sd_collector *col, sd_tuple *input) {
     int rc = pump(st, UNTIL_WAITING, ml_now_ns() + 2000000);
     st->waiting_id = 0;
     if (rc == -ETIMEDOUT || (rc == 0 && ml_now_ns() - st->last_heartbeat_ns >= st->heartbeat_ns)) heartbeat(st);
+}
+
+/* Called by the bolt loop about once a second whether or not input flows
+ * (multilang.h): an idle child gets its heartbeat too, so one that hangs
+ * without input is found within topology.subprocess.timeout.secs, killed
+ * and started again (its pending inputs failed, so replayed), instead of
+ * at the next input. */
+void multilang_bolt_idle(void *state, sd_collector *col) {
+    (void)col;
+    ml_task *st = state;
+    if (!st || ensure_child(st) != 0) return;
+    if (ml_now_ns() - st->last_heartbeat_ns < st->heartbeat_ns) return; /* input flows: execute sent one */
+    heartbeat(st); /* a failure is reported and handled inside */
 }
 
 /* ---- spout ----------------------------------------------------------------------- */
@@ -678,14 +703,33 @@ static void ml_spout_fail(void *state, sd_collector *col, uint64_t msg_id) {
     spout_ack(state, msg_id, "fail");
 }
 
+/* activate or deactivate: answered like any command by most children;
+ * one that stays silent for the grace period is taken to ignore both (the
+ * protocol lists them, but Storm's storm.js answers only next, ack and
+ * fail), so it is neither failed nor sent them again. A child that answers
+ * later than the grace period is read one sync behind from then on, which
+ * delays but loses nothing. */
+static void activation(ml_task *st, const char *cmd) {
+    if (st->no_activation || ensure_child(st) != 0) return;
+    st->synced = 0;
+    if (send_or_fail(st, json_pack("{ss}", "command", cmd)) != 0) return;
+    int64_t grace = st->timeout_ns < ML_ACTIVATION_GRACE_NS ? st->timeout_ns : ML_ACTIVATION_GRACE_NS;
+    if (pump(st, UNTIL_SYNC, ml_now_ns() + grace) != -ETIMEDOUT) return; /* answered, or failed inside */
+    st->no_activation = true;
+    sd_log(st->ctx, SD_LOG_INFO,
+           "multi-lang spout '%s' (child %d) did not answer '%s' within %lld ms; it is taken to ignore activate "
+           "and deactivate, which are not sent to it again",
+           st->comp->id, (int)ml_child_pid(st->child), cmd, (long long)(grace / 1000000));
+}
+
 static void ml_activate(void *state, sd_collector *col) {
     (void)col;
-    spout_command(state, json_pack("{ss}", "command", "activate"));
+    activation(state, "activate");
 }
 
 static void ml_deactivate(void *state, sd_collector *col) {
     (void)col;
-    spout_command(state, json_pack("{ss}", "command", "deactivate"));
+    activation(state, "deactivate");
 }
 
 static const sd_component_def ml_bolt_def = {

@@ -16,4 +16,11 @@
 /* The adapter for a spout or bolt child; never NULL for SD_SPOUT/SD_BOLT. */
 const sd_component_def *multilang_component(sd_component_kind kind);
 
+/* The bolt loop calls this about once a second for a multi-lang bolt task
+ * (state: what its open returned), with input or without: the child gets
+ * a heartbeat when none went out for topology.multilang.heartbeat.secs, so
+ * a child that hangs while idle is found, and a failed child is started
+ * again. Never reaches user code as a tuple. Executor thread only. */
+void multilang_bolt_idle(void *state, sd_collector *col);
+
 #endif

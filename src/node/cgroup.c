@@ -12,8 +12,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CG_DIR "streamd"
@@ -372,4 +374,52 @@ int cg_remove_stale(const cgroups *cg) {
     if (cg->mode == CG_V2) return remove_stale_in(cg->v2);
     if (cg->mode != CG_V1) return 0;
     return remove_stale_in(cg->v1_cpu) + remove_stale_in(cg->v1_mem);
+}
+
+/* SIGKILLs every pid listed in dir/cgroup.procs; the count listed, or -errno
+ * (-ENOENT: the cgroup is gone, nothing to kill). */
+static int kill_listed(const char *dir) {
+    char path[PATH_MAX + 32];
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path) return -ENAMETOOLONG;
+    FILE *f = fopen(path, "re");
+    if (!f) return -errno;
+    int listed = 0;
+    char line[64];
+    while (fgets(line, sizeof line, f)) {
+        char *end;
+        long pid = strtol(line, &end, 10);
+        if (end == line || pid <= 1) continue; /* never pid 1 or a bad line */
+        listed++;
+        kill((pid_t)pid, SIGKILL);             /* ESRCH: it exited meanwhile */
+    }
+    fclose(f);
+    return listed;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int cg_kill_all(const cgroups *cg, const char *tid, int port, int timeout_ms) {
+    const char *bases[2] = {cg->mode == CG_V2 ? cg->v2 : cg->v1_cpu, cg->mode == CG_V1 ? cg->v1_mem : ""};
+    if (cg->mode == CG_OFF) return 0;
+    uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    int first = -1;
+    for (;;) {
+        int listed = 0;
+        for (int i = 0; i < 2; i++) {
+            char dir[PATH_MAX];
+            if (!bases[i][0] || leaf(dir, sizeof dir, bases[i], tid, port) != 0) continue;
+            int rc = kill_listed(dir);
+            if (rc > listed) listed = rc; /* v1: the same processes are in both hierarchies */
+        }
+        if (first < 0) first = listed;
+        if (listed == 0) return first;
+        if (now_ms() >= deadline) return -ETIMEDOUT;
+        /* SIGKILL takes effect when the process next runs; wait a little */
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }

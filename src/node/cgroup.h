@@ -60,6 +60,12 @@ int cg_remove(const cgroups *cg, const char *tid, int port);
 /* Removes every empty leftover cgroup below streamd/ (a node that died
  * leaves them). Returns how many were removed. */
 int cg_remove_stale(const cgroups *cg);
+/* Sends SIGKILL to every process in tid/port's cgroup (every hierarchy in
+ * use), again every 20 ms, until the cgroup is empty or timeout_ms passed.
+ * Blocks meanwhile (the node calls it at start, before its loop runs).
+ * Returns how many processes were there at first (0 when the cgroup is
+ * empty or gone), or -ETIMEDOUT when some remain. */
+int cg_kill_all(const cgroups *cg, const char *tid, int port, int timeout_ms);
 /* The path of tid/port's cgroup in the first hierarchy used (for logs and
  * tests); 0 or -ENAMETOOLONG. */
 int cg_path(const cgroups *cg, const char *tid, int port, char *buf, size_t len);

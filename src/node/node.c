@@ -19,10 +19,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "base/log.h"
 #include "node/node_internal.h"
 #include "topology/topology.h"
+#include "transport/transport.h"
 
 /* The node stops its workers this long before its lease could expire. */
 #define NODE_LEASE_MARGIN_MS 2000
@@ -533,6 +535,18 @@ static int setup_cgroups(node *n, const conf *c) {
         if (strcmp(want, "off") != 0) log_warn("workers run without cgroups: %s", n->cg.why);
         return 0;
     }
+    /* leftovers of an earlier run of a node with this local dir: processes
+     * still in its worker cgroups (a worker that outlived its node) die, the
+     * cgroups go; other nodes' cgroups in a shared hierarchy are untouched */
+    cgo_reaped reaped;
+    rc = cgo_reap(&n->cg, n->cg_record_dir, NODE_REAP_TIMEOUT_MS, &reaped);
+    if (rc != 0) log_warn("cannot read %s: %s", n->cg_record_dir, sd_strerror(rc));
+    if (reaped.processes > 0 || reaped.cgroups > 0)
+        log_warn("an earlier run left %d worker cgroups with %d processes; killed them and removed the cgroups",
+                 reaped.cgroups + reaped.stuck, reaped.processes);
+    if (reaped.stuck > 0)
+        log_error("%d cgroups of an earlier run still hold processes after %d ms of SIGKILL; left in place",
+                  reaped.stuck, NODE_REAP_TIMEOUT_MS);
     int stale = cg_remove_stale(&n->cg);
     char path[PATH_MAX];
     cg_path(&n->cg, "<topology>", 0, path, sizeof path);
@@ -559,12 +573,28 @@ node *node_new(uv_loop_t *loop, store *st, const conf *c, const char *node_id, c
     n->start_timeout_ms = conf_int(c, "supervisor.worker.start.timeout.secs") * 1000;
     n->lease_ttl_secs = (int)conf_int(c, "node.lease.ttl.secs");
     if (n->restart_delay_ms < 0) n->restart_delay_ms = 0;
+    if (n->local_dir && snprintf(n->cg_record_dir, sizeof n->cg_record_dir, "%s/cgroups", n->local_dir) >=
+                            (int)sizeof n->cg_record_dir) {
+        log_error("streamd.local.dir is too long");
+        goto fail;
+    }
     if (setup_cgroups(n, c) != 0 || setup_worker_user(n, c) != 0) goto fail;
     if (n->start_timeout_ms < 0) n->start_timeout_ms = 0;
     if (n->lease_ttl_secs < 2) n->lease_ttl_secs = 2;
     if (!n->id || !n->exe || !n->cluster || !n->host || !n->local_dir) {
         log_error("out of memory creating the node");
         goto fail;
+    }
+    {
+        /* at start, before the loop serves anything (getaddrinfo blocks): a
+         * host name is fine, one that does not resolve is refused now
+         * rather than by every worker the node would start */
+        struct sockaddr_storage ss;
+        char why[128];
+        if (transport_resolve(n->host, 0, &ss, why, sizeof why) != 0) {
+            log_error("worker.host '%s' does not resolve: %s", n->host, why);
+            goto fail;
+        }
     }
     if (!(n->labels = parse_labels(conf_str(c, "node.labels")))) {
         log_error("node.labels: expected key=value pairs separated by commas, got '%s'", conf_str(c, "node.labels"));
@@ -658,6 +688,7 @@ void node_free(node *n) {
     store_cancel(n->st, n);
     lease_keeper_stop(n->keeper);
     n->keeper = NULL;
+    if (!n->workers && n->cg.mode != CG_OFF) cgo_forget(n->cg_record_dir); /* every worker cgroup is gone */
     free_fields(n);
     uv_close((uv_handle_t *)&n->check_timer, node_closed);
     uv_close((uv_handle_t *)&n->done_timer, node_closed);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "node/cgroup.h"
+#include "node/cgroup_owner.h"
 #include "node/node.h"
 #include "proto/control_chan.h"
 #include "store/lease_keeper.h"
@@ -22,6 +23,7 @@
 #define NODE_MAX_PORTS 256
 #define NODE_ERRORS_KEPT 5  /* latest error lines a worker's status shows */
 #define NODE_FAILED_AFTER 5 /* exits in a row without a heartbeat: shown as "failed" */
+#define NODE_REAP_TIMEOUT_MS 5000 /* SIGKILLing what an earlier run left in a cgroup, at start */
 /* Bytes of control messages that may wait for a worker that does not read;
  * more means it is stalled: it is killed and restarted (a restarted worker
  * gets the current state with its assignment). */
@@ -57,7 +59,7 @@ struct nworker {
     char out_path[1024]; /* what user code writes to stdout/stderr: the log, this file, or "" = /dev/null */
     int64_t hb_interval_ms, hb_timeout_ms, cleanup_secs;
     bool json_log;      /* the topology's log.format is json */
-    char hung[48];      /* why the node killed the live process, or "" */
+    char hung[96];      /* why the node killed the live process (its last exit), or "" */
     wstate state;
     const char *shown_state; /* what the status key says now */
     wproc *p;                /* the live process, or NULL */
@@ -67,6 +69,7 @@ struct nworker {
     char last_exit[96];
     cg_limits lim;      /* its cgroup's settings */
     bool in_cg;         /* the live process was placed in its cgroup */
+    bool cg_recorded;   /* its cgroup is in the node's record (cgroup_owner.h) */
     int64_t oom_base;   /* the cgroup's OOM kill count when the process started */
     uint64_t spawned_ms, last_hb_ms;
     uv_timer_t timer; /* restart delay or kill deadline */
@@ -80,6 +83,7 @@ struct node {
     int64_t restart_delay_ms, start_timeout_ms;
     int lease_ttl_secs;
     cgroups cg;       /* cg.mode CG_OFF: workers run without cgroups */
+    char cg_record_dir[1100]; /* <local dir>/cgroups: the record of the cgroups this process made */
     bool drop_privs;  /* worker.user set and the node is root: workers run as */
     uid_t worker_uid; /* ... this user */
     gid_t worker_gid; /* ... and this group */

@@ -117,7 +117,7 @@ static int send_to(nworker *w, const json_t *msg) {
     if (rc == -ENOBUFS) {
         log_warn("worker %s port %d (pid %d) does not read its control channel (%zu bytes waiting); killing it",
                  w->topology_id, w->port, w->pid, control_chan_queued(p->chan));
-        snprintf(w->hung, sizeof w->hung, "stalled: control channel full");
+        snprintf(w->hung, sizeof w->hung, "killed: stalled: control channel full");
         close_pipe(p);
         uv_process_kill(&p->proc, SIGKILL);
     }
@@ -133,6 +133,15 @@ static int place_in_cgroup(nworker *w) {
     if (n->cg.mode == CG_OFF) return 0;
     int rc = cg_create(&n->cg, w->topology_id, w->port, &w->lim);
     if (rc == 0) w->oom_base = cg_oom_kills(&n->cg, w->topology_id, w->port);
+    if (rc == 0 && !w->cg_recorded) {
+        /* before any process is in it: what the record names is all a later
+         * node start may kill */
+        int r = cgo_record(n->cg_record_dir, w->topology_id, w->port);
+        if (r != 0)
+            log_warn("worker %s port %d: cannot record its cgroup in %s: %s; a later start will not clean it up",
+                     w->topology_id, w->port, n->cg_record_dir, sd_strerror(r));
+        w->cg_recorded = true; /* warn once */
+    }
     if (rc == 0) rc = cg_attach(&n->cg, w->topology_id, w->port, w->pid);
     if (rc == 0) {
         w->in_cg = true;
@@ -143,7 +152,8 @@ static int place_in_cgroup(nworker *w) {
     if (n->cg_required) {
         log_error("worker %s port %d: cannot set up its cgroup %s: %s (supervisor.cgroup.required is set)",
                   w->topology_id, w->port, path, sd_strerror(rc));
-        snprintf(w->last_exit, sizeof w->last_exit, "no cgroup: %s", sd_strerror(rc));
+        /* the reason, not the SIGKILL that follows, is its last exit */
+        snprintf(w->hung, sizeof w->hung, "refused: no cgroup (supervisor.cgroup.required): %s", sd_strerror(rc));
         return rc;
     }
     log_warn("worker %s port %d: cannot set up its cgroup %s: %s; it runs without", w->topology_id, w->port, path,
@@ -206,7 +216,7 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                  (long long)status);
     else
         log_info("worker %s port %d (pid %d) exited", w->topology_id, w->port, w->pid);
-    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "killed: %s", w->hung);
+    if (w->hung[0] && term_signal == SIGKILL) snprintf(w->last_exit, sizeof w->last_exit, "%s", w->hung);
     else if (oom) snprintf(w->last_exit, sizeof w->last_exit, "OOM killed (memory limit %lld MB)", (long long)w->lim.memory_mb);
     else if (term_signal) snprintf(w->last_exit, sizeof w->last_exit, "signal %d (%s)", term_signal, strsignal(term_signal));
     else snprintf(w->last_exit, sizeof w->last_exit, "status %lld", (long long)status);
@@ -421,7 +431,8 @@ void node_worker_check(node *n) {
         if (now - last > limit) {
             log_warn("worker %s port %d (pid %d): %s for %llu ms; killing it", w->topology_id, w->port, w->pid,
                      heard ? "no heartbeat" : "not heard from since its start", (unsigned long long)(now - last));
-            snprintf(w->hung, sizeof w->hung, "%s", heard ? "hung: no heartbeat" : "no heartbeat after its start");
+            snprintf(w->hung, sizeof w->hung, "%s",
+                     heard ? "killed: hung: no heartbeat" : "killed: no heartbeat after its start");
             uv_process_kill(&w->p->proc, SIGKILL); /* its exit restarts it */
             w->last_hb_ms = now;                   /* one kill per period */
         }

@@ -25,12 +25,11 @@ void acker_execute(executor *ex, sd_tuple *t) {
     if (root == 0 || root == UINT64_MAX) return;
     int kind = ex->rt->stream_kind[t->stream_id];
     int created;
-    u64map_rec *rec = u64map_upsert(&ex->acks, root, &created);
+    u64map_rec *rec = agemap_upsert(&ex->acks, root, &created);
     if (!rec) {
         log_task(SD_LOG_ERROR, ex->task, "out of memory in the acker; the tree will time out");
         return;
     }
-    if (created) rec->t = now_ns();
     switch (kind) {
     case STREAM_ACK_INIT:
         if (t->nvalues < 3) return;
@@ -51,20 +50,18 @@ void acker_execute(executor *ex, sd_tuple *t) {
     if (!(rec->flags & ACK_F_INIT)) return; /* wait for the spout's init */
     if (rec->flags & ACK_F_FAILED) {
         tell_spout(ex, root, rec->i, false);
-        u64map_del(&ex->acks, root);
+        agemap_del(&ex->acks, root);
     } else if (rec->a == 0) {
         tell_spout(ex, root, rec->i, true);
-        u64map_del(&ex->acks, root);
+        agemap_del(&ex->acks, root);
     }
 }
 
 /* Trees older than the message timeout have been failed by their spout
- * already; forgetting them bounds the table. A full scan once a second is
- * cheap next to the traffic that filled it. */
+ * already; forgetting them bounds the table. The table's generations are
+ * one timeout (+1 s) long, so a tree is forgotten between one and two
+ * timeouts after it began, without a scan. */
 void acker_expire(executor *ex, int64_t now) {
-    u64map *m = &ex->acks;
-    int64_t limit = ex->rt->timeout_ns + 1000000000;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->keys[i] && m->keys[i] != UINT64_MAX && now - m->recs[i].t > limit) u64map_del(m, m->keys[i]);
-    }
+    size_t n = agemap_expire(&ex->acks, now);
+    if (n) log_task(SD_LOG_DEBUG, ex->task, "forgot %zu tuple trees older than the message timeout", n);
 }

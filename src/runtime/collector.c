@@ -1,7 +1,8 @@
 /*
  * collector: the public API a component calls (streamd/component.h):
  * context accessors, emit/ack/fail and logging. Every function runs on the
- * calling task's executor thread and touches only that executor.
+ * pool thread running the calling task's slice and touches only that
+ * executor (and that thread's outgoing buffers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,15 @@ bool sd_context_arg_bool(const sd_context *c, const char *key, bool def) {
     return def;
 }
 
+/* Keeps s (taken over) until the task ends. A string already kept is
+ * returned instead, so that a component asking for the same path on every
+ * tuple holds one copy, not one per call. */
 static const char *keep_string(executor *ex, char *s) {
+    for (int i = 0; i < ex->nowned; i++)
+        if (strcmp(ex->owned[i], s) == 0) {
+            free(s);
+            return ex->owned[i];
+        }
     char **grown = realloc(ex->owned, (size_t)(ex->nowned + 1) * sizeof *grown);
     if (!grown) {
         free(s);
@@ -99,9 +108,17 @@ int64_t sd_context_conf_int(const sd_context *c, const char *key, int64_t def) {
 }
 
 void sd_log(const sd_context *c, sd_log_level level, const char *fmt, ...) {
+    int task = c ? c->ex->task : 0;
+    if (!fmt) return;
+    if (!log_level_valid((int)level)) {
+        /* user code: say so, and keep its message rather than dropping it */
+        log_task(SD_LOG_ERROR, task, "sd_log called with level %d (not SD_LOG_DEBUG..SD_LOG_ERROR); logged as an error",
+                 (int)level);
+        level = SD_LOG_ERROR;
+    }
     va_list ap;
     va_start(ap, fmt);
-    log_taskv(level, c ? c->ex->task : 0, fmt, ap);
+    log_taskv(level, task, fmt, ap);
     va_end(ap);
 }
 
@@ -120,9 +137,13 @@ const char *sd_tuple_source_component(const sd_tuple *t) {
 /* ---- emit --------------------------------------------------------------- */
 
 static int stream_of(executor *ex, const char *name) {
-    /* components mostly emit on one stream: try the last one first (the
-     * name is compared, not its pointer: a caller may reuse a buffer) */
-    if (!name) name = SD_DEFAULT_STREAM;
+    /* the default stream (NULL) is resolved once, at setup; components
+     * mostly emit on one stream: try the last one first (the name is
+     * compared, not its pointer: a caller may reuse a buffer) */
+    if (!name) {
+        if (ex->default_stream_id >= 0) return ex->default_stream_id;
+        name = SD_DEFAULT_STREAM;
+    }
     if (ex->last_stream_id >= 0 && strcmp(ex->rt->topo->streams[ex->last_stream_id].name, name) == 0)
         return ex->last_stream_id;
     const topo_component *comp = ex->comp;
@@ -168,22 +189,18 @@ int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *co
 
 int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
     const executor *ex = col->ex;
-    for (int i = 0; i < ex->last_ndest && i < max; i++) tasks[i] = ex->dests[i];
+    for (int i = 0; ex->th && i < ex->last_ndest && i < max; i++) tasks[i] = ex->th->dests[i];
     return ex->last_ndest;
 }
 
 /* ---- ack / fail --------------------------------------------------------- */
-
-static int acker_task_for(const worker_rt *rt, uint64_t root) {
-    return rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism);
-}
 
 /* sends one message per distinct root of t to that root's acker */
 static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xor) {
     for (uint16_t i = 0; i < t->nanchors; i++) {
         uint64_t root = t->anchors[i].root;
         sd_value v[2] = {sd_int((int64_t)root), sd_int((int64_t)(t->anchors[i].edge ^ t->ack_xor))};
-        emit_system(ex, stream_id, acker_task_for(ex->rt, root), v, with_xor ? 2 : 1);
+        emit_system(ex, stream_id, emit_acker_task(ex->rt, root), v, with_xor ? 2 : 1);
     }
 }
 

@@ -31,6 +31,7 @@
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -113,6 +114,20 @@ transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const top
     tr->peers = calloc((size_t)cfg->nworkers, sizeof *tr->peers);
     if (!tr->topology_id || !tr->addrs || !tr->peers) goto oom;
     memcpy(tr->addrs, cfg->peers, (size_t)cfg->nworkers * sizeof *tr->addrs);
+    /* names are resolved here, once, before the loop runs (getaddrinfo
+     * blocks): a name that does not resolve is an error now, rather than a
+     * worker listening everywhere or peers dialling it forever */
+    tr->resolved = calloc((size_t)cfg->nworkers, sizeof *tr->resolved);
+    if (!tr->resolved) goto oom;
+    for (int i = 0; i < cfg->nworkers; i++) {
+        char why[128];
+        int rc = transport_resolve(tr->addrs[i].host, tr->addrs[i].port, &tr->resolved[i], why, sizeof why);
+        if (rc != 0) {
+            log_error("transport: worker %d's host '%s' (worker.host) does not resolve: %s", i, tr->addrs[i].host,
+                      why);
+            goto fail;
+        }
+    }
     tr->cfg.peers = tr->addrs;
     tr->cfg.topology_id = tr->topology_id;
     for (int i = 0; i < cfg->nworkers; i++) {
@@ -134,6 +149,7 @@ fail:
     if (tr) {
         free(tr->topology_id);
         free(tr->addrs);
+        free(tr->resolved);
         free(tr->peers);
         free(tr);
     }
@@ -151,15 +167,43 @@ static void transport_free(transport *tr) {
     }
     free(tr->peers);
     free(tr->addrs);
+    free(tr->resolved);
     free(tr->topology_id);
     free(tr);
 }
 
-static int parse_addr(const char *host, int port, struct sockaddr_storage *ss) {
-    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+int transport_resolve(const char *host, int port, struct sockaddr_storage *ss, char *why, size_t whylen) {
+    if (port < 0 || port > 65535) {
+        snprintf(why, whylen, "port %d is out of range", port);
+        return -EINVAL;
+    }
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
     if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-    return -1;
+    /* a name: the first address it has, IPv4 first (as the peers dial) */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    char ports[8];
+    snprintf(ports, sizeof ports, "%d", port);
+    int rc = getaddrinfo(host, ports, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "%s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return rc == EAI_NONAME || rc == EAI_NODATA ? -ENOENT : -EHOSTUNREACH;
+    }
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET || (a->ai_family == AF_INET6 && !pick)) {
+            if (!pick || a->ai_family == AF_INET) pick = a;
+            if (a->ai_family == AF_INET) break;
+        }
+    if (!pick || pick->ai_addrlen > sizeof *ss) {
+        freeaddrinfo(res);
+        snprintf(why, whylen, "no IPv4 or IPv6 address");
+        return -ENOENT;
+    }
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
 }
 
 /* ---- handles, peers going up and down ------------------------------------ */
@@ -395,14 +439,7 @@ void transport_set_throttle(transport *tr, bool on) {
 static void peer_dial(peer *p) {
     transport *tr = p->tr;
     if (tr->closing || p->conn) return;
-    struct sockaddr_storage ss;
-    const transport_peer *a = &tr->addrs[p->index];
-    if (parse_addr(a->host, a->port, &ss) != 0) {
-        log_error("transport: worker %d address '%s' is not an IP address", p->index, a->host);
-        transport_schedule_reconnect(p);
-        return;
-    }
-    if (tconn_dial(p, (const struct sockaddr *)&ss) != 0) transport_schedule_reconnect(p);
+    if (tconn_dial(p, (const struct sockaddr *)&tr->resolved[p->index]) != 0) transport_schedule_reconnect(p);
 }
 
 static void on_reconnect_timer(uv_timer_t *t) { peer_dial(t->data); }
@@ -415,11 +452,7 @@ void transport_schedule_reconnect(peer *p) {
 
 int transport_start(transport *tr) {
     const transport_peer *me = &tr->addrs[tr->cfg.worker_index];
-    struct sockaddr_storage ss;
-    if (parse_addr(me->host, me->port, &ss) != 0) {
-        /* a host name we cannot resolve without blocking: listen everywhere */
-        uv_ip4_addr("0.0.0.0", me->port, (struct sockaddr_in *)&ss);
-    }
+    struct sockaddr_storage ss = tr->resolved[tr->cfg.worker_index];
     tr->loop_thread = uv_thread_self();
     int rc = uv_tcp_init(tr->loop, &tr->listener);
     if (rc != 0) {
@@ -474,13 +507,13 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
     if (worker < 0 || worker >= tr->cfg.nworkers || worker == tr->cfg.worker_index) {
         log_error("transport: send to invalid worker %d", worker);
         STAT_ADD(tr, tuples_dropped, n);
-        return -1;
+        for (size_t i = 0; i < n; i++) tuples[i]->flags |= TUPLE_F_UNSENT;
+        return (int)n;
     }
     /* the loop thread must never wait for itself to drain the buffer */
     if (tr->started && uv_thread_equal(&tr->loop_thread, &(uv_thread_t){uv_thread_self()})) never_block = true;
     peer *p = &tr->peers[worker];
     size_t max_buf = tr->cfg.max_buffered_bytes;
-    int ret = 0;
     bool wake = false;
     uint64_t dropped = 0;
     pthread_mutex_lock(&p->mu);
@@ -531,14 +564,14 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         if (before == 0 || (before < tr->cfg.batch_bytes && p->len >= tr->cfg.batch_bytes)) wake = true;
         continue;
     drop:
+        tuples[i]->flags |= TUPLE_F_UNSENT; /* the caller's, unshared: see transport.h */
         dropped++;
-        ret = -1;
     }
     /* under mu, so that transport_close cannot close the async handle meanwhile */
     if (wake && !p->closed && tr->started) uv_async_send(&tr->wake);
     pthread_mutex_unlock(&p->mu);
     if (dropped) STAT_ADD(tr, tuples_dropped, dropped);
-    return ret;
+    return (int)dropped;
 }
 
 void transport_get_stats(transport *tr, transport_stats *out) {

@@ -68,7 +68,15 @@ typedef struct transport_config {
  * reading that connection, and calls again later with the same tuple. */
 typedef int (*transport_deliver_cb)(void *arg, sd_tuple *t);
 
-/* topo is used to resolve stream ids of received tuples; it must outlive tr. */
+/* host (an IPv4 or IPv6 address, or a name: getaddrinfo, which blocks) and
+ * port as a socket address; an IPv4 address of a name is preferred. 0, or
+ * -ENOENT (no such name) / -EHOSTUNREACH / -EINVAL with the reason in why. */
+struct sockaddr_storage;
+int transport_resolve(const char *host, int port, struct sockaddr_storage *ss, char *why, size_t whylen);
+
+/* topo is used to resolve stream ids of received tuples; it must outlive tr.
+ * Peers' hosts are resolved here (blocking); NULL when one does not
+ * resolve (logged) or on allocation failure. */
 transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const topology *topo,
                          transport_deliver_cb deliver, void *arg);
 /* Loop thread: listen on our port and connect to peers (reconnecting with
@@ -79,9 +87,12 @@ int transport_start(transport *tr);
  * When the peer's buffer is above max_buffered_bytes and the peer is
  * connected, waits for room unless never_block (system streams: acks must
  * never wait); the wait ends when the peer is declared down. When the peer
- * is down and its buffer (the bounded overflow) is full, drops them at once
- * and returns -1 (acking replays what is dropped): a down peer never slows
- * sends to the others. Does not consume
+ * is down and its buffer (the bounded overflow) is full, drops them at once:
+ * a down peer never slows sends to the others. Returns how many tuples were
+ * dropped (0: all sent), and marks each dropped one TUPLE_F_UNSENT, so that
+ * its sender fails its tuple trees at once (the spouts replay them) instead
+ * of leaving them to the message timeout; the tuples must therefore be the
+ * caller's alone (each emit builds one per destination). Does not consume
  * the caller's references. Called on the loop thread it never waits (as if
  * never_block). `worker` must not be this worker (local tuples never travel
  * through the transport). */

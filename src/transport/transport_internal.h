@@ -91,6 +91,7 @@ struct transport {
     char *topology_id;
     uint8_t key[32], hash[32]; /* copies of cfg.secret and cfg.content_hash */
     transport_peer *addrs;
+    struct sockaddr_storage *resolved; /* [nworkers]: addrs resolved once, in transport_new */
     const topology *topo;
     transport_deliver_cb deliver;
     void *deliver_arg;

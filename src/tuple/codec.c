@@ -178,7 +178,7 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
     t->dest_task = (int32_t)get32(buf);
     t->src_task = (int32_t)get32(buf + 4);
     t->stream_id = stream_id;
-    t->flags = get16(buf + 10) & (uint16_t)~TUPLE_F_DONE; /* a receiver's own state, never sent */
+    t->flags = get16(buf + 10) & (uint16_t) ~(TUPLE_F_DONE | TUPLE_F_UNSENT); /* a holder's own state, never sent */
     t->stream = topo ? &topo->streams[stream_id] : NULL;
     for (uint16_t i = 0; i < nanchors; i++, off += 16) {
         t->anchors[i].root = get64(buf + off);

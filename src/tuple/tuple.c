@@ -271,6 +271,15 @@ int sd_tuple_source_task(const sd_tuple *t) { return t->src_task; }
 
 bool sd_tuple_is_tick(const sd_tuple *t) { return (t->flags & TUPLE_F_TICK) != 0; }
 
+sd_tuple *sd_tuple_keep(sd_tuple *t) {
+    if (!t->slab) { /* already an allocation of its own */
+        tuple_ref(t);
+        return t;
+    }
+    /* out of the slab, which then goes back to its pool with its other tuples */
+    return tuple_clone(t);
+}
+
 void sd_tuple_retain(sd_tuple *t) { tuple_ref(t); }
 
 void sd_tuple_release(sd_tuple *t) { tuple_unref(t); }

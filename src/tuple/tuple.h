@@ -46,6 +46,7 @@ struct sd_tuple {
 
 #define TUPLE_F_TICK 0x1
 #define TUPLE_F_DONE 0x2  /* acked or failed by the bolt holding it */
+#define TUPLE_F_UNSENT 0x4 /* dropped by transport_send (a down peer): its sender fails its trees */
 
 /* Allocates a tuple with room for nvalues values, nanchors anchors and
  * data_len bytes of value data; refs = 1. NULL on allocation failure. */

@@ -33,6 +33,13 @@ struct tuple_pool {
 
 static const size_t payload = SLAB_BYTES - sizeof(tuple_slab);
 
+/* every pool's slabs, for tuple_pool_slab_bytes (statistics and tests) */
+static atomic_llong slab_bytes;
+
+size_t tuple_pool_slab_bytes(void) {
+    return (size_t)atomic_load_explicit(&slab_bytes, memory_order_relaxed);
+}
+
 tuple_pool *tuple_pool_new(void) {
     tuple_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -48,6 +55,7 @@ static void pool_unref(tuple_pool *p) {
 static void slab_free(tuple_slab *s) {
     tuple_pool *p = s->pool;
     free(s);
+    atomic_fetch_sub_explicit(&slab_bytes, SLAB_BYTES, memory_order_relaxed);
     pool_unref(p);
 }
 
@@ -108,6 +116,7 @@ static tuple_slab *next_slab(tuple_pool *p) {
         }
         s->pool = p;
         atomic_fetch_add_explicit(&p->slabs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slab_bytes, SLAB_BYTES, memory_order_relaxed);
     }
     atomic_init(&s->live, LIVE_BIAS);
     s->next = NULL;

@@ -8,7 +8,9 @@
  * from its current slab. Each slab counts the tuples alive in it; the thread
  * that frees the last one hands the slab back to its pool through a lock-free
  * stack, where the owner picks it up for reuse. A slab therefore stays
- * allocated while any tuple in it lives (sd_tuple_retain pins 64 KiB).
+ * allocated while any tuple in it lives: a tuple a bolt keeps past its
+ * callback is therefore copied out of the slab (sd_tuple_keep), so that
+ * keeping a sparse sample costs the sample's size, not 64 KiB per tuple.
  *
  * Threads: pool_alloc and pool_close only on the owner thread;
  * tuple_slab_release (via tuple_unref) on any thread.
@@ -33,5 +35,8 @@ void tuple_pool_close(tuple_pool *p);
 void tuple_slab_release(tuple_slab *s);
 /* Any thread: n tuples of this slab are gone (one atomic operation). */
 void tuple_slab_release_n(tuple_slab *s, int n);
+/* Any thread: bytes held in slabs by every pool of the process (tuples
+ * alive, spare slabs and the slabs being carved). */
+size_t tuple_pool_slab_bytes(void);
 
 #endif

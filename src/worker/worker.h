@@ -12,4 +12,9 @@
  * when log_fd < 0. */
 int worker_main(int control_fd, int log_fd);
 
+/* The exit status of a worker that stopped while a task was still stuck in
+ * user code (it did not return within task.cleanup.timeout.sec): the
+ * process exits without that thread. */
+#define WORKER_EXIT_STUCK 3
+
 #endif

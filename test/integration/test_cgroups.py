@@ -10,11 +10,12 @@ still placed in its own cgroup there; supervisor.cgroup.required then makes
 the node refuse to run workers with a clear error.
 """
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from conftest import read_jsonl, wait_for, worker_pids
+from conftest import Runner, read_jsonl, stop_group, wait_for, worker_pids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
 
@@ -158,3 +159,71 @@ def test_v2_required_without_controllers_refuses(streamd, tmp_path):
     res = streamd.run(topo, timeout=60, conf={"supervisor.cgroup.mode": "v2", "supervisor.cgroup.required": True})
     assert res.returncode != 0, res.explain()
     assert "supervisor.cgroup.required is set but worker cgroups cannot be used" in res.stderr, res.explain()
+
+
+@pytest.mark.skipif(not v1_available(), reason="no v1 cpu and memory hierarchies")
+def test_v1_required_worker_refused_shows_the_reason(streamd, tmp_path):
+    """A cgroup the kernel will not take (a cpu quota beyond its maximum) with
+    supervisor.cgroup.required: the worker is refused and its last exit says
+    why, not the SIGKILL that ends it."""
+    src, _ = lines_file(tmp_path, 10, "refused")
+    topo = slow_topology("cgrefused", src, tmp_path / "sink.jsonl", {"topology.worker.cpu.cores": 1000000000})
+    res = streamd.run(topo, timeout=90, conf={"supervisor.cgroup.mode": "v1", "supervisor.cgroup.required": True,
+                                              "supervisor.worker.restart.delay.ms": 50})
+    assert res.returncode != 0, res.explain()
+    out = res.stdout + res.stderr
+    assert "last exit refused: no cgroup (supervisor.cgroup.required)" in out, res.explain()
+    assert "last exit signal 9" not in out, res.explain()
+
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_leftover_worker_of_an_earlier_run_is_killed_at_start(streamd, streamd_bin, tmp_path, mode):
+    """A worker that outlived its node (stopped, so it cannot notice the node
+    is gone) is SIGKILLed and its cgroup removed when a node with the same
+    local dir starts; a live run with another local dir keeps its worker."""
+    if mode == "v1" and not v1_available():
+        pytest.skip("no v1 cpu and memory hierarchies")
+    if mode == "v2" and not mount_of("cgroup2")[0]:
+        pytest.skip("no cgroup2 mount")
+    key = "cpu" if mode == "v1" else ""
+    fstype, option = ("cgroup", "cpu") if mode == "v1" else ("cgroup2", None)
+    src, want = lines_file(tmp_path, 3000, "left")
+    conf = {"supervisor.cgroup.mode": mode}
+    first = streamd.start(slow_topology("cgleft", src, tmp_path / "sink1.jsonl", {}, delay_ms=20), conf=conf)
+    pid = wait_for(lambda: worker_pids(first.pid) and worker_pids(first.pid)[0], 30, what="a worker")
+    path = wait_for(lambda: "/streamd/" in own_cgroups(pid).get(key, "") and own_cgroups(pid)[key], 10,
+                    what="the worker in its cgroup")
+    leftover_cg = cg_dir(fstype, option, path)
+    os.kill(pid, signal.SIGSTOP)  # it cannot see its node go
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert alive(pid) and leftover_cg.is_dir()
+
+    other = Runner(streamd_bin, tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    osrc, _ = lines_file(tmp_path / "other", 3000, "other")
+    live = other.start(slow_topology("cglive", osrc, tmp_path / "other" / "sink.jsonl", {}, delay_ms=20), conf=conf)
+    try:
+        live_pid = wait_for(lambda: worker_pids(live.pid) and worker_pids(live.pid)[0], 30, what="a live worker")
+        wait_for(lambda: "/streamd/" in own_cgroups(live_pid).get(key, ""), 10, what="the live worker's cgroup")
+        small, small_want = lines_file(tmp_path, 50, "again")
+        res = streamd.run(slow_topology("cgagain", small, tmp_path / "sink2.jsonl", {}, delay_ms=0), timeout=60,
+                          conf=conf)
+        assert res.returncode == 0, res.explain()
+        assert "an earlier run left 1 worker cgroups with 1 processes" in res.stderr, res.explain()
+        wait_for(lambda: not alive(pid), 5, what="the leftover worker to die")
+        assert not leftover_cg.exists(), "the leftover cgroup is still there"
+        assert sorted(r["line"] for r in read_jsonl(tmp_path / "sink2.jsonl")) == small_want
+        assert alive(live_pid), "a live run of another node lost its worker"
+    finally:
+        stop_group(live)

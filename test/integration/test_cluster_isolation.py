@@ -2,6 +2,11 @@
 cannot open its input shows its reason, restarts and last exit in
 `streamd status NAME`."""
 
+import json
+import os
+
+import pytest
+
 from cluster import cluster, sink_lines, start_cluster, topology_file, workers_of  # noqa: F401 (fixture)
 from conftest import wait_for
 
@@ -121,3 +126,79 @@ def test_node_log_file_rotated(cluster, tmp_path):
     text = "".join((tmp_path / n).read_text() for n in names)
     assert "worker=n0]" in text and "started worker" in text
     assert "started worker" not in c.nodes[0].text()  # not on stderr
+
+
+def test_kill_wait_then_resubmit_covers_every_line(cluster, tmp_path):
+    """file_lines with position.file: `kill --wait` mid-stream, submit again:
+    the two runs' sinks together hold every input line."""
+    c = cluster
+    start_cluster(c, masters=1, nodes=1)
+    n = 4000
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}\n" for i in range(n)))
+    pos = tmp_path / "lines.pos"
+
+    def submit(sink):
+        topo = {
+            "name": "resume",
+            "workers": 2,
+            "config": {"topology.acker.executors": 2},
+            "spouts": [{"id": "lines", "class": "file_lines",
+                        "args": {"path": str(src), "position.file": str(pos), "position.interval.ms": 200}}],
+            "bolts": [
+                {"id": "slow", "class": "pass_through", "parallelism": 2, "args": {"delay.ms": 2},
+                 "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+                {"id": "sink", "class": "file_sink", "parallelism": 2, "args": {"path": str(sink)},
+                 "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+            ],
+        }
+        res = c.client("submit", str(topology_file(tmp_path, topo, name=f"{sink.stem}.yaml")))
+        assert res.returncode == 0, res.stdout + res.stderr
+
+    sinks = [tmp_path / "sink1.jsonl", tmp_path / "sink2.jsonl"]
+    submit(sinks[0])
+    wait_for(lambda: sink_lines(sinks[0]) > 300, 60, what="tuples in the sink")
+    res = c.client("kill", "resume", "--wait", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: not workers_of(c.nodes[0]), 30, what="the workers to stop")
+    assert 0 < int(pos.read_text().split()[0]) < src.stat().st_size, pos.read_text()
+    submit(sinks[1])
+    want = {f"record {i:06d}" for i in range(n)}
+
+    def seen():
+        return {json.loads(x)["line"] for s in sinks if s.exists() for x in s.read_text().splitlines() if x}
+    wait_for(lambda: seen() >= want, 90, interval=0.5, what="every line in one of the sinks")
+    assert sink_lines(sinks[1]) < n, "the second run read the whole file again"
+    res = c.client("kill", "resume", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup/cpu"), reason="needs root and v1 cgroups")
+def test_refused_worker_shows_the_reason_in_status(cluster, tmp_path):
+    """supervisor.cgroup.required and a cgroup the kernel rejects (a cpu
+    quota beyond its maximum): `streamd status` shows why the worker was
+    refused as its last exit, not the SIGKILL that ended it."""
+    c = cluster
+    start_cluster(c, masters=1, nodes=1, node_extra=(
+        "-c", "supervisor.cgroup.mode=v1", "-c", "supervisor.cgroup.required=true",
+        "-c", "supervisor.worker.restart.delay.ms=100"))
+    src = tmp_path / "input.txt"
+    src.write_text("a\nb\n")
+    topo = {
+        "name": "refused",
+        "config": {"topology.worker.cpu.cores": 1000000000},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [{"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "out.jsonl")},
+                   "inputs": [{"from": "lines", "grouping": "shuffle"}]}],
+    }
+    res = c.client("submit", str(topology_file(tmp_path, topo)))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    def shown():
+        r = c.client("status", "refused")
+        return r.returncode == 0 and "last exit: refused: no cgroup (supervisor.cgroup.required)" in r.stdout \
+            and r.stdout
+    out = wait_for(shown, 60, interval=1, what="the refusal in streamd status")
+    assert "signal 9" not in out, out
+    res = c.client("kill", "refused", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cluster import cluster, sink_lines, topology_file  # noqa: F401 (fixture)
-from conftest import wait_for
+from conftest import read_jsonl, wait_for, worker_pids
 from cluster import start_cluster
 from test_cluster import all_workers, submit, wait_all_lines
 
@@ -213,3 +213,89 @@ def test_stopped_peer_does_not_stall_the_others(cluster, tmp_path):
         os.kill(victim, signal.SIGCONT)
     assert during > before, f"nothing reached the sink while a peer was stopped ({before} -> {during})\n" + c.all_output()
     wait_all_lines(sink, nlines, c, 120)
+
+
+def local_worker_pid(local_pid, index):
+    """pid of the local-mode worker with the given index (from its log)."""
+    for pid in worker_pids(local_pid):
+        try:
+            text = Path(os.readlink(f"/proc/{pid}/fd/1")).read_text(errors="replace")
+        except OSError:
+            continue
+        if f"worker {index} listening on" in text:
+            return pid
+    return None
+
+
+def spout_failed_in_progress(stderr_path, spout):
+    """The largest `failed=` count of the spout in local mode's progress lines so far."""
+    best = 0
+    for line in Path(stderr_path).read_text(errors="replace").splitlines():
+        if "progress: " not in line:
+            continue
+        for part in line.split("progress: ", 1)[1].split("; "):
+            if part.startswith(spout + " emitted="):
+                best = max(best, int(part.rsplit("failed=", 1)[1].split()[0]))
+    return best
+
+
+def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
+    """A SIGSTOPped worker is declared down and its small overflow fills: the
+    tuples for it are dropped and their trees failed at once, so the spout
+    replays them to the live workers long before the message timeout, and
+    after SIGCONT every line is in the sink.
+
+    Tasks (file order, acker last), dealt round-robin over 3 workers:
+    lines=1, slow=2-4, sink=5-7, acker=8; worker 2 holds slow 3 and sink 6
+    only, so the spout and the acker stay reachable. Every tree stuck in the
+    stopped worker was made less than a second before the stop or after it,
+    so nothing can time out before stop + 15 s: a spout failure seen earlier
+    is an immediate fail. (Tuples lost with the connection that is closed,
+    in its kernel buffers, do wait for the timeout: 15 s keeps that short.)"""
+    nlines, pending, timeout = 6000, 2000, 15
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    topo = {
+        "name": "downfail",
+        "workers": 3,
+        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
+                   "topology.max.spout.pending": pending,
+                   "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200,
+                   "worker.transfer.max.buffered.bytes": 2048},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 1},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": 3, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    proc = streamd.start(topo)
+    victim = None
+    try:
+        wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
+        victim = local_worker_pid(proc.pid, 2)
+        assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
+        assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
+        os.kill(victim, signal.SIGSTOP)
+        stopped = time.monotonic()
+        wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
+                 what="both live workers to declare the stopped one down")
+        before = sink_lines(sink)
+        # progress lines come every 5 s, from counters the workers send each second
+        wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, timeout - 3,
+                 what="the spout to see failed trees before any could time out")
+        assert time.monotonic() - stopped < timeout
+        assert sink_lines(sink) > before, "nothing reached the sink while worker 2 was stopped"
+    finally:
+        if victim:
+            os.kill(victim, signal.SIGCONT)
+    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
+    assert res.returncode == 0, res.explain()
+    got = {row["line"] for row in read_jsonl(sink)}
+    assert got == {f"record {i:06d}" for i in range(nlines)}, f"{nlines - len(got)} lines lost\n" + res.explain()
+    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
+                   if line.startswith("summary-json: "))
+    spout = summary["components"]["lines"]
+    assert spout["failed"] > 0 and spout["failed_final"] == 0, summary

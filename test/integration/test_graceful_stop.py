@@ -77,3 +77,38 @@ def test_cleanup_that_never_returns_is_cut_off(streamd, tmp_path):
     res = streamd.finish(proc, timeout=30)
     assert marker.exists(), res.explain()  # the cleanup did start
     assert "did not finish their cleanup in time" in res.worker_logs(), res.explain()
+
+
+def test_ctrl_c_then_rerun_covers_every_line_with_a_durable_position(streamd, tmp_path):
+    """file_lines with position.file: Ctrl-C mid-stream, run again until
+    drained: the two runs' sinks together hold every input line, and the
+    second run resumed (it did not read the whole file again)."""
+    n = 6000
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"line {i}\n" for i in range(n)))
+    pos = tmp_path / "lines.pos"
+    sinks = [tmp_path / "sink1.jsonl", tmp_path / "sink2.jsonl"]
+
+    def topo(sink):
+        t = marker_topology(src, sink, tmp_path / "cleanup.marker")
+        t["spouts"][0]["args"].update({"position.file": str(pos), "position.interval.ms": 200})
+        return t
+    proc = streamd.start(topo(sinks[0]), until_drained=False)
+    wait_for(lambda: sinks[0].exists() and sinks[0].stat().st_size > 20000, 30, what="tuples in the sink")
+    os.kill(proc.pid, signal.SIGINT)
+    res = streamd.finish(proc, timeout=60)
+    assert res.returncode == 0, res.explain()
+    first = {r["line"] for r in read_jsonl(sinks[0])}
+    off, line_no = (int(x) for x in pos.read_text().split())
+    assert 0 < off < src.stat().st_size and 0 < line_no < n, (off, line_no)
+    below = {f"line {i}" for i in range(line_no)}
+    assert below <= first, "the position passed lines that never reached the sink"
+    res = streamd.run(topo(sinks[1]), timeout=120)
+    assert res.returncode == 0, res.explain()
+    assert "resuming at byte" in res.worker_logs(), res.explain()
+    second = [r["line"] for r in read_jsonl(sinks[1])]
+    want = {f"line {i}" for i in range(n)}
+    missing = want - first - set(second)
+    assert not missing, f"{len(missing)} lines lost, e.g. {sorted(missing)[:3]}"
+    assert len(second) < n, "the second run read the whole file again"
+    assert pos.read_text().split() == [str(src.stat().st_size), str(n)]

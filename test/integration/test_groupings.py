@@ -98,5 +98,18 @@ def test_shuffle_spreads_evenly(streamd, tmp_path, grouping):
 def test_partial_key(streamd, tmp_path):
     words, rows = run_grouping(streamd, tmp_path, "partial-key")
     assert Counter(r["word"] for r in rows) == Counter(words)
-    wide = {w: t for w, t in tasks_by_word(rows).items() if len(t) > 2}
+    by_word = tasks_by_word(rows)
+    wide = {w: t for w, t in by_word.items() if len(t) > 2}
     assert not wide, f"partial-key sent a word to more than 2 tasks: {wide}"
+    # the input is fixed and one split task sends every word, so the choice
+    # is deterministic; a grouping that used a single task per word (or one
+    # task in all) fails here: frequent words are split over their two tasks
+    # (most words have two distinct candidates out of 3 tasks) and the load
+    # is spread over every task
+    split = sorted(w for w, t in by_word.items() if len(t) == 2)
+    assert len(split) >= len(VOCAB) // 2, f"only {split} were split over two tasks"
+    per_task = Counter(r["__task"] for r in rows)
+    assert set(per_task) == SINK_TASKS, per_task
+    fair = len(rows) / 3
+    for task, n in per_task.items():
+        assert 0.9 * fair <= n <= 1.1 * fair, f"task {task} got {n} of {len(rows)}: {per_task}"

@@ -3,6 +3,7 @@ stdout): the shipped word count with its split step in Python must count
 exactly what the all-C word count counts."""
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -154,6 +155,20 @@ def test_protocol_abuse_restarts_the_child(streamd, tmp_path, mode, expect):
     assert_all_lines(tmp_path)
 
 
+def test_message_end_line_in_separate_writes(streamd, tmp_path):
+    """A child that writes a message, its newline, "end" and the last newline
+    in separate writes (Storm's storm.py under Python 2 does, with print)
+    is read correctly: no timeout, no restart, every line through."""
+    res = streamd.run(proto_topology(tmp_path, "pieces", at=0, timeout_secs=5, parallelism=1), timeout=120)
+    assert res.returncode == 0, res.explain()
+    log = worker_log(res)
+    assert "restarting it" not in log, log[-3000:]
+    rows = report(tmp_path)
+    assert len([r for r in rows if r["kind"] == "handshake"]) == 1
+    assert not [r for r in rows if r["kind"] == "violation"]
+    assert_all_lines(tmp_path)
+
+
 def test_hung_child_detected_within_timeout(streamd, tmp_path):
     res = streamd.run(proto_topology(tmp_path, "hang", at=40, timeout_secs=2, parallelism=1), timeout=120)
     assert res.returncode == 0, res.explain()
@@ -165,6 +180,60 @@ def test_hung_child_detected_within_timeout(streamd, tmp_path):
     # detected after the 2 s timeout, restarted well before twice that
     assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
     assert_all_lines(tmp_path)
+
+
+def test_child_hung_while_idle_detected_within_timeout(streamd, tmp_path):
+    """The child keeps one input unacked, then hangs at a heartbeat while no
+    input flows: the idle heartbeat finds it within the subprocess timeout
+    (not at the next input, nor after the message timeout), a new child
+    gets the replayed input, and every line reaches the sink."""
+    topo = proto_topology(tmp_path, "idlehang", at=40, timeout_secs=2, parallelism=1)
+    topo["config"]["topology.message.timeout.secs"] = 120  # a replay must come from the restart
+    t0 = time.monotonic()
+    res = streamd.run(topo, timeout=120)
+    took = time.monotonic() - t0
+    assert res.returncode == 0, res.explain()
+    assert "no answer within topology.subprocess.timeout.secs" in worker_log(res)
+    rows = report(tmp_path)
+    hung = next(r for r in rows if r["kind"] == "idle_hang")
+    assert len(hung["held"]) == 1, hung
+    restarted = [r for r in rows if r["kind"] == "handshake" and r["t"] > hung["t"]]
+    assert restarted, "no new child after the hang"
+    assert 1.5 <= restarted[0]["t"] - hung["t"] < 6, restarted[0]["t"] - hung["t"]
+    assert took < 60, f"the run took {took:.0f} s: the held input waited for the message timeout"
+    assert_all_lines(tmp_path)
+
+
+def test_spout_that_ignores_activate_and_deactivate(streamd, tmp_path):
+    """A spout child that never answers activate or deactivate (Storm's
+    storm.js does not) is not failed for it: after a short grace it is not
+    sent them again, every record is acked, and Ctrl-C stops the run
+    without waiting for an answer that never comes."""
+    n = 100
+    rep = tmp_path / "report.jsonl"
+    topo = {
+        "name": "quiet",
+        "config": {"topology.acker.executors": 1, "topology.subprocess.timeout.secs": 30},
+        "spouts": [{"id": "records", "command": [PYTHON, str(HERE / "quiet_spout.py"), str(n), str(rep)],
+                    "outputs": {"default": ["rec"]}}],
+        "bolts": [{"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+                   "inputs": [{"from": "records", "grouping": "shuffle"}]}],
+    }
+    t0 = time.monotonic()
+    proc = streamd.start(topo, until_drained=False)
+    wait_for(lambda: [r for r in read_jsonl(rep) if r["kind"] == "done"] or proc.poll() is not None, 20,
+             interval=0.2, what="every record acked")
+    assert proc.poll() is None, streamd.result(proc).explain()
+    assert time.monotonic() - t0 < 15, "the spout waited for the subprocess timeout"
+    os.kill(proc.pid, signal.SIGINT)
+    res = streamd.finish(proc, timeout=30)
+    assert res.returncode == 0, res.explain()
+    log = worker_log(res)
+    assert "did not answer 'activate'" in log, log[-3000:]
+    assert "restarting it" not in log and "did not finish their cleanup" not in log, log[-3000:]
+    commands = [r["command"] for r in read_jsonl(rep) if r["kind"] == "command"]
+    assert commands.count("activate") == 1 and "deactivate" not in commands, commands
+    assert {r["rec"] for r in read_jsonl(tmp_path / "sink.jsonl")} == {f"rec {i}" for i in range(n)}
 
 
 # ---- a spout and a bolt written with the project's Python module -------------

@@ -2,6 +2,7 @@
 that stops the spouts instead of dropping or growing without bound, inside
 one worker (bounded queues) and across workers (throttle frames)."""
 import json
+import socket
 
 from conftest import read_jsonl
 
@@ -83,3 +84,49 @@ def test_backpressure_across_workers(streamd):
     # buffers (several MB, ~150 bytes a tuple) held before the throttle
     # frame arrived; unthrottled, the spout makes millions in 5 s
     assert_spout_held_back(res, 200000)
+
+
+def counted_pipeline(tmp_path, workers, n):
+    sink = tmp_path / "sink.jsonl"
+    return sink, {
+        "name": "hosts",
+        "workers": workers,
+        "config": {"topology.acker.executors": 1},
+        "spouts": [{"id": "gen", "class": "bench_spout", "args": {"limit": n}}],
+        "bolts": [{"id": "sink", "class": "file_sink", "parallelism": 2, "args": {"path": str(sink)},
+                   "inputs": [{"from": "gen", "grouping": "shuffle"}]}],
+    }
+
+
+def test_worker_host_may_be_a_name(streamd, tmp_path):
+    # two workers that listen on and dial this machine's name (resolved by
+    # each worker; "localhost" alone was special-cased before): every tuple
+    # crosses between them
+    sink, topo = counted_pipeline(tmp_path, 2, 2000)
+    res = streamd.run(topo, conf={"worker.host": socket.gethostname()}, timeout=60)
+    assert res.returncode == 0, res.explain()
+    assert sorted(r["seq"] for r in read_jsonl(sink)) == list(range(2000))
+
+
+def test_worker_host_that_does_not_resolve_is_refused(streamd, tmp_path):
+    _, topo = counted_pipeline(tmp_path, 2, 10)
+    res = streamd.run(topo, conf={"worker.host": "no-such-host.invalid"}, timeout=30)
+    assert res.returncode != 0, res.explain()
+    assert "worker.host 'no-such-host.invalid' does not resolve" in res.stderr, res.explain()
+    assert "started worker" not in res.stderr, res.explain()
+
+
+def test_worker_with_a_stuck_task_exits_non_zero(streamd, tmp_path):
+    # the bolt sleeps in execute far past task.cleanup.timeout.sec: the
+    # worker leaves it behind at the stop and says so in its exit status
+    topo = {
+        "name": "stuck",
+        "workers": 1,
+        "config": {"topology.acker.executors": 0, "task.cleanup.timeout.sec": 1},
+        "spouts": [{"id": "gen", "class": "bench_spout", "args": {"ack": False, "limit": 5}}],
+        "bolts": [{"id": "stuck", "class": "pass_through", "args": {"delay.ms": 600000},
+                   "outputs": ["seq", "payload"], "inputs": [{"from": "gen", "grouping": "shuffle"}]}],
+    }
+    res = streamd.run(topo, until_drained=False, extra=["--duration", "2"], timeout=60)
+    assert "exited with status 3" in res.stderr, res.explain()
+    assert "did not stop; exiting without it" in res.worker_logs(), res.explain()

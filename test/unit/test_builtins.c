@@ -286,6 +286,73 @@ static void test_file_lines_replay_and_give_up(void **unused) {
     free(big);
 }
 
+/* position.file: the offset of the oldest unacked line survives close and
+ * reopen; everything acked means a reopen emits nothing; a position that
+ * does not fit the file (not a line start) starts over */
+static void test_file_lines_durable_position(void **unused) {
+    (void)unused;
+    char path[256], pos[300], *big;
+    make_lines_file(path, sizeof path, &big);
+    snprintf(pos, sizeof pos, "%s.pos", path);
+    unlink(pos);
+    const sd_component_def *d = builtin_component("file_lines");
+    sd_context ctx = {.task_id = 1, .task_index = 0, .parallelism = 1};
+    ctx_arg(&ctx, "path", path);
+    ctx_arg(&ctx, "position.file", pos);
+    ctx_arg(&ctx, "position.interval.ms", "0");
+    sd_collector *col = new_col();
+    void *st = d->open(&ctx, col);
+    assert_non_null(st);
+    for (int i = 0; i < 3; i++) assert_int_equal(d->next_tuple(st, col), SD_NEXT_EMITTED); /* @0 @5 @9 */
+    d->ack(st, col, 0);
+    d->ack(st, col, 9); /* "one" @5 stays in flight */
+    d->close(st, col);
+    free_col(col);
+    char text[64] = "";
+    FILE *f = fopen(pos, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_string_equal(text, "5 1\n");
+    /* reopen: "one" first, then everything after it */
+    col = new_col();
+    st = d->open(&ctx, col);
+    assert_non_null(st);
+    int r, guard = 0;
+    while ((r = d->next_tuple(st, col)) == SD_NEXT_EMITTED) assert_true(++guard < 100);
+    assert_int_equal(col->nout, 6);
+    assert_int_equal(col->out[0].id, 5);
+    assert_string_equal(col->out[0].text, "one");
+    assert_string_equal(col->out[5].text, "six");
+    for (int j = 0; j < col->nout; j++) d->ack(st, col, col->out[j].id);
+    assert_int_equal(d->next_tuple(st, col), SD_NEXT_EXHAUSTED);
+    d->close(st, col);
+    free_col(col);
+    /* all acked: nothing left to emit */
+    col = new_col();
+    st = d->open(&ctx, col);
+    assert_non_null(st);
+    assert_int_equal(d->next_tuple(st, col), SD_NEXT_EXHAUSTED);
+    assert_int_equal(col->nout, 0);
+    d->close(st, col);
+    free_col(col);
+    /* byte 7 is inside "one": not a line start */
+    f = fopen(pos, "w");
+    assert_non_null(f);
+    fputs("7 1\n", f);
+    fclose(f);
+    col = new_col();
+    st = d->open(&ctx, col);
+    assert_non_null(st);
+    assert_int_equal(d->next_tuple(st, col), SD_NEXT_EMITTED);
+    assert_int_equal(col->out[0].id, 0);
+    d->close(st, col);
+    free_col(col);
+    unlink(pos);
+    unlink(path);
+    free(big);
+}
+
 static void test_split_words(void **unused) {
     (void)unused;
     const sd_component_def *d = builtin_component("split_words");
@@ -431,6 +498,7 @@ int main(void) {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_file_lines_partition_and_exhaust),
         cmocka_unit_test(test_file_lines_replay_and_give_up),
+        cmocka_unit_test(test_file_lines_durable_position),
         cmocka_unit_test(test_split_words),
         cmocka_unit_test(test_word_count),
         cmocka_unit_test(test_file_sink_json),

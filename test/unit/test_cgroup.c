@@ -1,7 +1,9 @@
 /* cgroup: the v2 and v1 code paths against fake hierarchies in a temporary
  * directory (plain files stand in for cgroupfs files): detection from
  * mountinfo and /proc/self/cgroup, the files written for the limits, the
- * subtree delegation on v2, the OOM kill count, and the refusal cases.
+ * subtree delegation on v2, the OOM kill count, and the refusal cases;
+ * cgroup_owner's records: only the cgroups of a node process that is gone
+ * are reaped (its leftover process SIGKILLed), a live owner's are not.
  * The real hierarchies are exercised by test/integration/test_cgroups.py. */
 #include <errno.h>
 #include <ftw.h>
@@ -13,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "node/cgroup.h"
+#include "node/cgroup_owner.h"
 
 static char root[PATH_MAX];
 
@@ -179,11 +184,99 @@ static void test_v1_limits_below_own_cgroup(void **state) {
     assert_int_equal(stat(text, &st), -1);
 }
 
+static pid_t sleeper(void) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20); /* never outlives a failed test */
+        for (;;) pause();
+    }
+    return pid;
+}
+
+static void test_owner_records(void **state) {
+    (void)state;
+    char mi[PATH_MAX + 32], pc[PATH_MAX + 32], text[PATH_MAX * 2], dir[PATH_MAX + 16];
+    paths(mi, pc, sizeof mi);
+    mk("unified");
+    mk("unified/svc");
+    mk("rec");
+    snprintf(dir, sizeof dir, "%s/rec", root);
+    snprintf(text, sizeof text, "30 20 0:26 / %s/unified rw - cgroup2 cgroup2 rw\n", root);
+    put("mountinfo", text);
+    put("cgroup", "0::/svc\n");
+    cgroups cg;
+    assert_int_equal(cg_setup(&cg, "v2", mi, pc), 0);
+    cg_limits l = {100, 0, 0};
+    /* a node process that is gone left a worker in topo-old/6900 */
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    pid_t left = sleeper();
+    assert_int_equal(cg_create(&cg, "topo-old", 6900, &l), 0);
+    assert_int_equal(cg_attach(&cg, "topo-old", 6900, left), 0);
+    snprintf(text, sizeof text, "rec/%d.cgroups", (int)dead);
+    char body[128];
+    snprintf(body, sizeof body, "%d 12345\ntopo-old 6900\n../escape 6900\ntopo-old 0\n", (int)dead);
+    put(text, body);
+    /* a live node process (a child here) recorded topo-live/6901 itself */
+    pid_t owner = fork();
+    assert_true(owner >= 0);
+    if (owner == 0) {
+        alarm(20);
+        if (cgo_record(dir, "topo-live", 6901) != 0) _exit(1);
+        for (;;) pause();
+    }
+    char owner_rec[64];
+    snprintf(owner_rec, sizeof owner_rec, "rec/%d.cgroups", (int)owner);
+    for (int i = 0; i < 500 && !get(owner_rec); i++) usleep(10000);
+    assert_non_null(get(owner_rec));
+    pid_t live = sleeper();
+    assert_int_equal(cg_create(&cg, "topo-live", 6901, &l), 0);
+    assert_int_equal(cg_attach(&cg, "topo-live", 6901, live), 0);
+    /* and this process's own record is never reaped */
+    assert_int_equal(cgo_record(dir, "topo-self", 6902), 0);
+
+    cgo_reaped r;
+    assert_int_equal(cgo_reap(&cg, dir, 300, &r), 0);
+    assert_int_equal(r.records, 1);
+    /* a plain file never empties as cgroup.procs does: "stuck", record kept */
+    assert_int_equal(r.stuck, 1);
+    int st = 0;
+    assert_int_equal(waitpid(left, &st, 0), left);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(kill(live, 0), 0); /* the live owner's worker is untouched */
+    assert_non_null(get(text));
+    /* once empty, the cgroup goes (here: the record, as a fake cgroup is a
+     * directory with files) */
+    put("unified/svc/streamd/topo-old/6900/cgroup.procs", "");
+    assert_int_equal(cgo_reap(&cg, dir, 300, &r), 0);
+    assert_int_equal(r.records, 1);
+    assert_int_equal(r.processes, 0);
+    assert_int_equal(r.stuck, 0);
+    assert_null(get(text));
+    assert_non_null(get(owner_rec));
+    cgo_forget(dir);
+    snprintf(text, sizeof text, "rec/%d.cgroups", (int)getpid());
+    assert_null(get(text));
+    kill(live, SIGKILL);
+    kill(owner, SIGKILL);
+    waitpid(live, NULL, 0);
+    waitpid(owner, NULL, 0);
+    /* the owner is gone now: its record is reaped */
+    put("unified/svc/streamd/topo-live/6901/cgroup.procs", "");
+    assert_int_equal(cgo_reap(&cg, dir, 300, &r), 0);
+    assert_int_equal(r.records, 1);
+    assert_null(get(owner_rec));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v2_limits_and_oom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_without_controllers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_limits_below_own_cgroup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,7 +58,7 @@ static void test_types(void **state) {
         {"topology.workers", "", "-c: key 'topology.workers': expected an integer, got ''"},
         {"topology.workers", "99999999999999999999", "-c: key 'topology.workers': expected an integer, got '99999999999999999999'"},
         {"topology.workers", "0", "-c: key 'topology.workers': expected an integer from 1 to 65535, got '0'"},
-        {"topology.max.spout.pending", "-1", "-c: key 'topology.max.spout.pending': expected an integer >= 0, got '-1'"},
+        {"topology.max.spout.pending", "-1", "-c: key 'topology.max.spout.pending': expected an integer from 0 to 16777216, got '-1'"},
         {"topology.debug", "1", "-c: key 'topology.debug': expected true or false, got '1'"},
         {"log.level", "trace", "-c: key 'log.level': expected one of debug, info, warn, error, got 'trace'"},
         {"cluster.name", "\xff", "-c: key 'cluster.name': value is not valid UTF-8"},
@@ -73,6 +73,45 @@ static void test_types(void **state) {
     assert_int_equal(conf_int(c, "topology.workers"), 3);
     assert_int_equal(conf_set_text(c, "topology.workers", "x", "f.yaml", 7, err, sizeof err), -1);
     assert_string_equal(err, "f.yaml:7: key 'topology.workers': expected an integer, got 'x'");
+    conf_free(c);
+}
+
+/* Every integer key has a range (all minimums are >= 0, so -1 is refused
+ * by each), and the keys that size memory refuse values that would make
+ * the runtime allocate absurd amounts. */
+static void test_ranges_bound_allocations(void **state) {
+    (void)state;
+    conf *c = conf_new();
+    char err[512];
+    size_t n;
+    const conf_key_info *keys = conf_known_keys(&n);
+    int ints = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i].type, "int") != 0) continue;
+        ints++;
+        err[0] = '\0';
+        assert_int_equal(conf_set_text(c, keys[i].key, "-1", "-c", 0, err, sizeof err), -1);
+        assert_non_null(strstr(err, "expected an integer"));
+    }
+    assert_true(ints > 30);
+    static const struct { const char *key, *largest, *too_big; } sizes[] = {
+        {"topology.executor.receive.buffer.size", "1048576", "2147483647"},
+        {"topology.transfer.batch.size", "8192", "65536"},
+        {"topology.max.spout.pending", "16777216", "2147483647"},
+        {"topology.shellbolt.max.pending", "1000000", "2147483647"},
+        {"worker.transfer.batch.bytes", "67108864", "2147483647"},
+        {"worker.transfer.max.frame.bytes", "268435456", "2147483647"},
+        {"worker.transfer.max.buffered.bytes", "1073741824", "9223372036854775807"},
+        {"master.api.max.body.bytes", "1073741824", "2147483647"},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        assert_int_equal(conf_set_text(c, sizes[i].key, sizes[i].largest, "-c", 0, err, sizeof err), 0);
+        err[0] = '\0';
+        assert_int_equal(conf_set_text(c, sizes[i].key, sizes[i].too_big, "-c", 0, err, sizeof err), -1);
+        char want[256];
+        snprintf(want, sizeof want, "to %s, got '%s'", sizes[i].largest, sizes[i].too_big);
+        assert_non_null(strstr(err, want));
+    }
     conf_free(c);
 }
 
@@ -237,6 +276,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_types),
+        cmocka_unit_test(test_ranges_bound_allocations),
         cmocka_unit_test(test_set_kv),         cmocka_unit_test(test_load_good),
         cmocka_unit_test(test_load_bad),       cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_precedence),     cmocka_unit_test(test_json_roundtrip),

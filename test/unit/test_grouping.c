@@ -107,19 +107,66 @@ static void test_local_or_shuffle_without_local(void **s) {
 
 static void test_partial_key_two_candidates(void **s) {
     (void)s;
-    setup_target(GROUP_PARTIAL_KEY, 0);
-    /* one hot key: it is split over (at most) two tasks, evenly */
-    int count[NTASKS] = {0}, used = 0;
-    for (int k = 0; k < 1000; k++) {
-        int out[NTASKS];
-        assert_int_equal(choose_word("hot", out), 1);
-        count[out[0] - FIRST]++;
+    /* one hot key alone: split evenly over its two candidate tasks; keys
+     * whose two candidates differ (3 in 4 for 4 tasks) use both */
+    int split = 0;
+    for (int k = 0; k < 40; k++) {
+        setup_target(GROUP_PARTIAL_KEY, 0);
+        char w[16];
+        snprintf(w, sizeof w, "hot%d", k);
+        int hot[NTASKS] = {0}, used = 0;
+        for (int r = 0; r < 1000; r++) {
+            int out[NTASKS];
+            assert_int_equal(choose_word(w, out), 1);
+            assert_in_range(out[0], FIRST, FIRST + NTASKS - 1);
+            hot[out[0] - FIRST]++;
+        }
+        for (int i = 0; i < NTASKS; i++) used += hot[i] > 0;
+        assert_in_range(used, 1, 2);
+        if (used == 2) {
+            split++;
+            for (int i = 0; i < NTASKS; i++)
+                if (hot[i]) assert_in_range(hot[i], 499, 501);
+        }
     }
-    for (int i = 0; i < NTASKS; i++) used += count[i] > 0;
-    assert_in_range(used, 1, 2);
-    if (used == 2)
-        for (int i = 0; i < NTASKS; i++)
-            if (count[i]) assert_in_range(count[i], 499, 501);
+    assert_in_range(split, 20, 40); /* expected 30 */
+    /* 200 keys sent 100 times each, interleaved: each key goes to at most
+     * two tasks, always the same two, and the load is balanced */
+    setup_target(GROUP_PARTIAL_KEY, 0);
+    enum { KEYS = 200, REPS = 100 };
+    static int count[KEYS][NTASKS];
+    memset(count, 0, sizeof count);
+    for (int r = 0; r < REPS; r++)
+        for (int k = 0; k < KEYS; k++) {
+            char w[16];
+            snprintf(w, sizeof w, "key%d", k);
+            int out[NTASKS];
+            assert_int_equal(choose_word(w, out), 1);
+            assert_in_range(out[0], FIRST, FIRST + NTASKS - 1);
+            count[k][out[0] - FIRST]++;
+        }
+    int per_task[NTASKS] = {0};
+    for (int k = 0; k < KEYS; k++)
+        for (int i = 0; i < NTASKS; i++) per_task[i] += count[k][i];
+    /* the producer's load is balanced over every task */
+    for (int i = 0; i < NTASKS; i++)
+        assert_in_range(per_task[i], KEYS * REPS / NTASKS * 9 / 10, KEYS * REPS / NTASKS * 11 / 10);
+    /* another producer sending the keys in the reverse order uses, for each
+     * key, no task outside the same two */
+    setup_target(GROUP_PARTIAL_KEY, 0);
+    for (int r = 0; r < 10; r++)
+        for (int k = KEYS - 1; k >= 0; k--) {
+            char w[16];
+            snprintf(w, sizeof w, "key%d", k);
+            int out[NTASKS];
+            assert_int_equal(choose_word(w, out), 1);
+            count[k][out[0] - FIRST]++;
+        }
+    for (int k = 0; k < KEYS; k++) {
+        int used = 0;
+        for (int i = 0; i < NTASKS; i++) used += count[k][i] > 0;
+        assert_in_range(used, 1, 2);
+    }
 }
 
 static void test_direct_not_chosen(void **s) {

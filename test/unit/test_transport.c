@@ -141,6 +141,8 @@ static void on_loop(harness *h, void (*fn)(harness *, void *), void *arg) {
 static const uint8_t key_same[32] = {1, 2, 3}, key_other[32] = {1, 2, 4};
 static const uint8_t hash_same[32] = {9, 8, 7}, hash_other[32] = {9, 8, 6};
 
+static const char *harness_host = "127.0.0.1"; /* every worker's host */
+
 static void harness_init(harness *h, const char *topo0, const char *topo1, size_t lz4, size_t max_buf) {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
@@ -154,7 +156,7 @@ static void harness_init(harness *h, const char *topo0, const char *topo1, size_
         n->index = i;
         pthread_mutex_init(&n->mu, NULL);
         for (int j = 0; j < 2; j++) {
-            snprintf(n->peers[j].host, sizeof n->peers[j].host, "127.0.0.1");
+            snprintf(n->peers[j].host, sizeof n->peers[j].host, "%s", harness_host);
             n->peers[j].port = ports[j];
         }
         n->cfg = (transport_config){
@@ -279,6 +281,45 @@ static void run_exchange(size_t lz4) {
 
 static void test_exchange_plain(void **state) { (void)state; run_exchange(0); }
 static void test_exchange_lz4(void **state) { (void)state; run_exchange(512); }
+
+/* worker.host may be a name: resolved once, and the workers connect */
+static void test_exchange_by_name(void **state) {
+    (void)state;
+    harness_host = "localhost";
+    run_exchange(0);
+    harness_host = "127.0.0.1";
+}
+
+static void test_resolve(void **state) {
+    (void)state;
+    struct sockaddr_storage ss;
+    char why[128] = "";
+    assert_int_equal(transport_resolve("127.0.0.1", 6700, &ss, why, sizeof why), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 6700);
+    assert_int_equal(transport_resolve("::1", 6701, &ss, why, sizeof why), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(transport_resolve("localhost", 6702, &ss, why, sizeof why), 0);
+    assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+    char host[256];
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    assert_int_equal(transport_resolve(host, 6703, &ss, why, sizeof why), 0);
+    /* .invalid never resolves (RFC 2606): a clear error, not 0.0.0.0 */
+    assert_int_equal(transport_resolve("no-such-host.invalid", 6704, &ss, why, sizeof why), -ENOENT);
+    assert_true(why[0] != '\0');
+    assert_int_equal(transport_resolve("127.0.0.1", 70000, &ss, why, sizeof why), -EINVAL);
+}
+
+/* a worker whose own or a peer's host does not resolve has no transport */
+static void test_unresolvable_host(void **state) {
+    (void)state;
+    harness h;
+    harness_init(&h, "topo-r", "topo-r", 0, 1 << 20);
+    snprintf(h.nodes[0].peers[1].host, sizeof h.nodes[0].peers[1].host, "no-such-host.invalid");
+    snprintf(h.nodes[1].peers[1].host, sizeof h.nodes[1].peers[1].host, "no-such-host.invalid");
+    for (int i = 0; i < 2; i++) assert_null(transport_new(&h.loop, &h.nodes[i].cfg, &test_topo, deliver, &h.nodes[i]));
+    harness_finish(&h);
+}
 
 static bool rejected_handshake(void *arg) {
     harness *h = arg;
@@ -410,7 +451,11 @@ static void test_peer_down_then_up(void **state) {
         sd_tuple *t = tuple_new(v, 3, NULL, 0);
         assert_non_null(t);
         t->dest_task = 101;
-        if (transport_send(n->tr, 1, &t, 1, false) != 0) dropped_calls++;
+        int rc = transport_send(n->tr, 1, &t, 1, false);
+        assert_in_range(rc, 0, 1); /* the count dropped */
+        /* a dropped tuple is marked, for its sender to fail its trees */
+        assert_int_equal(rc == 1, (t->flags & TUPLE_F_UNSENT) != 0);
+        dropped_calls += rc;
         tuple_unref(t);
     }
     transport_stats a;
@@ -434,6 +479,8 @@ int main(void) {
         cmocka_unit_test(test_other_topology),  cmocka_unit_test(test_garbage_client),
         cmocka_unit_test(test_other_secret),    cmocka_unit_test(test_other_contents),
         cmocka_unit_test(test_peer_down_then_up),
+        cmocka_unit_test(test_resolve),         cmocka_unit_test(test_exchange_by_name),
+        cmocka_unit_test(test_unresolvable_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,13 @@ argv: REPORT_FILE STATE_DIR [MODE AT]
   (which it acks, as Storm's BasicBolt does), so the run lasts until then.
   Other MODEs (once per run, at the AT-th input; a file in STATE_DIR remembers that
   it happened, so the restarted child behaves): die, hang, badjson,
-  unknown, badack.
+  unknown, badack, idlehang (keeps the AT-th input without acking it and
+  hangs at the first heartbeat that comes 2 s after its last input, i.e.
+  while idle).
+  MODE "pieces" (with AT 0): every message is written as four writes, each
+  flushed after a pause, as a library that prints the JSON, its newline,
+  "end" and the final newline separately does: the message, "end" and its
+  newline reach streamd in separate reads.
 """
 import json
 import os
@@ -68,6 +74,12 @@ def read_raw():
 
 
 def send(obj):
+    if mode == "pieces":
+        for piece in (json.dumps(obj), "\n", "end", "\n"):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            time.sleep(0.002)
+        return
     sys.stdout.write(json.dumps(obj) + "\nend\n")
     sys.stdout.flush()
 
@@ -95,6 +107,8 @@ note(kind="handshake", taskid=ctx["taskid"], component=ctx["componentid"],
      timeout=setup["conf"].get("topology.subprocess.timeout.secs"), direct_tasks=direct_tasks)
 
 seen = set(os.listdir(state_dir))
+held = []  # idlehang: inputs kept unacked
+last_input = time.time()
 count = 0
 logged = False
 ticked = False
@@ -104,6 +118,9 @@ while True:
         if msg.get("task") != -1:
             fail_check("heartbeat with task %r" % msg.get("task"))
         note(kind="heartbeat")
+        if held and time.time() - last_input >= 2:
+            note(kind="idle_hang", held=held)
+            time.sleep(3600)
         send({"command": "sync"})
         continue
     if msg.get("stream") == "__tick":
@@ -115,6 +132,7 @@ while True:
         if key not in msg:
             fail_check("tuple without " + key)
     count += 1
+    last_input = time.time()
     line = msg["tuple"][0]
     if mode and count == at and ("mode-" + mode) not in seen:
         open(os.path.join(state_dir, "mode-" + mode), "w").close()
@@ -131,6 +149,8 @@ while True:
             send({"command": "frobnicate"})
         if mode == "badack":
             send({"command": "ack", "id": "987654321"})
+        if mode == "idlehang":
+            held.append(line)
         continue
     if line.endswith("7") and (("failed-" + line) not in seen or (tick_wait and not ticked)):
         # no emit: the line reaches the sink only if the spout replays it

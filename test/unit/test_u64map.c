@@ -1,0 +1,95 @@
+/* u64map and agemap: growth and shrinking, tombstones, and the acker's
+ * generations forgetting old entries without a scan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/agemap.h"
+#include "base/u64map.h"
+
+static void test_grows_and_shrinks(void **s) {
+    (void)s;
+    u64map m;
+    assert_int_equal(u64map_init(&m, 64), 0);
+    size_t initial = m.cap;
+    int created;
+    for (uint64_t k = 1; k <= 100000; k++) {
+        u64map_rec *r = u64map_upsert(&m, k, &created);
+        assert_non_null(r);
+        assert_int_equal(created, 1);
+        r->a = k * 3;
+    }
+    assert_int_equal(m.len, 100000);
+    size_t big = m.cap;
+    assert_true(big >= 100000 * 4 / 3);
+    /* a burst drained: the table comes back to about what is left */
+    for (uint64_t k = 1; k <= 99990; k++) assert_int_equal(u64map_del(&m, k), 1);
+    assert_int_equal(m.len, 10);
+    assert_true(m.cap <= initial * 2);
+    assert_true(m.cap >= initial); /* never below the initial size */
+    for (uint64_t k = 99991; k <= 100000; k++) {
+        u64map_rec *r = u64map_get(&m, k);
+        assert_non_null(r);
+        assert_int_equal(r->a, k * 3);
+    }
+    assert_null(u64map_get(&m, 5));
+    assert_int_equal(u64map_del(&m, 5), 0);
+    u64map_destroy(&m);
+}
+
+/* insert and delete churn at a steady size: tombstones do not grow the table */
+static void test_churn_keeps_size(void **s) {
+    (void)s;
+    u64map m;
+    assert_int_equal(u64map_init(&m, 1024), 0);
+    size_t cap = m.cap;
+    int created;
+    for (uint64_t k = 1; k <= 200000; k++) {
+        assert_non_null(u64map_upsert(&m, k, &created));
+        if (k > 500) assert_int_equal(u64map_del(&m, k - 500), 1);
+    }
+    assert_int_equal(m.len, 500);
+    assert_int_equal(m.cap, cap);
+    u64map_destroy(&m);
+}
+
+#define SEC 1000000000LL
+
+static void test_agemap_forgets_after_one_to_two_periods(void **s) {
+    (void)s;
+    agemap m;
+    assert_int_equal(agemap_init(&m, 16, 10 * SEC, 0), 0);
+    int created;
+    for (uint64_t k = 1; k <= 1000; k++) assert_non_null(agemap_upsert(&m, k, &created)); /* at t=0 */
+    assert_int_equal(agemap_expire(&m, 5 * SEC), 0); /* not a period yet */
+    assert_int_equal(agemap_expire(&m, 10 * SEC), 0); /* rotated: the old generation was empty */
+    for (uint64_t k = 1001; k <= 1500; k++) assert_non_null(agemap_upsert(&m, k, &created)); /* at t=10 s */
+    /* entries of both generations are found and updated where they are */
+    u64map_rec *r = agemap_upsert(&m, 7, &created);
+    assert_int_equal(created, 0);
+    r->a = 99;
+    assert_int_equal(agemap_get(&m, 7)->a, 99);
+    assert_int_equal(agemap_del(&m, 8), 1);
+    assert_int_equal(agemap_del(&m, 1200), 1);
+    assert_int_equal(agemap_len(&m), 1498);
+    assert_int_equal(agemap_expire(&m, 15 * SEC), 0);
+    /* t=20 s: the t=0 entries (999 left) are forgotten, the t=10 s ones kept */
+    assert_int_equal(agemap_expire(&m, 20 * SEC), 999);
+    assert_null(agemap_get(&m, 7));
+    assert_non_null(agemap_get(&m, 1001));
+    assert_int_equal(agemap_len(&m), 499);
+    assert_int_equal(agemap_expire(&m, 30 * SEC), 499);
+    assert_int_equal(agemap_len(&m), 0);
+    agemap_destroy(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grows_and_shrinks),
+        cmocka_unit_test(test_churn_keeps_size),
+        cmocka_unit_test(test_agemap_forgets_after_one_to_two_periods),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
