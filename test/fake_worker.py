@@ -9,6 +9,8 @@ heartbeat every 100 ms, exits 0 on {"type":"stop"}. $FAKE_WORKER_MODE:
                (it creates that file), so the node must restart it once
   ignore_stop  ignores stop messages (the node must SIGKILL it)
   silent       never sends a heartbeat (the node must kill it as stale)
+$FAKE_WORKER_DEAF_PORT: the worker of that port never reads after the
+assignment (it keeps heartbeating), as a worker with a stuck channel would.
 """
 import json
 import os
@@ -54,8 +56,9 @@ def main():
     print("fake worker port %d pid %d mode %s" % (port, os.getpid(), mode), flush=True)
     send({"type": "started", "pid": os.getpid()})
     beats = 0
+    deaf = os.environ.get("FAKE_WORKER_DEAF_PORT") == str(port)
     while True:
-        r, _, _ = select.select([FD], [], [], 0.1)
+        r, _, _ = select.select([] if deaf else [FD], [], [], 0.1)
         if r:
             msg = read_msg()
             if msg.get("type") == "stop" and mode != "ignore_stop":

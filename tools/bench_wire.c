@@ -2,7 +2,7 @@
  * bench_wire: micro-benchmark of the data plane's pieces: codec encode +
  * decode of ~100-byte tuples, lz4 on a batch of them, and loopback throughput
  * between two transports (one uv loop thread, one sender thread) over
- * 127.0.0.1. Build and run with tools/bench-wire. Single process, bounded:
+ * 127.0.0.1. Built by meson (build/bench_wire), run with tools/bench-wire. Single process, bounded:
  * every phase has a fixed amount of work and a deadline.
  */
 #include <arpa/inet.h>

@@ -16,7 +16,7 @@
 #include "node/cgroup.h"
 #include "node/cgroup_owner.h"
 #include "node/node.h"
-#include "proto/control.h"
+#include "proto/control_chan.h"
 #include "store/lease_keeper.h"
 
 #define NODE_CHECK_MS 1000
@@ -24,6 +24,10 @@
 #define NODE_ERRORS_KEPT 5  /* latest error lines a worker's status shows */
 #define NODE_FAILED_AFTER 5 /* exits in a row without a heartbeat: shown as "failed" */
 #define NODE_REAP_TIMEOUT_MS 5000 /* SIGKILLing what an earlier run left in a cgroup, at start */
+/* Bytes of control messages that may wait for a worker that does not read;
+ * more means it is stalled: it is killed and restarted (a restarted worker
+ * gets the current state with its assignment). */
+#define NODE_CONTROL_QUEUE (1u << 20)
 
 /* Worker states: RUNNING (a process exists), WAIT_RESTART (died unexpectedly,
  * restart timer armed), STOPPING (asked to stop, kill timer armed), GONE
@@ -35,11 +39,9 @@ typedef struct nworker nworker;
 /* One process incarnation of a worker. */
 typedef struct wproc {
     uv_process_t proc;
-    uv_pipe_t pipe;
-    nworker *w; /* cleared when the process has exited */
-    control_reader reader;
+    control_chan *chan; /* the control channel, NULL once closed */
+    nworker *w;         /* cleared when the process has exited */
     int open_handles;
-    bool pipe_open;
 } wproc;
 
 /* One supervised worker (topology id + port); lives across restarts. */

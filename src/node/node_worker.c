@@ -1,7 +1,9 @@
 /*
  * node_worker: one supervised worker process of a node (node_internal.h):
  * spawns `streamd --role=worker --control-fd=3` with a control socketpair,
- * puts it in its cgroup, hands it its assignment, reads its heartbeats and
+ * puts it in its cgroup, hands it its assignment (control_chan: the node
+ * never waits on a worker's socket; one that stops reading is killed once
+ * NODE_CONTROL_QUEUE bytes wait for it), reads its heartbeats and
  * the error lines it reports, records why it ended (exit status, signal, OOM
  * kill, hang), restarts it with backoff when it dies or stops heartbeating, and stops it gracefully (stop message,
  * then SIGKILL, repeated every second until it is gone, once the worker's
@@ -43,10 +45,7 @@ static int mkdir_p(const char *path) {
 
 static void wproc_closed(uv_handle_t *h) {
     wproc *p = h->data;
-    if (--p->open_handles == 0) {
-        control_reader_free(&p->reader);
-        free(p);
-    }
+    if (--p->open_handles == 0) free(p);
 }
 
 /* An error line the worker reported: logged, and kept for its status. */
@@ -89,47 +88,40 @@ static void on_control_msg(void *arg, json_t *msg) {
 }
 
 static void close_pipe(wproc *p) {
-    if (!p->pipe_open) return;
-    p->pipe_open = false;
-    uv_close((uv_handle_t *)&p->pipe, wproc_closed);
+    control_chan_close(p->chan);
+    p->chan = NULL;
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)h;
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
-static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    wproc *p = s->data;
-    if (nread > 0 && control_reader_feed(&p->reader, buf->base, (size_t)nread, on_control_msg, p) != 0) {
-        /* a broken channel: the heartbeat check will restart the worker */
-        if (p->w) log_error("worker %s port %d: bad control message; closing its channel", p->w->topology_id,
-                            p->w->port);
-        close_pipe(p);
-        /* a worker we cannot hear is restarted now rather than at the
-         * heartbeat deadline */
-        if (p->w) uv_process_kill(&p->proc, SIGTERM);
-    } else if (nread < 0) {
-        close_pipe(p);
-        if (p->w && nread != UV_EOF) uv_process_kill(&p->proc, SIGTERM);
-    }
-    free(buf->base);
+static void on_chan_end(void *arg, int err) {
+    wproc *p = arg;
+    if (err == -EPROTO && p->w)
+        log_error("worker %s port %d: bad control message; closing its channel", p->w->topology_id, p->w->port);
+    close_pipe(p);
+    /* a worker we cannot hear is restarted now rather than at the
+     * heartbeat deadline */
+    if (p->w && err != 0) uv_process_kill(&p->proc, SIGTERM);
 }
 
 /* Reads what the dead process left in the socket, so its last heartbeat
  * (final counters) is not lost when the exit is noticed first. */
 static void drain_pipe(wproc *p) {
-    if (!p->pipe_open) return;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0) return;
-    char buf[65536];
-    for (;;) {
-        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        if (control_reader_feed(&p->reader, buf, (size_t)r, on_control_msg, p) != 0) break;
+    if (p->chan) control_chan_read_now(p->chan);
+}
+
+/* Queues msg for the worker; a worker that leaves NODE_CONTROL_QUEUE bytes
+ * unread is stalled: killed (its exit restarts it). 0 or a negative code. */
+static int send_to(nworker *w, const json_t *msg) {
+    wproc *p = w->p;
+    if (!p || !p->chan) return -EPIPE;
+    int rc = control_chan_send(p->chan, msg, false);
+    if (rc == -ENOBUFS) {
+        log_warn("worker %s port %d (pid %d) does not read its control channel (%zu bytes waiting); killing it",
+                 w->topology_id, w->port, w->pid, control_chan_queued(p->chan));
+        snprintf(w->hung, sizeof w->hung, "killed: stalled: control channel full");
+        close_pipe(p);
+        uv_process_kill(&p->proc, SIGKILL);
     }
+    return rc;
 }
 
 /* Puts the new process in its cgroup before it gets its assignment (and so
@@ -330,16 +322,10 @@ void node_worker_spawn(nworker *w) {
     w->state = W_RUNNING;
     w->spawned_ms = uv_now(n->loop);
     w->last_hb_ms = 0;
-    uv_pipe_init(n->loop, &p->pipe, 0);
-    p->pipe.data = p;
-    p->open_handles++;
-    p->pipe_open = true;
-    bool opened = false;
-    if ((rc = uv_pipe_open(&p->pipe, sv[0])) != 0 || !(opened = true) ||
-        (rc = uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, on_pipe_read)) != 0) {
-        log_error("worker %s port %d: control channel: %s", w->topology_id, w->port, uv_strerror(rc));
-        if (!opened) close(sv[0]); /* else the pipe handle owns it */
-        close_pipe(p);
+    p->chan = control_chan_new(n->loop, sv[0], NODE_CONTROL_QUEUE, on_control_msg, on_chan_end, p);
+    if (!p->chan) {
+        log_error("worker %s port %d: control channel: %s", w->topology_id, w->port, strerror(errno));
+        close(sv[0]);
         uv_process_kill(&p->proc, SIGKILL);
         return;
     }
@@ -349,8 +335,8 @@ void node_worker_spawn(nworker *w) {
     }
     log_info("started worker %s port %d (pid %d, log %s)", w->topology_id, w->port, w->pid, w->log_path);
     node_worker_state(w, "starting");
-    if (control_write(sv[0], w->msg) != 0) {
-        log_error("worker %s port %d: cannot send the assignment: %s", w->topology_id, w->port, strerror(errno));
+    if ((rc = send_to(w, w->msg)) != 0 && rc != -ENOBUFS) {
+        log_error("worker %s port %d: cannot send the assignment: %s", w->topology_id, w->port, sd_strerror(rc));
         uv_process_kill(&p->proc, SIGKILL); /* its exit restarts it */
     }
     return;
@@ -383,8 +369,8 @@ void node_worker_stop(nworker *w) {
     w->state = W_STOPPING;
     node_worker_state(w, "stopping");
     json_t *stop = json_pack("{s:s}", "type", "stop");
-    uv_os_fd_t fd;
-    if (!stop || !w->p->pipe_open || uv_fileno((uv_handle_t *)&w->p->pipe, &fd) != 0 || control_write(fd, stop) != 0) {
+    int rc = stop ? send_to(w, stop) : -ENOMEM;
+    if (rc != 0 && rc != -ENOBUFS) { /* -ENOBUFS: send_to killed it */
         log_warn("worker %s port %d: cannot send stop; sending SIGTERM", w->topology_id, w->port);
         uv_process_kill(&w->p->proc, SIGTERM);
     }
@@ -454,9 +440,9 @@ void node_worker_check(node *n) {
 }
 
 void node_worker_send(nworker *w, json_t *msg) {
-    uv_os_fd_t fd;
-    if (w->state != W_RUNNING || !w->p || !w->p->pipe_open || uv_fileno((uv_handle_t *)&w->p->pipe, &fd) != 0) return;
     /* a worker not running now gets the current state with its assignment when it (re)starts */
-    if (control_write(fd, msg) != 0)
-        log_warn("worker %s port %d: cannot send a control message: %s", w->topology_id, w->port, strerror(errno));
+    if (w->state != W_RUNNING || !w->p || !w->p->chan) return;
+    int rc = send_to(w, msg);
+    if (rc != 0 && rc != -ENOBUFS)
+        log_warn("worker %s port %d: cannot send a control message: %s", w->topology_id, w->port, sd_strerror(rc));
 }

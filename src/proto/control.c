@@ -55,32 +55,40 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
-int control_write(int fd, const json_t *msg) {
+uint8_t *control_frame(const json_t *msg, size_t *len) {
     char *text = json_dumps(msg, JSON_COMPACT);
     if (!text) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    size_t len = strlen(text);
-    if (len > CONTROL_MAX_MSG) {
+    size_t n = strlen(text);
+    if (n > CONTROL_MAX_MSG) {
         free(text);
         errno = EMSGSIZE;
-        return -1;
+        return NULL;
     }
     /* one buffer, so the frame goes out in one write when it fits */
-    uint8_t *frame = malloc(4 + len);
+    uint8_t *frame = malloc(4 + n);
     if (!frame) {
         free(text);
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    frame[0] = (uint8_t)(len >> 24);
-    frame[1] = (uint8_t)(len >> 16);
-    frame[2] = (uint8_t)(len >> 8);
-    frame[3] = (uint8_t)len;
-    memcpy(frame + 4, text, len);
+    frame[0] = (uint8_t)(n >> 24);
+    frame[1] = (uint8_t)(n >> 16);
+    frame[2] = (uint8_t)(n >> 8);
+    frame[3] = (uint8_t)n;
+    memcpy(frame + 4, text, n);
     free(text);
-    int rc = write_all(fd, frame, 4 + len);
+    *len = 4 + n;
+    return frame;
+}
+
+int control_write(int fd, const json_t *msg) {
+    size_t len;
+    uint8_t *frame = control_frame(msg, &len);
+    if (!frame) return -1;
+    int rc = write_all(fd, frame, len);
     int saved = errno;
     free(frame);
     errno = saved;

@@ -24,7 +24,9 @@
  *   {"type":"error", "task":i, "message":s}
  *
  * Functions here are plain and blocking-free except control_write, which
- * waits (up to 5 s) for room on a non-blocking fd and never raises SIGPIPE.
+ * waits (up to 5 s) for room on a non-blocking fd and never raises SIGPIPE:
+ * it is for a process outside its loop (a worker reporting why it cannot
+ * start) and for tests. A loop uses control_chan.h, which never waits.
  */
 #ifndef SD_CONTROL_H
 #define SD_CONTROL_H
@@ -34,6 +36,10 @@
 #include <jansson.h>
 
 #define CONTROL_MAX_MSG (16u << 20)
+
+/* One framed message in a new buffer (the caller frees it), its size in
+ * *len; NULL with errno ENOMEM or EMSGSIZE. */
+uint8_t *control_frame(const json_t *msg, size_t *len);
 
 /* Blocking write of one framed message; returns 0 or -1 (errno set).
  * Callers serialise concurrent writers themselves. */

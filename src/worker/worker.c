@@ -8,12 +8,12 @@
  *
  * Threads:
  *  - the main thread runs the libuv loop: the transport (all sockets),
- *    delivery of received tuples to executor queues, heartbeats, control
- *    messages and the stop sequence. It owns struct worker and never blocks.
+ *    delivery of received tuples to executor queues, heartbeats, the
+ *    control channel (control_chan: non-blocking both ways, so a node that
+ *    stops reading costs one queued heartbeat, never a stalled loop) and the
+ *    stop sequence. It owns struct worker and never blocks.
  *  - a pool of worker.executor.threads threads running the tasks in
  *    slices (runner.c, sched.c).
- *  - the control reader thread: blocking reads of the node's control
- *    channel, handing each message to the loop through a uv_async.
  */
 #include "worker/worker.h"
 
@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "proto/control.h"
+#include "proto/control_chan.h"
 #include "runtime/executor.h"
 #include "runtime/runner.h"
 #include "base/err.h"
@@ -41,11 +42,9 @@
 
 void collector_set_topology(const topology *t);
 
-typedef struct control_inbox {
-    pthread_mutex_t lock;
-    json_t *msgs;               /* array, guarded by lock */
-    int eof;
-} control_inbox;
+/* Bytes of messages to the node that may wait while it does not read:
+ * heartbeats replace each other, so this bounds the error lines. */
+#define WORKER_CONTROL_QUEUE (256u << 10)
 
 typedef struct worker {
     uv_loop_t loop;
@@ -54,11 +53,10 @@ typedef struct worker {
     conf *conf;
     char *topology_id;
     int control_fd;
-    pthread_mutex_t control_write_lock;
-    control_inbox inbox;
-    uv_async_t control_async;
-    pthread_t control_thread;
-    bool control_thread_started;
+    control_chan *ctl;          /* the channel once the loop runs (before: control_fd, blocking) */
+    uint64_t ctl_dropped;       /* control_chan_dropped() when last looked at */
+    uint64_t ctl_stall_base;    /* ... when the node stopped reading */
+    bool ctl_stalled;           /* the node is not reading (logged once until it reads again) */
     uv_timer_t heartbeat_timer, stop_timer, retry_timer, ready_timer;
     int64_t ready_deadline_ns;
     uv_check_t deliver_check;
@@ -127,46 +125,38 @@ static void send_errors(worker *w) {
     json_decref(msgs);
 }
 
+/* Sends msg (the reference is ours) to the node. Never blocks the loop: a
+ * node that stops reading gets only the latest heartbeat when it reads
+ * again, and the error lines that fit in WORKER_CONTROL_QUEUE; the rest is
+ * dropped and counted in the log. Returns 0 or a negative code. */
 static int control_send(worker *w, json_t *msg) {
-    pthread_mutex_lock(&w->control_write_lock);
-    int rc = control_write(w->control_fd, msg);
-    pthread_mutex_unlock(&w->control_write_lock);
+    int rc;
+    if (w->ctl) {
+        bool hb = strcmp(json_string_value(json_object_get(msg, "type")) ?: "", "heartbeat") == 0;
+        rc = control_chan_send(w->ctl, msg, hb);
+        uint64_t dropped = control_chan_dropped(w->ctl);
+        if (dropped > w->ctl_dropped && !w->ctl_stalled) {
+            w->ctl_stalled = true;
+            w->ctl_stall_base = w->ctl_dropped;
+            log_warn("the node is not reading the control channel: keeping only the latest heartbeat");
+        }
+        w->ctl_dropped = dropped;
+    } else {
+        /* before the loop runs (a worker that cannot start): blocking, bounded */
+        rc = control_write(w->control_fd, msg) == 0 ? 0 : -errno;
+    }
     json_decref(msg);
     return rc;
 }
 
-static void inbox_add(void *arg, json_t *msg) {
-    json_t *arr = arg;
-    json_array_append(arr, msg);
-}
+static void on_control_msg(void *arg, json_t *msg);
+static void begin_stop(worker *w, const char *why);
 
-static void *control_reader_thread(void *arg) {
+static void on_control_end(void *arg, int err) {
     worker *w = arg;
-    control_reader reader = {0};
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(w->control_fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        json_t *got = json_array();
-        if (!got) break;
-        int rc = control_reader_feed(&reader, buf, (size_t)n, inbox_add, got);
-        pthread_mutex_lock(&w->inbox.lock);
-        json_array_extend(w->inbox.msgs, got);
-        pthread_mutex_unlock(&w->inbox.lock);
-        json_decref(got);
-        uv_async_send(&w->control_async);
-        if (rc != 0) {
-            log_error("malformed control message from the node; closing the channel");
-            break;
-        }
-    }
-    control_reader_free(&reader);
-    pthread_mutex_lock(&w->inbox.lock);
-    w->inbox.eof = 1;
-    pthread_mutex_unlock(&w->inbox.lock);
-    uv_async_send(&w->control_async);
-    return NULL;
+    if (err == -EPROTO) log_error("malformed control message from the node; closing the channel");
+    else if (err != 0) log_warn("control channel: %s", sd_strerror(err));
+    begin_stop(w, "the node went away");
 }
 
 /* Blocking read of the first message (the assignment), before the loop runs. */
@@ -181,7 +171,7 @@ static json_t *read_assignment(int fd) {
     char c[4096];
     while (!msg) {
         /* read byte-wise chunks no larger than what the first frame needs, so
-         * later messages stay in the socket for the reader thread */
+         * later messages stay in the socket for the control channel */
         size_t want = 4;
         if (reader.len >= 4) {
             uint32_t len = ((uint32_t)reader.buf[0] << 24) | ((uint32_t)reader.buf[1] << 16) |
@@ -361,8 +351,6 @@ static json_t *heartbeat_message(worker *w) {
     return msg;
 }
 
-static void begin_stop(worker *w, const char *why);
-
 static void on_heartbeat(uv_timer_t *h) {
     worker *w = h->data;
     send_errors(w);
@@ -376,8 +364,13 @@ static void on_heartbeat(uv_timer_t *h) {
         }
     }
     if (w->exit_code != 0) return;
+    if (w->ctl_stalled && control_chan_queued(w->ctl) == 0) {
+        log_info("the node reads the control channel again (%llu messages were dropped or replaced)",
+                 (unsigned long long)(w->ctl_dropped - w->ctl_stall_base));
+        w->ctl_stalled = false;
+    }
     json_t *msg = heartbeat_message(w);
-    if (msg && control_send(w, msg) != 0) log_warn("cannot send a heartbeat: %s", strerror(errno));
+    if (msg) control_send(w, msg); /* a full queue is reported by control_send */
 }
 
 /* ---- stop sequence ----------------------------------------------------------------- */
@@ -452,39 +445,29 @@ static void on_signal(uv_signal_t *h, int signum) {
     begin_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-static void on_control(uv_async_t *h) {
-    worker *w = h->data;
-    pthread_mutex_lock(&w->inbox.lock);
-    json_t *msgs = w->inbox.msgs;
-    w->inbox.msgs = json_array();
-    int eof = w->inbox.eof;
-    pthread_mutex_unlock(&w->inbox.lock);
-    size_t i;
-    json_t *msg;
-    json_array_foreach(msgs, i, msg) {
-        const char *type = json_string_value(json_object_get(msg, "type"));
-        if (!type) continue;
-        if (!strcmp(type, "stop")) begin_stop(w, "asked by the node");
-        else if (!strcmp(type, "activate") && !w->stopping) {
-            w->start_inactive = false;
-            atomic_store(&w->rt.active, true);
-        } else if (!strcmp(type, "deactivate")) {
-            w->start_inactive = true;
-            atomic_store(&w->rt.active, false);
-        } else if (!strcmp(type, "loglevel")) {
-            sd_log_level level;
-            const char *name = json_string_value(json_object_get(msg, "level"));
-            if (name && log_parse_level(name, &level) == 0) {
-                log_set_level(level);
-                log_task(level, 0, "log level now %s", name);
-            } else {
-                log_warn("loglevel: bad level");
-            }
+static void on_control_msg(void *arg, json_t *msg) {
+    worker *w = arg;
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type) return;
+    if (!strcmp(type, "stop")) begin_stop(w, "asked by the node");
+    else if (!strcmp(type, "activate") && !w->stopping) {
+        w->start_inactive = false;
+        atomic_store(&w->rt.active, true);
+    } else if (!strcmp(type, "deactivate")) {
+        w->start_inactive = true;
+        atomic_store(&w->rt.active, false);
+    } else if (!strcmp(type, "loglevel")) {
+        sd_log_level level;
+        const char *name = json_string_value(json_object_get(msg, "level"));
+        if (name && log_parse_level(name, &level) == 0) {
+            log_set_level(level);
+            log_task(level, 0, "log level now %s", name);
+        } else {
+            log_warn("loglevel: bad level");
         }
-        else log_warn("unknown control message '%s'", type);
+    } else {
+        log_warn("unknown control message '%s'", type);
     }
-    json_decref(msgs);
-    if (eof) begin_stop(w, "the node went away");
 }
 
 /* ---- setup ----------------------------------------------------------------------- */
@@ -685,7 +668,6 @@ static void free_worker(worker *w) {
     if (w->conf) conf_free(w->conf);
     free(w->topology_id);
     OPENSSL_cleanse(w->key, sizeof w->key);
-    json_decref(w->inbox.msgs);
 }
 
 static void start_executors(worker *w) {
@@ -738,9 +720,6 @@ int worker_main(int control_fd, int log_fd) {
     worker *w = calloc(1, sizeof *w);
     if (!w) return 1;
     w->control_fd = control_fd;
-    pthread_mutex_init(&w->control_write_lock, NULL);
-    pthread_mutex_init(&w->inbox.lock, NULL);
-    w->inbox.msgs = json_array();
     int rc = 1;
     json_t *assignment = read_assignment(control_fd);
     if (!assignment || uv_loop_init(&w->loop) != 0) goto out_noloop;
@@ -753,8 +732,11 @@ int worker_main(int control_fd, int log_fd) {
         rc = 2;
         goto out;
     }
-    uv_async_init(&w->loop, &w->control_async, on_control);
-    w->control_async.data = w;
+    w->ctl = control_chan_new(&w->loop, control_fd, WORKER_CONTROL_QUEUE, on_control_msg, on_control_end, w);
+    if (!w->ctl) {
+        log_error("cannot watch the control channel: %s", strerror(errno));
+        goto out;
+    }
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     uv_timer_init(&w->loop, &w->stop_timer);
     uv_timer_init(&w->loop, &w->retry_timer);
@@ -775,24 +757,22 @@ int worker_main(int control_fd, int log_fd) {
     } else {
         start_executors(w);
     }
-    if (pthread_create(&w->control_thread, NULL, control_reader_thread, w) != 0) {
-        log_error("cannot start the control reader thread");
-        begin_stop(w, "no control channel");
-    } else {
-        w->control_thread_started = true;
-    }
     json_t *started = json_pack("{s:s, s:i}", "type", "started", "pid", (int)getpid());
     if (started) control_send(w, started);
     int64_t hb = conf_int(w->conf, "worker.heartbeat.interval.ms");
     uv_timer_start(&w->heartbeat_timer, on_heartbeat, (uint64_t)(hb > 0 ? hb : 1000), (uint64_t)(hb > 0 ? hb : 1000));
     uv_run(&w->loop, UV_RUN_DEFAULT);
     rc = w->exit_code;
+    /* the last heartbeat (final counters) and errors, if the node reads */
+    if (control_chan_flush_sync(w->ctl, 1000) != 0) log_warn("the node did not take our last messages");
     for (int i = 0; i < w->rt.nexecs; i++) {
         executor *ex = w->rt.execs[i];
         if (ex->started && !atomic_load(&ex->done)) {
             /* a task stuck in user code: leave it (the process exits now),
              * and say so in the exit status: the stop was not clean */
             log_error("task %d did not stop; exiting without it (status %d)", ex->task, WORKER_EXIT_STUCK);
+            send_errors(w); /* that line, for the node to show */
+            control_chan_flush_sync(w->ctl, 1000);
             json_decref(assignment);
             _exit(WORKER_EXIT_STUCK);
         }
@@ -800,11 +780,7 @@ int worker_main(int control_fd, int log_fd) {
     runner_stop(&w->rt);
     log_info("worker stopped");
 out:
-    if (w->control_thread_started) {
-        /* end the reader's blocking read, and wait for it: it uses w */
-        shutdown(control_fd, SHUT_RDWR);
-        pthread_join(w->control_thread, NULL);
-    }
+    if (w->ctl) control_chan_close(w->ctl); /* closes control_fd once the loop lets go of it */
     uv_walk(&w->loop, close_handle, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);

@@ -106,3 +106,39 @@ def test_worker_that_cannot_start_ends_the_run(streamd):
     res = streamd.run(topo, timeout=120)
     assert res.returncode == 1, res.explain()
     assert "keeps exiting before its first heartbeat" in res.stderr, res.explain()
+
+
+def test_stopped_node_does_not_freeze_workers(streamd, tmp_path):
+    """SIGSTOP the process that runs the node while two workers move tuples
+    between them: heartbeats every 5 ms fill the control socket within a
+    second, and the workers keep only the latest one (they say so) while
+    tuples keep reaching the sink. After SIGCONT every line arrives."""
+    nlines = 6000
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"line {i}\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    topo = slow_topology(src, sink)
+    topo["config"]["topology.max.spout.pending"] = 50
+    for b in topo["bolts"]:
+        b["parallelism"] = 2  # shuffled over both workers: most tuples cross the wire
+    proc = streamd.start(topo, conf={"worker.heartbeat.interval.ms": 5})
+    wait_for(lambda: len(read_jsonl(sink)) > 200, 30, what="tuples in the sink")
+
+    def logs():
+        return [p.read_text(errors="replace") for p in streamd.local_dir.rglob("worker-*.log")]
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: sum("not reading the control channel" in t for t in logs()) == 2, 15,
+                 what="both workers to notice the node stopped reading")
+        before = len(read_jsonl(sink))
+        time.sleep(1.5)
+        during = len(read_jsonl(sink))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert during > before, f"the workers froze with their node ({before} -> {during})"
+    res = streamd.finish(proc, timeout=60)
+    assert res.returncode == 0, res.explain()
+    assert len(read_jsonl(sink)) == nlines, res.explain()
+    assert "killing it" not in res.stderr, res.explain()
+    # once the node read again, each worker said so
+    assert sum("reads the control channel again" in t for t in logs()) == 2, res.explain()

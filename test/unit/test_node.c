@@ -19,6 +19,7 @@
 #include "store/memstore.h"
 #include "test_store_sync.h"
 #include "node/node.h"
+#include "node/node_internal.h" /* node_worker_send, to push control messages at a worker */
 
 #define CLUSTER "t"
 #define TID "topo-1"
@@ -319,12 +320,72 @@ static void test_stale_heartbeat_restarts(void **state) {
     assert_true(wait_for(f, is_stopped, NULL, 8000));
 }
 
+static nworker *find_nworker(fx *f, int port) {
+    for (nworker *w = f->nd->workers; w; w = w->next)
+        if (w->port == port) return w;
+    return NULL;
+}
+
+static int64_t beats_of(fx *f, int port) { /* the fake worker's rss_kb counts its heartbeats */
+    json_t *s = status(f, port);
+    int64_t v = json_integer_value(json_object_get(json_object_get(s, "heartbeat"), "rss_kb"));
+    json_decref(s);
+    return v;
+}
+
+/* A worker that stops reading its control channel: the node's sends never
+ * wait for it (4 MiB of messages in well under a second, where a blocking
+ * write waited up to 5 s each), it is killed as stalled once
+ * NODE_CONTROL_QUEUE bytes wait, and the other worker is served throughout. */
+static void test_deaf_worker_never_blocks_the_node(void **state) {
+    fx *f = *state;
+    setenv("FAKE_WORKER_DEAF_PORT", "7001", 1);
+    f->nd = node_new(&f->loop, f->st, f->c, "n1", f->exe);
+    assert_non_null(f->nd);
+    put_assignment(f, "0", "100");
+    want w1 = {.port = 7001}, w2 = {.port = 7002};
+    assert_true(wait_for(f, has_status, &w1, 10000));
+    assert_true(wait_for(f, has_status, &w2, 10000));
+    json_t *s = status(f, 7001);
+    int64_t deaf_pid = json_integer_value(json_object_get(s, "pid"));
+    json_decref(s);
+    int64_t beats = beats_of(f, 7002);
+    size_t pad = 64u << 10;
+    char *text = malloc(pad + 1);
+    assert_non_null(text);
+    memset(text, 'x', pad);
+    text[pad] = 0;
+    json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "loglevel", "level", "info", "pad", text);
+    free(text);
+    uint64_t h0 = uv_hrtime();
+    for (int i = 0; i < 64; i++) {
+        nworker *w = find_nworker(f, 7001);
+        assert_non_null(w);
+        node_worker_send(w, msg);
+    }
+    uint64_t took_ms = (uv_hrtime() - h0) / 1000000;
+    json_decref(msg);
+    assert_true(took_ms < 1000);
+    /* killed as stalled and restarted; the other worker heartbeats on */
+    want again = {.port = 7001, .restarts = 1, .not_pid = deaf_pid};
+    assert_true(wait_for(f, has_status, &again, 10000));
+    assert_false(pid_alive(deaf_pid));
+    json_t *s2 = status(f, 7002);
+    assert_int_equal(json_integer_value(json_object_get(s2, "restarts")), 0);
+    json_decref(s2);
+    assert_true(beats_of(f, 7002) > beats);
+    node_stop(f->nd, on_stopped, f);
+    assert_true(wait_for(f, is_stopped, NULL, 8000));
+    unsetenv("FAKE_WORKER_DEAF_PORT");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_spawn_heartbeat_crash_restart_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deadline_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost_stops_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_heartbeat_restarts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deaf_worker_never_blocks_the_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

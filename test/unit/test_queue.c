@@ -101,6 +101,48 @@ static void test_bounded_backpressure(void **s) {
     queue_free(q);
 }
 
+/* several producers on one small queue (the ThreadSanitizer build runs this
+ * too): every tuple arrives once, and each producer's tuples in its order */
+#define NPROD 4
+#define PER_PROD 1500 /* batches of 4 per producer */
+static void several_producers(bool bounded) {
+    queue *q = queue_new(bounded, 4);
+    assert_non_null(q);
+    producer_arg a[NPROD];
+    pthread_t t[NPROD];
+    for (int p = 0; p < NPROD; p++) {
+        a[p] = (producer_arg){q, p * 1000000, PER_PROD};
+        assert_int_equal(pthread_create(&t[p], NULL, producer, &a[p]), 0);
+    }
+    int64_t next[NPROD] = {0}, got = 0, deadline = now_ns() + 30000000000LL;
+    while (got < NPROD * PER_PROD * 4 && now_ns() < deadline) {
+        for (tuple_batch *b = queue_pop_all(q, 1000000); b;) {
+            tuple_batch *n = b->next;
+            for (uint32_t i = 0; i < b->n; i++) {
+                int64_t v = b->items[i]->values[0].v.i;
+                int p = (int)(v / 1000000);
+                assert_true(p >= 0 && p < NPROD);
+                assert_int_equal(v % 1000000, next[p]);
+                next[p]++;
+                got++;
+            }
+            tuple_batch_free(b);
+            b = n;
+        }
+    }
+    for (int p = 0; p < NPROD; p++) {
+        void *rc;
+        pthread_join(t[p], &rc);
+        assert_null(rc);
+        assert_int_equal(next[p], PER_PROD * 4);
+    }
+    assert_int_equal(got, NPROD * PER_PROD * 4);
+    queue_free(q);
+}
+
+static void test_several_producers_bounded(void **s) { (void)s; several_producers(true); }
+static void test_several_producers_unbounded(void **s) { (void)s; several_producers(false); }
+
 static void test_close_wakes_blocked_producer(void **s) {
     (void)s;
     queue *q = queue_new(true, 2);
@@ -161,6 +203,8 @@ int main(void) {
         cmocka_unit_test(test_bounded_full_never_block),
         cmocka_unit_test(test_bounded_backpressure),
         cmocka_unit_test(test_close_wakes_blocked_producer),
+        cmocka_unit_test(test_several_producers_bounded),
+        cmocka_unit_test(test_several_producers_unbounded),
         cmocka_unit_test(test_push_or_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@ enum { DATA, ACK, IDLER, TIMED, COUNTER };
 typedef struct ttask {
     sched_task st; /* first: the run callback casts back */
     int kind;
-    uint64_t runs;
+    atomic_ulong runs;     /* polled by the test's thread while a pool thread runs the task */
     int64_t run_at[4];
     atomic_long pending;   /* COUNTER: work handed over */
     atomic_long consumed;
@@ -39,8 +39,9 @@ static int run(void *arg, sched_task *t, void *data, int64_t *wake_at) {
     ttask *k = (ttask *)t;
     (void)data;
     uint64_t n = atomic_fetch_add(&w->slices, 1) + 1;
-    if (k->runs < 4) k->run_at[k->runs] = sched_now_ns();
-    k->runs++;
+    unsigned long r = atomic_load(&k->runs); /* one thread at a time runs a task */
+    if (r < 4) k->run_at[r] = sched_now_ns();
+    atomic_store(&k->runs, r + 1); /* after run_at: who sees the count sees the times */
     if (atomic_load(&w->stop)) return SCHED_DONE;
     switch (k->kind) {
     case DATA:

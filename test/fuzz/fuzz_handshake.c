@@ -1,0 +1,170 @@
+/*
+ * libFuzzer target for the data plane's handshake as a stranger drives it,
+ * through the real transport: one transport (worker 2 of 3, the acceptor of
+ * both others) listens on 127.0.0.1; each input is sent on a new TCP
+ * connection, then the write side is shut and the loop runs until the
+ * transport has closed the connection. When the first input byte has bit 1
+ * set, a valid dialer hello for our topology (worker 0, nonce from the
+ * input) goes first, so the fuzzer explores what follows it: the
+ * acceptor's answer, the dialer's proof and the pre-handshake limits. The
+ * input never knows the topology's key, so no connection may ever become
+ * authenticated (it traps), no tuple may be delivered, and every
+ * connection must be closed within 5 s. Also fuzzes auth_hex_decode (how an
+ * assignment's secret is read): a decoded key re-encodes to the same hex.
+ * Each connection comes from another 127.x.y.z address, so that TIME_WAIT
+ * never runs out of ports. Run: tools/fuzz handshake
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "transport/auth.h"
+#include "transport/frame.h"
+#include "transport/transport.h"
+
+#define TOPO_ID "wordcount-1-0123456789abcdef"
+
+static const uint8_t key[AUTH_KEY_BYTES] = {0x5e, 0xc2, 0xe7, 0x01, 0x99};
+static const uint8_t hash[AUTH_HASH_BYTES] = {0xab, 0xcd};
+static char *fields[] = {"a"};
+static topo_stream streams[1] = {{.id = 0, .name = "default", .nfields = 1, .fields = fields}};
+static topology topo = {.nstreams = 1, .streams = streams};
+static uv_loop_t loop;
+static transport *tr;
+static transport_peer peers[3];
+static uint32_t conns;
+
+static int deliver(void *arg, sd_tuple *t) {
+    (void)arg;
+    (void)t;
+    __builtin_trap(); /* nothing reaches a worker from an unauthenticated peer */
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        abort();
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void setup(void) {
+    log_set_level(SD_LOG_ERROR);
+    if (uv_loop_init(&loop) != 0) abort();
+    for (int i = 0; i < 3; i++) {
+        snprintf(peers[i].host, sizeof peers[i].host, "127.0.0.1");
+        peers[i].port = free_port();
+    }
+    transport_config cfg = {
+        .topology_id = TOPO_ID, .secret = key, .content_hash = hash, .worker_index = 2, .nworkers = 3,
+        .peers = peers, .handshake_timeout_ms = 2000,
+    };
+    tr = transport_new(&loop, &cfg, &topo, deliver, NULL);
+    if (!tr || transport_start(tr) != 0) abort();
+}
+
+static void check_hex(const uint8_t *data, size_t size) {
+    char hex[AUTH_KEY_HEX];
+    size_t n = size < sizeof hex - 1 ? size : sizeof hex - 1;
+    memcpy(hex, data, n);
+    hex[n] = 0;
+    uint8_t out[32];
+    if (auth_hex_decode(hex, out) != 0) return;
+    if (n != 64) __builtin_trap();
+    char again[AUTH_KEY_HEX];
+    for (int i = 0; i < 32; i++) snprintf(again + 2 * i, 3, "%02x", out[i]);
+    for (int i = 0; i < 64; i++)
+        if (tolower((unsigned char)hex[i]) != again[i]) __builtin_trap();
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_all(int fd, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* the transport reads while we write */
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return; /* closed by the transport: the rest does not matter */
+        }
+    }
+}
+
+/* A new connection to the transport from the next 127.x.y.z address; the
+ * port is picked at connect (IP_BIND_ADDRESS_NO_PORT), per address. A few
+ * tries: the machine's ports are shared with whatever else runs. */
+static int dial(void) {
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)peers[2].port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int attempt = 0;; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (fd < 0) abort();
+        uint32_t n = ++conns % 0xfffffeu + 1;
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000u | n)};
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) == 0 && connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0)
+            return fd;
+        fprintf(stderr, "fuzz_handshake: connection %u from %s: %s\n", conns, inet_ntoa(src.sin_addr), strerror(errno));
+        close(fd);
+        if (attempt == 3) abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!tr) setup();
+    if (size < 1) return 0;
+    check_hex(data + 1, size - 1);
+    bool hello_first = data[0] & 1;
+    data++;
+    size--;
+    int fd = dial();
+    if (hello_first) {
+        frame_hello h = {.worker_index = 0, .topology_id = TOPO_ID};
+        memcpy(h.nonce, data, size < 32 ? size : 32);
+        memcpy(h.hash, hash, sizeof h.hash);
+        uint8_t payload[256], *fr;
+        size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
+        if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
+        send_all(fd, fr, flen);
+        free(fr);
+    }
+    send_all(fd, data, size);
+    shutdown(fd, SHUT_WR);
+    /* the transport must close the connection: it never authenticates */
+    int64_t deadline = now_ms() + 5000;
+    char buf[4096];
+    for (;;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+        if (r > 0) continue;
+        if (now_ms() > deadline) __builtin_trap(); /* a stranger held a connection open */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        poll(&pfd, 1, 1);
+    }
+    close(fd);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    transport_stats st;
+    transport_get_stats(tr, &st);
+    if (st.connected_peers != 0 || st.tuples_received != 0) __builtin_trap();
+    return 0;
+}
