@@ -299,3 +299,73 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
                    if line.startswith("summary-json: "))
     spout = summary["components"]["lines"]
     assert spout["failed"] > 0 and spout["failed_final"] == 0, summary
+
+
+def test_overflow_of_a_down_peer_fails_at_once(streamd, tmp_path):
+    """Tuples for a SIGSTOPped worker wait in its overflow (large enough that
+    no send is dropped for want of room) once the kernel's socket buffers
+    took what they could; when it is declared down, and when it stays down
+    for the peer timeout, what the transport holds for it is given up and
+    its trees fail at once: the spout's fails come before any message
+    timeout could fire. After SIGCONT the resumed worker does not take its
+    own pause for its peers' silence, and every line is in the sink, every
+    tree acked.
+
+    Layout as in the test above: worker 2 runs slow 3 and sink 6 only; the
+    flow (5 ms per tuple) lasts well beyond the stop."""
+    nlines, timeout = 3000, 12
+    pad = "x" * 200
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d} {pad}\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    topo = {
+        "name": "overflowfail",
+        "workers": 3,
+        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
+                   "topology.max.spout.pending": 1000,
+                   "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 5},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": 3, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    proc = streamd.start(topo)
+    victim = None
+    try:
+        wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
+        victim = local_worker_pid(proc.pid, 2)
+        assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
+        victim_log = Path(os.readlink(f"/proc/{victim}/fd/1"))
+        assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
+        os.kill(victim, signal.SIGSTOP)
+        stopped = time.monotonic()
+        wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
+                 what="both live workers to declare the stopped one down")
+        logs = streamd.result(proc).worker_logs()
+        wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, timeout - 4,
+                 what="the spout to see failed trees before any could time out")
+        assert time.monotonic() - stopped < timeout
+        wait_for(lambda: "worker 2 still down after 1000 ms: isolated" in streamd.result(proc).worker_logs(), 5,
+                 what="the stopped worker to be isolated")
+        logs = streamd.result(proc).worker_logs()
+        held = [int(line.split(" tuples ")[0].rsplit(" ", 1)[1]) for line in logs.splitlines()
+                if "worker 2 is down: " in line or "worker 2 still down after" in line]
+        assert held and max(held) > 0, "nothing was held for the stopped worker\n" + logs
+    finally:
+        if victim:
+            os.kill(victim, signal.SIGCONT)
+    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
+    assert res.returncode == 0, res.explain()
+    resumed = victim_log.read_text(errors="replace")
+    assert "our loop did not run" in resumed, resumed[-4000:]
+    assert "peer declared down" not in resumed, "the resumed worker blamed its peers for its own pause\n" + resumed[-4000:]
+    got = {row["line"].split(" ")[1] for row in read_jsonl(sink)}
+    assert got == {f"{i:06d}" for i in range(nlines)}, f"{nlines - len(got)} lines lost\n" + res.explain()
+    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
+                   if line.startswith("summary-json: "))
+    spout = summary["components"]["lines"]
+    assert spout["failed"] > 0 and spout["failed_final"] == 0, summary
+    assert spout["acked"] >= nlines, summary
