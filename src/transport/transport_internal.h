@@ -109,7 +109,6 @@ struct transport {
     uv_timer_t close_timer;
     uv_timer_t hb_timer;       /* pings on idle links, silent peers declared down */
     uint64_t last_hb_ms;       /* loop time of its last tick (stall detector) */
-    uint64_t loop_stalls;      /* ticks that found our own loop had not run for too long */
     int nstrangers;            /* accepted connections in their handshake */
     uint64_t strangers_refused;
     atomic_bool started;       /* read by senders: no uv_async_send before start */
