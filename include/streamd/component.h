@@ -6,8 +6,10 @@
  *
  *     SD_EXPORT_COMPONENT(my_spout_def);   // symbol: streamd_component_<name>
  *
- * Every callback of one task runs on that task's executor thread, so a task's
- * state needs no locking. The collector, context and tuples handed to a
+ * The callbacks of one task run one at a time (on whichever of the worker's
+ * executor threads runs the task), so a task's state needs no locking; do not
+ * keep it in thread-local storage. A callback that blocks holds one of those
+ * few threads: return SD_NEXT_IDLE from next_tuple instead of sleeping. The collector, context and tuples handed to a
  * callback belong to the runtime: never free them; a tuple is valid until the
  * callback that received it returns (copy what you keep, or keep the tuple
  * with sd_tuple_keep / sd_tuple_release to ack it later).

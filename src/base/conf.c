@@ -44,6 +44,9 @@ static const conf_key_info known[] = {
     {"topology.backpressure.high.watermark", "int", "65536", "tuples waiting in a worker beyond its full queues that make it ask every spout of the topology to pause"},
     {"topology.backpressure.low.watermark", "int", "16384", "the spouts resume once the tuples waiting fall below this"},
     {"topology.debug", "bool", "false", "per-tuple debug logging (accepted and passed to workers; nothing acts on it yet)"},
+    {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
+    {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
+    {"worker.executor.slice.tuples", "int", "1024", "most tuples a task handles before the next task's turn on its thread"},
     {"worker.transfer.batch.bytes", "int", "65536", "bytes of tuples batched per destination worker before a send"},
     {"worker.transfer.flush.interval.ms", "int", "1", "longest a partly filled batch waits before it is sent"},
     {"worker.transfer.lz4.threshold.bytes", "int", "0", "compress batches of at least this many bytes with lz4; 0 = off"},
@@ -128,6 +131,8 @@ static const key_rule rules[] = {
     {"topology.spout.idle.sleep.us", 0, SECS_MAX, NULL},
     {"topology.backpressure.high.watermark", 1, INT32_MAX, NULL},
     {"topology.backpressure.low.watermark", 0, INT32_MAX, NULL},
+    {"worker.executor.threads", 0, 4096, NULL},
+    {"worker.executor.slice.tuples", 1, INT32_MAX, NULL},
     {"worker.transfer.batch.bytes", 1, 67108864, NULL},        /* a peer's send buffer */
     {"worker.transfer.flush.interval.ms", 1, SECS_MAX, NULL},
     {"worker.transfer.lz4.threshold.bytes", 0, INT32_MAX, NULL},

@@ -1,7 +1,8 @@
 /*
  * collector: the public API a component calls (streamd/component.h):
  * context accessors, emit/ack/fail and logging. Every function runs on the
- * calling task's executor thread and touches only that executor.
+ * pool thread running the calling task's slice and touches only that
+ * executor (and that thread's outgoing buffers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,9 +137,13 @@ const char *sd_tuple_source_component(const sd_tuple *t) {
 /* ---- emit --------------------------------------------------------------- */
 
 static int stream_of(executor *ex, const char *name) {
-    /* components mostly emit on one stream: try the last one first (the
-     * name is compared, not its pointer: a caller may reuse a buffer) */
-    if (!name) name = SD_DEFAULT_STREAM;
+    /* the default stream (NULL) is resolved once, at setup; components
+     * mostly emit on one stream: try the last one first (the name is
+     * compared, not its pointer: a caller may reuse a buffer) */
+    if (!name) {
+        if (ex->default_stream_id >= 0) return ex->default_stream_id;
+        name = SD_DEFAULT_STREAM;
+    }
     if (ex->last_stream_id >= 0 && strcmp(ex->rt->topo->streams[ex->last_stream_id].name, name) == 0)
         return ex->last_stream_id;
     const topo_component *comp = ex->comp;
@@ -184,7 +189,7 @@ int sd_emit_direct(sd_collector *col, int task, const char *stream, sd_tuple *co
 
 int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
     const executor *ex = col->ex;
-    for (int i = 0; i < ex->last_ndest && i < max; i++) tasks[i] = ex->dests[i];
+    for (int i = 0; ex->th && i < ex->last_ndest && i < max; i++) tasks[i] = ex->th->dests[i];
     return ex->last_ndest;
 }
 

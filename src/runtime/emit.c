@@ -6,13 +6,18 @@
  * or for that worker (the transport), and hands batches over when one
  * fills or at the end of a round (emit_flush).
  *
- * Called on the executor's own thread only: by the collector (user emits,
- * acks), the acker, and the spout and bolt loops (flush). Touches only that
- * executor's outgoing batches, anchors and counters. The per-tuple path
- * (route_tuple, bolt_anchors) stays in this file so it inlines.
+ * Called on the pool thread running the executor's slice only: by the
+ * collector (user emits, acks), the acker, and the spout and bolt slices
+ * (flush). Touches that thread's outgoing batches and anchors (ex->th) and
+ * the executor's stalled batches and counters. A bounded queue that is full
+ * does not block the thread: its batch, and every later one, is kept on the
+ * executor's stalled list until the consumer makes room (the slices run no
+ * component code meanwhile). The per-tuple path (route_tuple, bolt_anchors)
+ * stays in this file so it inlines.
  */
 #include "runtime/emit.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -20,12 +25,71 @@
 #include "runtime/executor_internal.h"
 #include "tuple/tuple_pool.h"
 
+static void stall(executor *ex, tuple_batch *b) {
+    b->next = NULL;
+    if (ex->stalled_tail) ex->stalled_tail->next = b;
+    else ex->stalled_head = b;
+    ex->stalled_tail = b;
+}
+
+/* hands b to its task's queue, or stalls it (behind any batch stalled before) */
+static void hand_over(executor *ex, tuple_batch *b, int dest) {
+    if (ex->chain_head) ex = ex->chain_head; /* a chain holds back as one */
+    if (ex->stalled_head) {
+        stall(ex, b);
+        return;
+    }
+    int rc = queue_push_or_wait(ex->rt->task_exec[dest]->inq, b, &ex->room);
+    if (rc == -EAGAIN) stall(ex, b);
+    else if (rc != 0) tuple_batch_free(b); /* closed: the worker is stopping */
+}
+
+/* hands t to a chained task (run after the emitting callback); 0 or -1 */
+static int chain_push(exec_thread *th, executor *to, sd_tuple *t) {
+    if (th->chain_n == th->chain_cap) {
+        size_t cap = th->chain_cap ? th->chain_cap * 2 : 256;
+        struct chain_item *grown = realloc(th->chainq, cap * sizeof *grown);
+        if (!grown) return -1;
+        th->chainq = grown;
+        th->chain_cap = cap;
+    }
+    th->chainq[th->chain_n].to = to;
+    th->chainq[th->chain_n++].t = t;
+    return 0;
+}
+
+void emit_chain_run(exec_thread *th) {
+    while (th->chain_pos < th->chain_n) {
+        struct chain_item it = th->chainq[th->chain_pos++];
+        STAT_ADD(it.to->received, 1);
+        bolt_execute_one(it.to, it.t);
+        tuple_unref(it.t);
+    }
+    th->chain_n = th->chain_pos = 0;
+}
+
 static void flush_local(executor *ex, int dest) {
-    tuple_batch *b = ex->local_out[dest];
+    exec_thread *th = ex->th;
+    tuple_batch *b = th->local_out[dest];
     if (!b || b->n == 0) return;
-    executor *to = ex->rt->task_exec[dest];
-    ex->local_out[dest] = NULL;
-    if (queue_push(to->inq, b, false) != 0) tuple_batch_free(b); /* closed: worker is stopping */
+    th->local_out[dest] = NULL;
+    hand_over(ex, b, dest);
+}
+
+int emit_retry_stalled(executor *ex) {
+    while (ex->stalled_head) {
+        tuple_batch *b = ex->stalled_head;
+        tuple_batch *next = b->next;
+        int rc = queue_push_or_wait(ex->rt->task_exec[b->items[0]->dest_task]->inq, b, &ex->room);
+        if (rc == -EAGAIN) return -EAGAIN;
+        if (rc != 0) {
+            b->next = NULL;
+            tuple_batch_free(b); /* closed: the worker is stopping */
+        }
+        ex->stalled_head = next;
+        if (!next) ex->stalled_tail = NULL;
+    }
+    return 0;
 }
 
 /* The trees of data tuples the transport dropped (TUPLE_F_UNSENT) fail now.
@@ -56,10 +120,11 @@ static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
 /* Returns 1 when tuples were dropped and their trees failed (which queues
  * acking tuples in other slots), else 0. */
 static int flush_remote(executor *ex, int slot) {
-    uint32_t n = ex->remote_n[slot];
+    exec_thread *th = ex->th;
+    uint32_t n = th->remote_n[slot];
     if (n == 0) return 0;
-    ex->remote_n[slot] = 0; /* before failing: that may queue into other slots */
-    sd_tuple **ts = ex->remote_out[slot];
+    th->remote_n[slot] = 0; /* before failing: that may queue into other slots */
+    sd_tuple **ts = th->remote_out[slot];
     int failed = 0;
     if (ex->rt->tr && transport_send(ex->rt->tr, slot / 2, ts, n, slot & 1) > 0 && !(slot & 1)) {
         fail_unsent(ex, ts, n);
@@ -70,11 +135,12 @@ static int flush_remote(executor *ex, int slot) {
 }
 
 static void flush_locals(executor *ex) {
-    for (int i = 0; i < ex->nlocal_dirty; i++) {
-        flush_local(ex, ex->local_dirty[i]);
-        ex->local_listed[ex->local_dirty[i]] = 0;
+    exec_thread *th = ex->th;
+    for (int i = 0; i < th->nlocal_dirty; i++) {
+        flush_local(ex, th->local_dirty[i]);
+        th->local_listed[th->local_dirty[i]] = 0;
     }
-    ex->nlocal_dirty = 0;
+    th->nlocal_dirty = 0;
 }
 
 void emit_flush(executor *ex) {
@@ -92,31 +158,36 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     worker_rt *rt = ex->rt;
     t->dest_task = dest;
     int w = rt->task_worker[dest];
+    exec_thread *th = ex->th;
     if (w == rt->worker_index) {
-        tuple_batch *b = ex->local_out[dest];
+        if (rt->nchained && rt->task_exec[dest]->chain_prev == ex && chain_push(th, rt->task_exec[dest], t) == 0) {
+            STAT_ADD(ex->transferred, 1);
+            return;
+        }
+        tuple_batch *b = th->local_out[dest];
         if (!b) {
-            b = ex->local_out[dest] = tuple_batch_new(rt->batch_size);
+            b = th->local_out[dest] = tuple_batch_new(rt->batch_size);
             if (!b) {
                 tuple_unref(t);
                 return;
             }
-            if (!ex->local_listed[dest]) {
-                ex->local_listed[dest] = 1;
-                ex->local_dirty[ex->nlocal_dirty++] = dest;
+            if (!th->local_listed[dest]) {
+                th->local_listed[dest] = 1;
+                th->local_dirty[th->nlocal_dirty++] = dest;
             }
         }
         b->items[b->n++] = t;
         if (b->n == b->cap) flush_local(ex, dest); /* dest stays listed; NULL flushes as nothing */
     } else {
         int slot = w * 2 + (sys ? 1 : 0);
-        ex->remote_out[slot][ex->remote_n[slot]++] = t;
-        if (ex->remote_n[slot] == ex->remote_cap) (void)flush_remote(ex, slot); /* failures: out with the round's flush */
+        th->remote_out[slot][th->remote_n[slot]++] = t;
+        if (th->remote_n[slot] == th->remote_cap) (void)flush_remote(ex, slot); /* failures: out with the round's flush */
     }
     STAT_ADD(ex->transferred, 1);
 }
 
 void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n) {
-    sd_tuple *t = tuple_new_in(ex->pool, values, n, NULL, 0);
+    sd_tuple *t = tuple_new_in(ex->th->pool, values, n, NULL, 0);
     if (!t) return;
     t->src_task = ex->task;
     t->stream_id = (uint16_t)stream_id;
@@ -182,6 +253,7 @@ static int emit_error(executor *ex, const char *fmt, ...) {
 int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
     worker_rt *rt = ex->rt;
+    exec_thread *th = ex->th;
     const topo_stream *st = &rt->topo->streams[stream_id];
     if ((int)n != st->nfields)
         return emit_error(ex, "emit of %zu values on stream '%s' that declares %d fields", n, st->name,
@@ -198,18 +270,18 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
         if (!is_direct_subscriber(sr, direct_task))
             return emit_error(ex, "direct emit on stream '%s' to task %d, which does not subscribe directly",
                               st->name, direct_task);
-        ex->dests[ndest++] = direct_task;
+        th->dests[ndest++] = direct_task;
     } else {
         /* dests has room for every task of every subscriber (routes_build) */
         for (int i = 0; i < sr->ntargets; i++)
-            ndest += grouping_choose(ex, &sr->targets[i], values, n, ex->dests + ndest);
+            ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
     }
     bool track = with_root && rt->acker;
     uint64_t root = 0, xor_all = 0;
     size_t anc_need = track ? 1 : 0;
     if (!track && rt->acker)
         for (size_t a = 0; a < nanchors; a++) anc_need += anchors[a] ? anchors[a]->nanchors : 0;
-    if (anc_need > UINT16_MAX || reserve((void **)&ex->anc, &ex->anc_cap, anc_need, sizeof *ex->anc) != 0)
+    if (anc_need > UINT16_MAX || reserve((void **)&th->anc, &th->anc_cap, anc_need, sizeof *th->anc) != 0)
         return emit_error(ex, "cannot anchor an emit on stream '%s' (%zu anchors)", st->name, anc_need);
     if (track && ndest > 0) {
         /* track the tree before anything is sent: a tree in flight that we
@@ -223,14 +295,14 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
     for (int d = 0; d < ndest; d++) {
         size_t na = 0;
         if (track) {
-            ex->anc[0].root = root;
-            ex->anc[0].edge = executor_random(ex);
-            xor_all ^= ex->anc[0].edge;
+            th->anc[0].root = root;
+            th->anc[0].edge = executor_random(ex);
+            xor_all ^= th->anc[0].edge;
             na = 1;
         } else if (rt->acker && nanchors) {
-            na = bolt_anchors(ex, anchors, nanchors, ex->anc);
+            na = bolt_anchors(ex, anchors, nanchors, th->anc);
         }
-        sd_tuple *t = tuple_new_in(ex->pool, values, n, ex->anc, na);
+        sd_tuple *t = tuple_new_in(th->pool, values, n, th->anc, na);
         if (!t) {
             log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
             continue; /* its tree times out and is replayed */
@@ -238,7 +310,7 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
         t->src_task = ex->task;
         t->stream_id = (uint16_t)stream_id;
         t->stream = st;
-        route_tuple(ex, t, ex->dests[d], 0);
+        route_tuple(ex, t, th->dests[d], 0);
     }
     if (with_root) {
         if (!track || ndest == 0) {

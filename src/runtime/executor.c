@@ -1,8 +1,8 @@
 /*
- * executor: one task on one thread (see executor.h). This file sets an
- * executor up, runs its thread (open, the loop of executor_spout.c or
- * executor_bolt.c, close, a last flush) and frees it. The outgoing side is
- * emit.c, the latency histogram latency_hist.c.
+ * executor: one task (see executor.h). This file sets an executor up and
+ * frees it, and makes a pool thread's outgoing buffers (exec_thread). The
+ * slices are run by runner.c, the outgoing side is emit.c, the latency
+ * histogram latency_hist.c.
  */
 #include "runtime/executor.h"
 
@@ -47,27 +47,19 @@ executor *executor_new(worker_rt *rt, int task) {
                    strcmp(conf_str_or(rt->conf, "topology.executor.queue.type", "ring"), "unbounded") != 0;
     size_t slots = (size_t)conf_int(rt->conf, "topology.executor.receive.buffer.size") / rt->batch_size;
     ex->inq = queue_new(bounded, slots < 16 ? 16 : slots);
-    ex->pool = tuple_pool_new();
-    ex->dests = calloc((size_t)rt->max_fanout + 1, sizeof *ex->dests);
     ex->last_stream_id = -1;
-    ex->local_out = calloc((size_t)t->ntasks + 1, sizeof *ex->local_out);
-    ex->local_dirty = calloc((size_t)t->ntasks + 1, sizeof *ex->local_dirty);
-    ex->local_listed = calloc((size_t)t->ntasks + 1, 1);
-    ex->sent_to = calloc((size_t)t->ntasks + 1, sizeof *ex->sent_to);
-    ex->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_out);
-    ex->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *ex->remote_n);
-    ex->remote_cap = rt->batch_size * 4;
-    if (!ex->inq || !ex->pool || !ex->dests || !ex->local_out || !ex->local_dirty || !ex->local_listed || !ex->sent_to || !ex->remote_out || !ex->remote_n)
-        goto fail;
-    for (int w = 0; w < rt->nworkers * 2; w++) {
-        if (w / 2 == rt->worker_index) continue;
-        ex->remote_out[w] = malloc(ex->remote_cap * sizeof(sd_tuple *));
-        if (!ex->remote_out[w]) goto fail;
+    ex->default_stream_id = -1;
+    for (int i = 0; i < ex->comp->nstreams; i++) {
+        const topo_stream *st = &t->streams[ex->comp->stream_ids[i]];
+        if (!st->system && strcmp(st->name, SD_DEFAULT_STREAM) == 0) ex->default_stream_id = st->id;
     }
+    if (!ex->inq) goto fail;
     if (ex->comp->kind == SD_SPOUT) {
         ex->fifo_cap = 1024;
         ex->fifo = malloc(ex->fifo_cap * sizeof *ex->fifo);
-        if (!ex->fifo || u64map_init(&ex->pending, (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
+        ex->lat_hist = calloc(LAT_BUCKETS, sizeof *ex->lat_hist);
+        if (!ex->fifo || !ex->lat_hist ||
+            u64map_init(&ex->pending, (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
             goto fail;
     }
     /* the acker forgets trees a message timeout (+1 s) old: see acker_expire */
@@ -81,67 +73,87 @@ fail:
 
 void executor_free(executor *ex) {
     if (!ex) return;
-    if (ex->local_out) {
-        for (int i = 0; i <= ex->rt->topo->ntasks; i++) tuple_batch_free(ex->local_out[i]);
-    }
-    if (ex->remote_out) {
-        for (int w = 0; w < ex->rt->nworkers * 2; w++) {
-            for (uint32_t i = 0; i < ex->remote_n[w]; i++) tuple_unref(ex->remote_out[w][i]);
-            free(ex->remote_out[w]);
+    if (ex->held) { /* the executed part of the first batch is released already */
+        tuple_batch *b = ex->held;
+        for (uint32_t i = ex->held_pos; i < b->n; i++) tuple_unref(b->items[i]);
+        b->n = 0;
+        for (tuple_batch *next; b; b = next) {
+            next = b->next;
+            tuple_batch_free(b);
         }
     }
+    for (tuple_batch *b = ex->stalled_head, *next; b; b = next) {
+        next = b->next;
+        tuple_batch_free(b);
+    }
+    queue_waiter_cancel(&ex->room);
     for (int i = 0; i < ex->nowned; i++) free(ex->owned[i]);
     free(ex->owned);
-    free(ex->local_out);
-    free(ex->local_dirty);
-    free(ex->local_listed);
     free(ex->sent_to);
-    free(ex->remote_out);
-    free(ex->remote_n);
     free(ex->fifo);
+    free(ex->lat_hist);
+    free(ex->members);
     free(ex->deferred_acks);
-    free(ex->dests);
-    free(ex->anc);
     if (ex->pending.keys) u64map_destroy(&ex->pending);
     agemap_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
-    if (ex->pool) tuple_pool_close(ex->pool); /* after every tuple we hold is released */
     free(ex);
 }
 
-uint64_t executor_latency_us(executor *ex, double q) { return lat_quantile(ex->lat_hist, &ex->lat_max_us, q); }
-
-/* ---- thread ---------------------------------------------------------------- */
-
-static void *executor_thread(void *arg) {
-    executor *ex = arg;
-    char name[16];
-    snprintf(name, sizeof name, "task-%d", ex->task);
-    pthread_setname_np(pthread_self(), name);
-    if (ex->def) {
-        ex->state = ex->def->open ? ex->def->open(&ex->ctx, &ex->col) : NULL;
-        if (ex->def->open && !ex->state) {
-            log_task(SD_LOG_ERROR, ex->task, "%s '%s' (class %s) failed to open; the task does not run",
-                     ex->comp->kind == SD_SPOUT ? "spout" : "bolt", ex->comp->id, ex->comp->class_name);
-            STAT_ADD(ex->errors, 1);
-            atomic_store(&ex->done, true);
-            return NULL;
-        }
+exec_thread *exec_thread_new(const worker_rt *rt) {
+    exec_thread *th = calloc(1, sizeof *th);
+    if (!th) return NULL;
+    size_t ntasks = (size_t)rt->topo->ntasks;
+    th->local_out = calloc(ntasks + 1, sizeof *th->local_out);
+    th->local_dirty = calloc(ntasks + 1, sizeof *th->local_dirty);
+    th->local_listed = calloc(ntasks + 1, 1);
+    th->dests = calloc((size_t)rt->max_fanout + 1, sizeof *th->dests);
+    th->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_out);
+    th->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_n);
+    th->remote_cap = rt->batch_size * 4;
+    th->pool = tuple_pool_new();
+    if (!th->local_out || !th->local_dirty || !th->local_listed || !th->dests || !th->remote_out || !th->remote_n ||
+        !th->pool)
+        goto fail;
+    for (int w = 0; w < rt->nworkers * 2; w++) {
+        if (w / 2 == rt->worker_index) continue;
+        th->remote_out[w] = malloc(th->remote_cap * sizeof(sd_tuple *));
+        if (!th->remote_out[w]) goto fail;
     }
-    if (ex->comp->kind == SD_SPOUT) spout_loop(ex);
-    else bolt_loop(ex);
-    if (ex->def && ex->def->close) ex->def->close(ex->state, &ex->col);
-    emit_flush(ex);
-    atomic_store(&ex->done, true);
+    th->nworkers = rt->nworkers;
+    th->ntasks = rt->topo->ntasks;
+    return th;
+fail:
+    th->nworkers = rt->nworkers;
+    th->ntasks = rt->topo->ntasks;
+    exec_thread_free(th);
     return NULL;
 }
 
-int executor_start(executor *ex) {
-    int rc = pthread_create(&ex->thread, NULL, executor_thread, ex);
-    if (rc != 0) {
-        log_task(SD_LOG_ERROR, ex->task, "cannot start the executor thread: %s", strerror(rc));
-        return -1;
+void exec_thread_free(exec_thread *th) {
+    if (!th) return;
+    if (th->local_out) {
+        for (int i = 0; i <= th->ntasks; i++) tuple_batch_free(th->local_out[i]);
     }
-    ex->thread_started = 1;
-    return 0;
+    if (th->remote_out) {
+        for (int w = 0; w < th->nworkers * 2; w++) {
+            for (uint32_t i = 0; th->remote_n && i < th->remote_n[w]; i++) tuple_unref(th->remote_out[w][i]);
+            free(th->remote_out[w]);
+        }
+    }
+    free(th->local_out);
+    free(th->local_dirty);
+    free(th->local_listed);
+    free(th->dests);
+    free(th->remote_out);
+    free(th->remote_n);
+    free(th->anc);
+    for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
+    free(th->chainq);
+    if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
+    free(th);
+}
+
+uint64_t executor_latency_us(executor *ex, double q) {
+    return ex->lat_hist ? lat_quantile(ex->lat_hist, &ex->lat_max_us, q) : 0;
 }

@@ -1,12 +1,15 @@
 /*
- * executor: runs one task of a component on a thread of its own.
+ * executor: one task of a component, run in slices by a pool thread
+ * (runner.h, sched.h).
  *
- * Thread: the executor thread owns everything in struct executor except
- * the atomics (read by the worker's loop thread for heartbeats) and inq
- * (pushed to by other threads). Spout, bolt and acker tasks share the
- * outgoing side (emit.h) and differ in their main loop (executor_spout.c,
- * executor_bolt.c; executor_internal.h); executor.c sets a task up and
- * runs its thread.
+ * Threads: whichever pool thread runs the task's slice owns everything in
+ * struct executor except the atomics (read by the worker's loop thread for
+ * heartbeats) and inq (pushed to by other threads); one thread at a time,
+ * so component code stays single-threaded. What a slice emits is gathered
+ * in that pool thread's exec_thread and handed over by the end of the
+ * slice. Spout, bolt and acker tasks share the outgoing side (emit.h) and
+ * differ in their slice (executor_spout.c, executor_bolt.c;
+ * executor_internal.h); executor.c sets a task up and frees it.
  */
 #ifndef SD_EXECUTOR_H
 #define SD_EXECUTOR_H
@@ -19,10 +22,34 @@
 #include "runtime/queue.h"
 #include "runtime/runtime.h"
 #include "base/agemap.h"
+#include "runtime/sched.h"
 #include "base/u64map.h"
 
 struct sd_context { struct executor *ex; };
 struct sd_collector { struct executor *ex; };
+
+/* A pool thread's outgoing side, used by the task it runs: batches for
+ * local tasks and remote workers are gathered here and handed over by the
+ * end of each slice, so their size is threads x tasks, not tasks x tasks. */
+typedef struct exec_thread {
+    tuple_batch **local_out;      /* [ntasks + 1], by destination task */
+    int *local_dirty, nlocal_dirty;  /* destinations with a batch this slice */
+    char *local_listed;           /* [ntasks + 1]: dest is in local_dirty */
+    /* [2 * worker + sys]: tuples for that worker; sys = acking tuples,
+     * which are sent without waiting (acks must never wait for data) */
+    sd_tuple ***remote_out;
+    uint32_t *remote_n;
+    uint32_t remote_cap;
+    int *dests;                   /* [rt->max_fanout]: destinations of one emit */
+    tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */
+    size_t anc_cap;
+    struct tuple_pool *pool;      /* tuples emitted on this thread are carved from it */
+    int nworkers, ntasks;         /* the sizes above */
+    /* tuples for chained tasks, executed in order once the emitting
+     * callback has returned (emit_chain_run) */
+    struct chain_item { struct executor *to; sd_tuple *t; } *chainq;
+    size_t chain_n, chain_pos, chain_cap;
+} exec_thread;
 
 typedef struct executor {
     worker_rt *rt;
@@ -31,39 +58,44 @@ typedef struct executor {
     const sd_component_def *def;  /* NULL for the acker */
     void *state;
     queue *inq;
-    pthread_t thread;
-    int thread_started;
     struct sd_context ctx;
     struct sd_collector col;
 
-    /* outgoing, flushed at the end of every round */
-    tuple_batch **local_out;      /* [ntasks + 1], by destination task */
-    int *local_dirty, nlocal_dirty;  /* destinations with a batch this round */
-    char *local_listed;           /* [ntasks + 1]: dest is in local_dirty */
-    /* [2 * worker + sys]: tuples for that worker; sys = acking tuples,
-     * which are sent without waiting (acks must never wait for data) */
-    sd_tuple ***remote_out;
-    uint32_t *remote_n;
-    uint32_t remote_cap;
+    /* scheduling */
+    sched_task st;                /* its place in the pool (runner.c) */
+    bool started;                 /* handed to the pool */
+    bool opened;                  /* open has run */
+    exec_thread *th;              /* the pool thread running it (during a slice) */
+    tuple_batch *held;            /* input taken but not executed yet (bolts) */
+    uint32_t held_pos;            /* executed items of the first held batch */
+    /* batches a full queue did not take, oldest first: delivered before
+     * anything else runs (backpressure without blocking a pool thread) */
+    tuple_batch *stalled_head, *stalled_tail;
+    queue_waiter room;            /* waiting for room in a full queue */
+    /* operator chaining (runner.c): a bolt fed only by a forward grouping
+     * from a task of this worker runs inside that task's slices, its
+     * input handed over without a queue; the head of a chain owns the
+     * stalled batches of all its members */
+    struct executor *chain_prev;  /* the task feeding it inline, or NULL */
+    struct executor *chain_head;  /* the task whose slices run it, or NULL */
+    struct executor **members;    /* head: the tasks it runs, upstream first */
+    int nmembers;
     /* spout: msg ids to ack right after next_tuple (no acker, no subscriber) */
     uint64_t *deferred_acks;
     size_t ndeferred, deferred_cap;
     /* strings handed to the component (resolved paths), freed with the task */
     char **owned;
     int nowned;
-    struct tuple_pool *pool;      /* tuples this task emits are carved from it */
     int last_stream_id;           /* the stream last emitted on (-1: none yet) */
+    int default_stream_id;        /* the component's default stream (-1: it has none) */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */
     uint64_t rng;
     uint32_t rr;
-    uint32_t *sent_to;            /* [ntasks + 1]: partial-key load estimate */
-    int *dests;                   /* [rt->max_fanout]: destinations of one emit */
-    int last_ndest;               /* entries of dests the last user emit filled */
-    tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */
-    size_t anc_cap;
-    int64_t round_ns;             /* spout: the clock read once per round */
+    uint32_t *sent_to;            /* [ntasks + 1]: partial-key load estimate (made on first use) */
+    int last_ndest;               /* entries of th->dests the last user emit filled */
+    int64_t round_ns;             /* spout: the clock read once per slice */
 
     /* spout: trees in flight and the order they were emitted in */
     u64map pending;
@@ -75,15 +107,17 @@ typedef struct executor {
     agemap acks;
     int64_t next_expiry_ns;
     int64_t next_tick_ns;
+    int64_t next_idle_ns;       /* multi-lang bolts: next idle call (executor_bolt.c) */
 
     /* statistics, read by the heartbeat (relaxed atomics) */
     /* received: tuples taken from the queue (bolts); executed: of those,
      * handed to execute (ticks are not counted: they are not work) */
     atomic_uint_fast64_t emitted, transferred, received, executed, acked, failed, failed_final, errors;
     atomic_int pending_count;
+    atomic_size_t held_count;     /* tuples taken from the queue, not executed yet */
     atomic_bool exhausted;
-    atomic_bool done;             /* thread finished cleanup */
-    atomic_uint_fast64_t lat_hist[LAT_BUCKETS]; /* spout complete latency (latency_hist.h) */
+    atomic_bool done;             /* cleanup finished (or open failed) */
+    atomic_uint_fast64_t *lat_hist; /* [LAT_BUCKETS], spouts only: complete latency (latency_hist.h) */
     atomic_uint_fast64_t lat_max_us;
 } executor;
 
@@ -94,8 +128,12 @@ typedef struct executor {
     atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), memory_order_relaxed)
 
 executor *executor_new(worker_rt *rt, int task); /* NULL on error (logged) */
-int executor_start(executor *ex);  /* starts the thread; 0 or -1 */
-void executor_free(executor *ex);  /* after the thread has ended */
+void executor_free(executor *ex);  /* after the pool has stopped */
+
+/* A pool thread's outgoing buffers (NULL when out of memory), and their end
+ * (on that thread, after every task has flushed). */
+exec_thread *exec_thread_new(const worker_rt *rt);
+void exec_thread_free(exec_thread *th);
 
 /* a random non-zero id (root and edge ids), executor thread only */
 uint64_t executor_random(executor *ex);

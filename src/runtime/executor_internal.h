@@ -1,7 +1,8 @@
 /*
  * executor_internal: how the executor's own modules call each other, all
- * on the executor's thread. Not for use outside src/runtime.
- *   executor.c        runs spout_loop or bolt_loop on the task's thread;
+ * on the pool thread running the task's slice. Not for use outside
+ * src/runtime.
+ *   runner.c          runs spout_slice or bolt_slice on a pool thread;
  *   emit.c            tells the spout about new trees and about acks it
  *                     cannot track (spout_track, spout_defer_ack: inline
  *                     here, their slow paths in executor_spout.c).
@@ -11,8 +12,11 @@
 
 #include "runtime/executor.h"
 
-/* executor_spout.c: the spout's main loop, until the worker stops. */
-void spout_loop(executor *ex);
+/* executor_spout.c: before the first slice. */
+void spout_begin(executor *ex);
+/* executor_spout.c: one slice of a spout: SCHED_MORE or SCHED_WAIT (then
+ * *wake_at is when to run again without input). */
+int spout_slice(executor *ex, int64_t *wake_at);
 /* executor_spout.c: room for one more root in the FIFO of trees in flight
  * (compacts or grows it). 0, or -1 when out of memory. */
 int spout_fifo_make_room(executor *ex);
@@ -45,7 +49,14 @@ static inline void spout_defer_ack(executor *ex, uint64_t msg_id) {
     ex->deferred_acks[ex->ndeferred++] = msg_id;
 }
 
-/* executor_bolt.c: the main loop of a bolt or acker, until the worker stops. */
-void bolt_loop(executor *ex);
+/* executor_bolt.c: before the first slice. */
+void bolt_begin(executor *ex);
+/* executor_bolt.c: executes one input tuple (the caller keeps its reference). */
+void bolt_execute_one(executor *ex, sd_tuple *t);
+/* executor_bolt.c: a tick (or an acker's expiry scan) when due; returns
+ * when the next one is (SCHED_NEVER: none). */
+int64_t bolt_tick_due(executor *ex, int64_t now);
+/* executor_bolt.c: one slice of a bolt or acker, as spout_slice. */
+int bolt_slice(executor *ex, int64_t *wake_at);
 
 #endif

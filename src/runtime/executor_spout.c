@@ -1,15 +1,18 @@
 /*
- * executor_spout: the main loop of a spout task and its tuple trees in
- * flight. Each round it takes the acker's verdicts from its queue, fails
- * trees older than topology.message.timeout.secs (oldest first: a FIFO of
- * roots in emit order), calls next_tuple up to a batch of times (unless
- * inactive, throttled or at topology.max.spout.pending) and flushes.
+ * executor_spout: one slice of a spout task, and its tuple trees in
+ * flight. A slice takes the acker's verdicts from its queue, fails trees
+ * older than topology.message.timeout.secs (oldest first: a FIFO of roots
+ * in emit order), calls next_tuple up to worker.executor.slice.tuples
+ * times (unless inactive, throttled, at topology.max.spout.pending or held
+ * back by a full queue) and flushes. It runs again at once while it has
+ * room to emit; otherwise when acks arrive, or after a short sleep.
  *
- * Runs on the spout's executor thread, which owns pending, the FIFO and
- * the deferred acks; emit.c adds to them from the same thread through
+ * Runs on the pool thread running the spout, which owns pending, the FIFO
+ * and the deferred acks; emit.c adds to them from the same thread through
  * spout_track and spout_defer_ack (inline in executor_internal.h, their
  * slow paths here).
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -132,43 +135,56 @@ static void spout_run_deferred(executor *ex) {
     ex->ndeferred = 0;
 }
 
+/* an exhausted or inactive source has nothing to offer soon: look ten
+ * times a second (acks and fails still wake the spout at once) */
 #define SPOUT_DONE_WAIT_NS 100000000LL
 
-void spout_loop(executor *ex) {
-    worker_rt *rt = ex->rt;
+void spout_begin(executor *ex) {
     ex->deactivated = 1;
     ex->last_next = SD_NEXT_IDLE;
-    while (!atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
-        spout_take_inbound(ex, queue_pop_all(ex->inq, 0));
-        int64_t now = ex->round_ns = now_ns();
-        spout_expire(ex, now);
-        spout_run_deferred(ex);
-        bool active = atomic_load_explicit(&rt->active, memory_order_acquire);
-        if (active && ex->deactivated) {
-            ex->deactivated = 0;
-            if (ex->def->activate) ex->def->activate(ex->state, &ex->col);
-        } else if (!active && !ex->deactivated) {
-            ex->deactivated = 1;
-            if (ex->def->deactivate) ex->def->deactivate(ex->state, &ex->col);
-        }
-        int r = SD_NEXT_IDLE;
-        if (active && atomic_load_explicit(&rt->throttle_votes, memory_order_relaxed) == 0) {
-            for (uint32_t i = 0; i < rt->batch_size; i++) {
-                if (rt->max_pending > 0 && ex->pending.len >= (size_t)rt->max_pending) break;
-                r = ex->def->next_tuple(ex->state, &ex->col);
-                if (r != SD_NEXT_EMITTED) break;
-            }
-            ex->last_next = r;
-        }
-        emit_flush(ex);
-        spout_run_deferred(ex);
-        atomic_store_explicit(&ex->exhausted, ex->last_next == SD_NEXT_EXHAUSTED && ex->pending.len == 0,
-                              memory_order_relaxed);
-        /* an exhausted source has nothing to offer soon: wake ten times a
-         * second (acks and fails still wake us at once through the queue) */
-        if (r != SD_NEXT_EMITTED)
-            spout_take_inbound(ex, queue_pop_all(ex->inq, r == SD_NEXT_EXHAUSTED || !active
-                                                              ? SPOUT_DONE_WAIT_NS
-                                                              : rt->spout_idle_ns));
+}
+
+int spout_slice(executor *ex, int64_t *wake_at) {
+    worker_rt *rt = ex->rt;
+    bool stalled = ex->stalled_head && emit_retry_stalled(ex) == -EAGAIN;
+    spout_take_inbound(ex, queue_pop_all(ex->inq, 0));
+    int64_t now = ex->round_ns = now_ns();
+    spout_expire(ex, now);
+    spout_run_deferred(ex);
+    bool active = atomic_load_explicit(&rt->active, memory_order_acquire);
+    if (!stalled && active && ex->deactivated) {
+        ex->deactivated = 0;
+        if (ex->def->activate) ex->def->activate(ex->state, &ex->col);
+    } else if (!stalled && !active && !ex->deactivated) {
+        ex->deactivated = 1;
+        if (ex->def->deactivate) ex->def->deactivate(ex->state, &ex->col);
     }
+    bool throttled = atomic_load_explicit(&rt->throttle_votes, memory_order_relaxed) != 0;
+    int r = SD_NEXT_IDLE;
+    bool at_max = false;
+    if (!stalled && active && !throttled) {
+        for (uint32_t i = 0; i < rt->slice_tuples && !ex->stalled_head; i++) {
+            if (rt->max_pending > 0 && ex->pending.len >= (size_t)rt->max_pending) {
+                at_max = true;
+                break;
+            }
+            r = ex->def->next_tuple(ex->state, &ex->col);
+            if (ex->th->chain_n) emit_chain_run(ex->th);
+            if (r != SD_NEXT_EMITTED) break;
+        }
+        ex->last_next = r;
+    }
+    emit_flush(ex);
+    spout_run_deferred(ex);
+    atomic_store_explicit(&ex->exhausted, ex->last_next == SD_NEXT_EXHAUSTED && ex->pending.len == 0,
+                          memory_order_relaxed);
+    if (ex->stalled_head) return SCHED_WAIT; /* woken by room */
+    if (queue_depth(ex->inq) > 0) return SCHED_MORE; /* verdicts came meanwhile */
+    if (!stalled && active && !throttled && !at_max && r == SD_NEXT_EMITTED) return SCHED_MORE;
+    /* waiting: for acks (they wake it), and for the clock (timeouts,
+     * activation, the source's idle sleep) */
+    int64_t wait = SPOUT_DONE_WAIT_NS;
+    if (active && !at_max && r != SD_NEXT_EXHAUSTED) wait = rt->spout_idle_ns;
+    *wake_at = now + wait;
+    return SCHED_WAIT;
 }

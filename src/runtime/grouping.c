@@ -106,7 +106,12 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
         out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
         return 1;
     case GROUP_PARTIAL_KEY: {
-        /* two candidates per key; send to the one this producer has loaded less */
+        /* two candidates per key; send to the one this producer has loaded less
+         * (the estimate is made on first use: most tasks never need one) */
+        if (!ex->sent_to && !(ex->sent_to = calloc((size_t)ex->rt->topo->ntasks + 1, sizeof *ex->sent_to))) {
+            out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
+            return 1;
+        }
         int a = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
         int b = first + (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
         out[0] = ex->sent_to[b] < ex->sent_to[a] ? b : a;
@@ -125,6 +130,10 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
         return 1;
     case GROUP_NONE:
         out[0] = first + (int)(next_random(ex) % (uint64_t)tg->ntasks);
+        return 1;
+    case GROUP_FORWARD:
+        /* equal parallelism (checked at load): the task of the same index */
+        out[0] = first + ex->task_index % tg->ntasks;
         return 1;
     case GROUP_DIRECT:
         return 0; /* only emit_direct reaches a direct subscriber */

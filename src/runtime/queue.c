@@ -36,6 +36,11 @@ struct queue {
     atomic_size_t depth;
     pthread_mutex_t lock;
     pthread_cond_t not_empty, not_full;
+    /* a scheduled consumer and the producers waiting for room (lock) */
+    void (*notify)(void *arg);
+    void *notify_arg;
+    queue_waiter *waiters;
+    atomic_int nwaiters;
 };
 
 int64_t now_ns(void) {
@@ -112,7 +117,16 @@ static void deadline_in(struct timespec *ts, int64_t ns) {
     }
 }
 
+void queue_set_consumer(queue *q, void (*notify)(void *arg), void *arg) {
+    q->notify = notify;
+    q->notify_arg = arg;
+}
+
 static void wake_consumer(queue *q) {
+    if (q->notify) {
+        q->notify(q->notify_arg);
+        return;
+    }
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&q->consumer_parked)) {
         pthread_mutex_lock(&q->lock);
@@ -157,6 +171,7 @@ int queue_push(queue *q, tuple_batch *b, bool never_block) {
         atomic_fetch_add_explicit(&q->depth, n, memory_order_relaxed);
         if (atomic_load(&q->consumer_parked)) pthread_cond_signal(&q->not_empty);
         pthread_mutex_unlock(&q->lock);
+        if (q->notify) q->notify(q->notify_arg);
         return 0;
     }
     /* counted before it is visible, so the consumer never subtracts first */
@@ -192,6 +207,74 @@ int queue_push(queue *q, tuple_batch *b, bool never_block) {
     }
 }
 
+/* lock held: unlinks w from q's waiters */
+static void waiter_unlink(queue *q, queue_waiter *w) {
+    for (queue_waiter **p = &q->waiters; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            w->next = NULL;
+            atomic_store(&w->on, NULL);
+            atomic_fetch_sub(&q->nwaiters, 1);
+            return;
+        }
+    }
+}
+
+void queue_waiter_cancel(queue_waiter *w) {
+    queue *q = atomic_load(&w->on);
+    if (!q) return;
+    pthread_mutex_lock(&q->lock);
+    if (atomic_load(&w->on) == q) waiter_unlink(q, w);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* consumer, after taking batches: wakes every producer waiting for room.
+ * The wakes run under the lock, so a waiter is never reused while its
+ * wake is pending (lock order: queue, then whatever wake takes). */
+static void wake_waiters(queue *q) {
+    pthread_mutex_lock(&q->lock);
+    queue_waiter *w = q->waiters;
+    q->waiters = NULL;
+    while (w) {
+        queue_waiter *next = w->next;
+        w->next = NULL;
+        atomic_store(&w->on, NULL);
+        atomic_fetch_sub(&q->nwaiters, 1);
+        w->wake(w);
+        w = next;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+int queue_push_or_wait(queue *q, tuple_batch *b, queue_waiter *w) {
+    if (atomic_load_explicit(&q->closed, memory_order_relaxed)) return -EPIPE;
+    if (!q->bounded) return queue_push(q, b, true) == 0 ? 0 : -EPIPE;
+    queue_waiter_cancel(w); /* a wait left over (the task ran for another reason) */
+    size_t n = b->n;
+    atomic_fetch_add_explicit(&q->depth, n, memory_order_relaxed);
+    if (ring_try_push(q, b) == 0) {
+        wake_consumer(q);
+        return 0;
+    }
+    /* full: announce the wait, then look once more (a consumer that made
+     * room before it could see us will not wake us) */
+    pthread_mutex_lock(&q->lock);
+    w->next = q->waiters;
+    q->waiters = w;
+    atomic_store(&w->on, q);
+    atomic_fetch_add(&q->nwaiters, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = ring_try_push(q, b);
+    if (rc == 0) waiter_unlink(q, w);
+    pthread_mutex_unlock(&q->lock);
+    if (rc == 0) {
+        wake_consumer(q);
+        return 0;
+    }
+    atomic_fetch_sub_explicit(&q->depth, n, memory_order_relaxed);
+    return -EAGAIN;
+}
+
 static tuple_batch *ring_pop_all(queue *q) {
     tuple_batch *first = NULL, *last = NULL;
     size_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
@@ -215,6 +298,7 @@ static tuple_batch *ring_pop_all(queue *q) {
             pthread_cond_broadcast(&q->not_full);
             pthread_mutex_unlock(&q->lock);
         }
+        if (atomic_load(&q->nwaiters)) wake_waiters(q);
     }
     return first;
 }
@@ -270,4 +354,5 @@ void queue_close(queue *q) {
     pthread_cond_broadcast(&q->not_empty);
     pthread_cond_broadcast(&q->not_full);
     pthread_mutex_unlock(&q->lock);
+    wake_waiters(q); /* their next push fails: closed */
 }

@@ -15,6 +15,7 @@
 #include "transport/transport.h"
 
 struct executor;
+struct sched;
 
 /* one subscriber (a bolt's input) of a stream */
 typedef struct route_target {
@@ -49,8 +50,12 @@ typedef struct worker_rt {
     int max_fanout;               /* most destination tasks one emit can have */
     const topo_component *acker;  /* NULL when acking is off */
     transport *tr;                /* NULL with a single worker */
+    struct sched *sched;          /* the pool running the executors (runner.h) */
+    int nthreads;                 /* its threads */
+    int nchained;                 /* tasks run inside another task's slices (topology.chaining) */
     /* configuration read once */
     uint32_t batch_size;
+    uint32_t slice_tuples;        /* most tuples a task handles in one slice */
     int64_t timeout_ns, tick_ns, spout_idle_ns;
     int max_pending;
     /* lifecycle, written by the loop thread */

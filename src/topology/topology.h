@@ -28,6 +28,7 @@
 typedef enum {
     GROUP_SHUFFLE, GROUP_LOCAL_OR_SHUFFLE, GROUP_FIELDS, GROUP_ALL, GROUP_GLOBAL,
     GROUP_DIRECT, GROUP_NONE, GROUP_PARTIAL_KEY,
+    GROUP_FORWARD, /* task i of the source to task i of the target (equal parallelism) */
 } topo_grouping;
 
 typedef struct topo_stream {

@@ -19,9 +19,10 @@ static const char *const grouping_names[] = {
     [GROUP_FIELDS] = "fields",   [GROUP_ALL] = "all",
     [GROUP_GLOBAL] = "global",   [GROUP_DIRECT] = "direct",
     [GROUP_NONE] = "none",       [GROUP_PARTIAL_KEY] = "partial-key",
+    [GROUP_FORWARD] = "forward",
 };
 #define NGROUPINGS (sizeof grouping_names / sizeof grouping_names[0])
-#define GROUPING_LIST "shuffle, local-or-shuffle, fields, all, global, direct, none, partial-key"
+#define GROUPING_LIST "shuffle, local-or-shuffle, fields, all, global, direct, none, partial-key, forward"
 
 const char *topo_grouping_name(topo_grouping g) {
     return (unsigned)g < NGROUPINGS ? grouping_names[g] : "?";
@@ -162,7 +163,12 @@ static int check_inputs(loader *ld) {
                                          s->nfields ? has : "no fields");
                     }
                     break;
-                case 4: /* direct streams and direct grouping go together */
+                case 4: /* direct streams and direct grouping go together; forward pairs tasks */
+                    if (in->grouping == GROUP_FORWARD && from && from->parallelism != c->parallelism)
+                        return topo_fail(ld, input_line(ld, i, k, "grouping"),
+                                         "%s '%s': grouping 'forward' pairs task i with task i: '%s' has %d tasks, "
+                                         "'%s' has %d",
+                                         topo_kind_word(c), c->id, in->from, from->parallelism, c->id, c->parallelism);
                     if (!s) break;
                     if (in->grouping == GROUP_DIRECT && !s->direct)
                         return topo_fail(

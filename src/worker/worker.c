@@ -10,7 +10,8 @@
  *  - the main thread runs the libuv loop: the transport (all sockets),
  *    delivery of received tuples to executor queues, heartbeats, control
  *    messages and the stop sequence. It owns struct worker and never blocks.
- *  - one thread per executor (executor.c).
+ *  - a pool of worker.executor.threads threads running the tasks in
+ *    slices (runner.c, sched.c).
  *  - the control reader thread: blocking reads of the node's control
  *    channel, handing each message to the loop through a uv_async.
  */
@@ -32,6 +33,7 @@
 #include "proto/control.h"
 #include "runtime/executor.h"
 #include "runtime/peer_down.h"
+#include "runtime/runner.h"
 #include "base/err.h"
 #include "runtime/wire_check.h"
 #include "transport/auth.h"
@@ -335,7 +337,8 @@ static json_t *heartbeat_message(worker *w) {
                               "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
                               "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
                               LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
-                              atomic_load(&ex->pending_count), "queue", (json_int_t)queue_depth(ex->inq),
+                              atomic_load(&ex->pending_count), "queue",
+                              (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
                               "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
         if (!t) continue;
         if (ex->comp->kind == SD_SPOUT) {
@@ -418,20 +421,22 @@ static void on_stop_timer(uv_timer_t *h) {
         bool drained = w->nwaiting == 0;
         for (int i = 0; i < w->rt.nexecs && drained; i++) {
             executor *ex = w->rt.execs[i];
-            if (!ex->thread_started || atomic_load(&ex->done)) continue;
-            if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0) drained = false;
+            if (!ex->started || atomic_load(&ex->done)) continue;
+            if (atomic_load(&ex->pending_count) > 0 || queue_depth(ex->inq) > 0 || runner_task_busy(ex))
+                drained = false;
         }
         if (!drained && now < w->stop_deadline_ns) return;
         if (!drained) log_warn("cleanup timeout reached with tuples still in flight");
         atomic_store(&w->rt.stopping, true);
         for (int i = 0; i < w->rt.nexecs; i++) queue_close(w->rt.execs[i]->inq);
+        runner_wake_all(&w->rt);
         /* the tasks' cleanup gets what is left of the budget */
         if (w->exit_deadline_ns < now + 200000000LL) w->exit_deadline_ns = now + 200000000LL;
         return;
     }
     bool all_done = true;
     for (int i = 0; i < w->rt.nexecs; i++)
-        all_done = all_done && (!w->rt.execs[i]->thread_started || atomic_load(&w->rt.execs[i]->done));
+        all_done = all_done && (!w->rt.execs[i]->started || atomic_load(&w->rt.execs[i]->done));
     if (all_done || now >= w->exit_deadline_ns) {
         if (!all_done) log_warn("some tasks did not finish their cleanup in time");
         finish(w, all_done);
@@ -541,6 +546,8 @@ static int build_runtime(worker *w) {
     rt->topology_id = w->topology_id;
     rt->batch_size = (uint32_t)conf_int(w->conf, "topology.transfer.batch.size");
     if (rt->batch_size < 1) rt->batch_size = 1;
+    rt->slice_tuples = (uint32_t)conf_int(w->conf, "worker.executor.slice.tuples");
+    if (rt->slice_tuples < 1) rt->slice_tuples = 1;
     rt->timeout_ns = conf_int(w->conf, "topology.message.timeout.secs") * 1000000000LL;
     rt->tick_ns = conf_int(w->conf, "topology.tick.tuple.freq.secs") * 1000000000LL;
     rt->spout_idle_ns = conf_int(w->conf, "topology.spout.idle.sleep.us") * 1000LL;
@@ -697,13 +704,13 @@ static void free_worker(worker *w) {
 
 static void start_executors(worker *w) {
     atomic_store(&w->rt.active, !w->start_inactive);
-    for (int i = 0; i < w->rt.nexecs; i++) {
-        if (executor_start(w->rt.execs[i]) != 0) {
-            begin_stop(w, "an executor failed to start");
-            return;
-        }
+    int threads = runner_threads(w->conf);
+    if (runner_start(&w->rt, threads) != 0) {
+        begin_stop(w, "the executor threads failed to start");
+        return;
     }
-    log_info("worker started: %d tasks, %d workers in the topology", w->rt.nexecs, w->rt.nworkers);
+    log_info("worker started: %d tasks on %d executor threads, %d workers in the topology", w->rt.nexecs, threads,
+             w->rt.nworkers);
 }
 
 /* Tasks start once every peer is connected (or after a while without some
@@ -796,8 +803,7 @@ int worker_main(int control_fd, int log_fd) {
     rc = w->exit_code;
     for (int i = 0; i < w->rt.nexecs; i++) {
         executor *ex = w->rt.execs[i];
-        if (ex->thread_started && atomic_load(&ex->done)) pthread_join(ex->thread, NULL);
-        else if (ex->thread_started) {
+        if (ex->started && !atomic_load(&ex->done)) {
             /* a task stuck in user code: leave it (the process exits now),
              * and say so in the exit status: the stop was not clean */
             log_error("task %d did not stop; exiting without it (status %d)", ex->task, WORKER_EXIT_STUCK);
@@ -805,6 +811,7 @@ int worker_main(int control_fd, int log_fd) {
             _exit(WORKER_EXIT_STUCK);
         }
     }
+    runner_stop(&w->rt);
     log_info("worker stopped");
 out:
     if (w->control_thread_started) {

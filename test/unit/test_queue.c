@@ -1,4 +1,5 @@
 /* queue: bounded ring and unbounded list, ordering, blocking when full. */
+#include <errno.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -116,6 +117,43 @@ static void test_close_wakes_blocked_producer(void **s) {
     queue_free(q);
 }
 
+static int woken;
+static void on_room(queue_waiter *w) { (void)w; woken++; }
+static int notified;
+static void on_push(void *arg) { (void)arg; notified++; }
+
+/* a full ring does not block a scheduled producer: it waits, and is woken
+ * once the consumer takes batches; the consumer is notified of pushes */
+static void test_push_or_wait(void **s) {
+    (void)s;
+    queue *q = queue_new(true, 4);
+    queue_set_consumer(q, on_push, NULL);
+    queue_waiter w = {.wake = on_room};
+    for (int i = 0; i < 4; i++) assert_int_equal(queue_push_or_wait(q, batch_of(i, 1), &w), 0);
+    assert_int_equal(notified, 4);
+    tuple_batch *extra = batch_of(4, 1);
+    assert_int_equal(queue_push_or_wait(q, extra, &w), -EAGAIN); /* the caller keeps extra */
+    assert_int_equal(woken, 0);
+    assert_int_equal(queue_depth(q), 4);
+    int64_t next = 0;
+    assert_int_equal(drain(q, &next, 0), 4);
+    assert_int_equal(woken, 1); /* room: the waiter is woken, once */
+    assert_int_equal(queue_push_or_wait(q, extra, &w), 0);
+    assert_int_equal(drain(q, &next, 0), 1);
+    assert_int_equal(woken, 1); /* nobody waited this time */
+    /* a waiter cancelled is not woken; a closed queue refuses */
+    for (int i = 0; i < 4; i++) assert_int_equal(queue_push_or_wait(q, batch_of(5 + i, 1), &w), 0);
+    extra = batch_of(9, 1);
+    assert_int_equal(queue_push_or_wait(q, extra, &w), -EAGAIN);
+    queue_waiter_cancel(&w);
+    assert_int_equal(drain(q, &next, 0), 4);
+    assert_int_equal(woken, 1);
+    queue_close(q);
+    assert_int_equal(queue_push_or_wait(q, extra, &w), -EPIPE);
+    tuple_batch_free(extra);
+    queue_free(q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bounded_fifo),
@@ -123,6 +161,7 @@ int main(void) {
         cmocka_unit_test(test_bounded_full_never_block),
         cmocka_unit_test(test_bounded_backpressure),
         cmocka_unit_test(test_close_wakes_blocked_producer),
+        cmocka_unit_test(test_push_or_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
