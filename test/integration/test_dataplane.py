@@ -251,8 +251,12 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
     stopped worker was made less than a second before the stop or after it,
     so nothing can time out before stop + 15 s: a spout failure seen earlier
     is an immediate fail. (Tuples lost with the connection that is closed,
-    in its kernel buffers, do wait for the timeout: 15 s keeps that short.)"""
-    nlines, pending, timeout = 6000, 2000, 15
+    in its kernel buffers, do wait for the timeout: 15 s keeps that short.
+    Pending is not limited: the trees in those buffers must not hold the
+    spout back, so that it keeps sending to the stopped worker; the
+    overflow is small, yet big enough that acks to the live workers, which
+    may overshoot it twice rather than wait, are not dropped.)"""
+    nlines, pending, timeout = 6000, 6000, 15
     src = tmp_path / "input.txt"
     src.write_text("".join(f"record {i:06d}\n" for i in range(nlines)))
     sink = tmp_path / "sink.jsonl"
@@ -262,7 +266,7 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
         "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
                    "topology.max.spout.pending": pending,
                    "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200,
-                   "worker.transfer.max.buffered.bytes": 2048},
+                   "worker.transfer.max.buffered.bytes": 65536},
         "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
         "bolts": [
             {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 1},
