@@ -2,7 +2,7 @@
  * peer_down: failing the tuple trees a down peer holds up (see
  * peer_down.h). Called by the worker (loop thread) from the transport's
  * on_unsent and on_peer_down, and by the spout loop (its own thread) for
- * the notices the worker queued for it.
+ * the notices the worker queued for it (in its slice).
  *
  * The notice to a spout is an __ack_done on the acker's stream with root 0
  * (never a tree's root: the acker ignores root 0) sent from the lost acker

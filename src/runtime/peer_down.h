@@ -16,8 +16,8 @@
  * Threads: the first two run on the worker's loop thread and build tuples
  * from the loop's pool; they hand them to deliver (a local task's queue,
  * as incoming tuples are routed) or to the transport. peer_down_fail_trees
- * runs on the spout's executor thread and touches only that spout's
- * pending trees.
+ * runs on the thread running the spout's slice and touches only that
+ * spout's pending trees.
  */
 #ifndef SD_PEER_DOWN_H
 #define SD_PEER_DOWN_H
@@ -40,7 +40,7 @@ void peer_down_fail_unsent(const worker_rt *rt, struct tuple_pool *pool, int pee
 void peer_down_notify_spouts(const worker_rt *rt, struct tuple_pool *pool, int peer, peer_down_deliver_fn deliver,
                              void *arg);
 
-/* Spout thread: an __ack_done with root 0 from acker_task arrived: fails,
+/* The spout's slice: an __ack_done with root 0 from acker_task arrived: fails,
  * through complete (the spout's own completion), every pending tree whose
  * acker is acker_task. */
 void peer_down_fail_trees(executor *ex, int acker_task, void (*complete)(executor *ex, uint64_t root, int ok));
