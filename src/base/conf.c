@@ -55,7 +55,7 @@ static const conf_key_info known[] = {
     {"worker.transfer.handshake.timeout.ms", "int", "5000", "a connection that has not completed the handshake by then is closed"},
     {"worker.transfer.max.unauthenticated", "int", "64", "connections still in their handshake a worker accepts at once; more are closed"},
     {"worker.transfer.heartbeat.interval.ms", "int", "1000", "an idle link to a peer carries a heartbeat this often"},
-    {"worker.transfer.peer.timeout.secs", "int", "10", "a peer silent this long is declared down: its connection is closed and re-dialled"},
+    {"worker.transfer.peer.timeout.secs", "int", "10", "a peer silent this long is declared down: its connection is closed and re-dialled and what is held for it fails; one down this long is isolated (sends to it fail at once)"},
     {"worker.heartbeat.interval.ms", "int", "1000", "how often a worker reports to its node"},
     {"worker.heartbeat.timeout.secs", "int", "10", "a worker that has heartbeated and then is silent this long is killed and restarted (at least 3 heartbeat intervals)"},
     {"task.cleanup.timeout.sec", "int", "5", "seconds a stopping worker drains before its tasks' cleanup runs"},

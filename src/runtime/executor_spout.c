@@ -19,6 +19,7 @@
 #include "runtime/emit.h"
 #include "runtime/executor_internal.h"
 #include "runtime/latency_hist.h"
+#include "runtime/peer_down.h"
 
 /* ---- trees in flight -------------------------------------------------------- */
 
@@ -102,7 +103,9 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
         tuple_batch *next = b->next;
         for (uint32_t i = 0; i < b->n; i++) {
             sd_tuple *t = b->items[i];
-            if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2)
+            if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2 && t->values[0].v.i == 0)
+                peer_down_fail_trees(ex, t->src_task, spout_complete); /* that acker's worker is down */
+            else if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2)
                 spout_complete(ex, (uint64_t)t->values[0].v.i, t->values[1].v.b);
         }
         tuple_batch_free(b);

@@ -7,7 +7,8 @@
  * then per kind of stream: a user stream is subscribed by the destination's
  * component; acker streams (__ack_init/__ack_ack/__ack_fail) go to an acker
  * task with integer values, and __ack_init names its own spout task;
- * __ack_done comes from an acker, goes to a spout, and carries (int, bool);
+ * __ack_done comes from an acker, goes to a spout, and carries (int, bool)
+ * with a root other than 0 (root 0 is a local notice: peer_down.h);
  * tick tuples are made locally and never travel.
  */
 #include "runtime/wire_check.h"
@@ -45,6 +46,7 @@ const char *wire_check(const worker_rt *rt, int peer, const sd_tuple *t) {
         if (!sc->is_acker || dc->kind != SD_SPOUT || dc->is_acker || t->nvalues != 2 ||
             t->values[0].type != SD_INT || t->values[1].type != SD_BOOL)
             return "malformed __ack_done";
+        if (t->values[0].v.i == 0) return "__ack_done for root 0 (a local notice) never travels";
         return NULL;
     default:
         return "system stream that never travels";

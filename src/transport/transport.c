@@ -71,6 +71,7 @@ typedef struct wreq {
 } wreq;
 
 static void peer_flush(peer *p);
+static void peer_give_up(peer *p, const uint8_t *data, size_t len, uint32_t ntuples);
 
 /* ---- setup ------------------------------------------------------------- */
 
@@ -245,12 +246,39 @@ static void peer_set_connected(peer *p, bool up) {
     atomic_fetch_add(&p->tr->connected_peers, up ? 1 : -1);
 }
 
-void transport_peer_lost(peer *p, bool was_up) {
+/* Loop thread: empties p's buffer (a down peer's overflow), frees it and
+ * gives up on its tuples. Returns how many. */
+static uint32_t peer_drop_buffer(peer *p, bool isolate) {
+    pthread_mutex_lock(&p->mu);
+    if (isolate) p->isolated = true;
+    uint8_t *data = p->buf;
+    size_t len = p->len;
+    uint32_t n = p->ntuples;
+    p->buf = NULL;
+    p->len = p->cap = 0;
+    p->ntuples = 0;
+    pthread_cond_broadcast(&p->room);
+    pthread_mutex_unlock(&p->mu);
+    if (len) peer_give_up(p, data, len, n);
+    free(data);
+    return n;
+}
+
+void transport_peer_lost(peer *p, bool was_up, bool down) {
     transport *tr = p->tr;
     p->conn = NULL;
     if (was_up) {
         peer_set_connected(p, false);
         if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, p->index, false);
+        if (tr->closing || !down) return;
+        /* what we hold for it fails now rather than at the message timeout;
+         * writes in flight give theirs up as libuv cancels them */
+        p->down = true;
+        p->down_since_ms = uv_now(tr->loop);
+        uint32_t writing = p->write_tuples, n = peer_drop_buffer(p, false);
+        log_info("transport: worker %d is down: %u tuples held for it given up%s (%u buffered, %u in unfinished "
+                 "writes)", p->index, n + writing, tr->cfg.on_unsent ? " and their trees failed" : "", n, writing);
+        if (tr->cfg.on_peer_down) tr->cfg.on_peer_down(tr->deliver_arg, p->index);
     }
 }
 
@@ -258,6 +286,10 @@ void transport_peer_connected(peer *p, conn *c) {
     transport *tr = p->tr;
     p->conn = c;
     p->backoff_ms = RECONNECT_MIN_MS;
+    p->down = false;
+    pthread_mutex_lock(&p->mu);
+    p->isolated = false;
+    pthread_mutex_unlock(&p->mu);
     peer_set_connected(p, true);
     log_info("transport: connected to worker %d", p->index);
     if (tr->throttle_on) tconn_send_throttle(c, true);
@@ -266,17 +298,38 @@ void transport_peer_connected(peer *p, conn *c) {
 
 /* ---- writing ----------------------------------------------------------- */
 
+/* Loop thread: records held for p (its buffer, or a write that failed) will
+ * not reach it: each is counted as dropped and, with on_unsent, decoded and
+ * reported so that its tree fails now. */
+static void peer_give_up(peer *p, const uint8_t *data, size_t len, uint32_t ntuples) {
+    transport *tr = p->tr;
+    STAT_ADD(tr, tuples_dropped, ntuples);
+    if (!tr->cfg.on_unsent || tr->closing) return;
+    size_t off = 0, rl;
+    const uint8_t *rec;
+    while (frame_batch_next(data, len, &off, &rec, &rl) == 1) {
+        sd_tuple *t;
+        /* our own encoding: a record that does not decode is skipped */
+        if (codec_decode_in(tr->cfg.pool, rec, rl, tr->topo, &t) != CODEC_OK) continue;
+        tr->cfg.on_unsent(tr->deliver_arg, p->index, t);
+        tuple_unref(t);
+    }
+}
+
 static void on_write_done(uv_write_t *req, int status) {
     wreq *w = req->data;
     peer *p = w->peer;
     transport *tr = p->tr;
     p->writes--;
+    p->write_tuples -= w->ntuples;
     if (status == 0) {
         STAT_ADD(tr, tuples_sent, w->ntuples);
         STAT_ADD(tr, frames_sent, w->nframes);
         STAT_ADD(tr, bytes_sent, w->wire_bytes);
     } else {
-        STAT_ADD(tr, tuples_dropped, w->ntuples);
+        /* cancelled by the connection's close, or failed: those not yet
+         * in the kernel are ours to fail (what was is lost with it) */
+        peer_give_up(p, w->data, w->data_len, w->ntuples);
     }
     pthread_mutex_lock(&p->mu);
     p->inflight -= w->data_len;
@@ -351,15 +404,17 @@ static void peer_flush(peer *p) {
         bufs[2 * f + 1] = uv_buf_init((char *)slices[f].payload, (unsigned)slices[f].len);
     }
     p->writes++;
+    p->write_tuples += ntuples;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2 * nframes, on_write_done);
     if (rc != 0) {
         /* the callback never runs for a refused write: undo by hand */
         p->writes--;
-        STAT_ADD(tr, tuples_dropped, ntuples);
+        p->write_tuples -= ntuples;
         pthread_mutex_lock(&p->mu);
         p->inflight -= len;
         pthread_cond_broadcast(&p->room);
         pthread_mutex_unlock(&p->mu);
+        peer_give_up(p, w->data, len, ntuples);
         free(w->data);
         free(w->lz4);
         free(w);
@@ -409,17 +464,42 @@ static void on_flush_timer(uv_timer_t *t) {
 
 /* ---- liveness -------------------------------------------------------------- */
 
+/* How late a tick may be before we count our own loop as stalled: half an
+ * interval, and well inside the peer timeout, so that a stall long enough
+ * to make a peer look silent is always seen as ours. */
+static uint64_t stall_slack_ms(const transport *tr) {
+    uint64_t slack = (uint64_t)tr->cfg.heartbeat_interval_ms / 2, cap = (uint64_t)tr->cfg.peer_timeout_ms / 4;
+    return slack < cap ? slack : cap;
+}
+
 static void on_hb_timer(uv_timer_t *t) {
     transport *tr = t->data;
     uint64_t now = uv_now(tr->loop);
-    /* a tick far behind schedule means this process was paused (SIGSTOP,
-     * swapping): its peers were not silent, we were not listening */
-    bool paused = tr->last_hb_ms && now - tr->last_hb_ms > 2 * (uint64_t)tr->cfg.heartbeat_interval_ms + 1000;
+    /* a tick behind schedule means our own loop did not run (SIGSTOP,
+     * swapping, a callback that blocked): peers were not silent, we were
+     * not listening. Every peer gets a fresh grace period, and a down
+     * peer's overflow its full time again. */
+    bool stalled = tr->last_hb_ms &&
+                   now - tr->last_hb_ms > (uint64_t)tr->cfg.heartbeat_interval_ms + stall_slack_ms(tr);
+    if (stalled)
+        log_info("transport: our loop stalled (%llu ms since its last heartbeat tick); peers get a fresh grace period",
+                 (unsigned long long)(now - tr->last_hb_ms));
     tr->last_hb_ms = now;
     for (int i = 0; i < tr->cfg.nworkers; i++) {
-        conn *c = tr->peers[i].conn;
-        if (c && paused) c->last_rx_ms = now;
+        peer *p = &tr->peers[i];
+        conn *c = p->conn;
+        if (c && stalled) c->last_rx_ms = now;
         else if (c) tconn_heartbeat(c, now);
+        if (!p->down || p->isolated) continue; /* isolated: only the loop writes it */
+        if (stalled) {
+            p->down_since_ms = now;
+        } else if (now - p->down_since_ms >= (uint64_t)tr->cfg.peer_timeout_ms) {
+            /* it stays down: what waits in its overflow fails now, and so
+             * does every send to it until it is back */
+            uint32_t n = peer_drop_buffer(p, true);
+            log_info("transport: worker %d still down after %d ms: isolated, %u tuples waiting for it given up", i,
+                     tr->cfg.peer_timeout_ms, n);
+        }
     }
 }
 
@@ -525,7 +605,7 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         }
         for (;;) {
             size_t used = p->len + p->inflight;
-            if (p->closed) goto drop;
+            if (p->closed || p->isolated) goto drop;
             if (used == 0 || used + sz <= max_buf) break;
             /* acks may overshoot (to twice the limit) rather than wait */
             if (never_block && p->connected && used + sz <= 2 * max_buf) break;

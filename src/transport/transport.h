@@ -48,10 +48,21 @@ typedef struct transport_config {
     int handshake_timeout_ms;  /* a connection still in its handshake then is closed (5000) */
     int max_unauthenticated;   /* accepted connections in their handshake at once (64) */
     int heartbeat_interval_ms; /* idle links carry a ping this often (1000) */
-    int peer_timeout_ms;       /* a peer silent this long is declared down (10000) */
+    int peer_timeout_ms;       /* a peer silent this long is declared down (10000); a
+                                * peer down this long has its overflow failed */
     /* loop thread: peer asks us to pause (on) or resume our spouts; a peer
      * that disconnects counts as resumed. May be NULL. */
     void (*on_throttle)(void *arg, int peer, bool on);
+    /* loop thread: a tuple the transport held for a peer that is down and
+     * gives up on (decoded; borrowed for the call): those buffered or in
+     * writes when its connection was lost, and those that wait in its
+     * overflow while it stays down longer than peer_timeout_ms. The callback
+     * fails their trees at once. Each is counted in tuples_dropped. May be
+     * NULL: then they are only counted (acking off). */
+    void (*on_unsent)(void *arg, int peer, const sd_tuple *t);
+    /* loop thread: peer's connection, up until now, was lost (silence,
+     * error or close). May be NULL. */
+    void (*on_peer_down)(void *arg, int peer);
     /* received tuples are carved from this pool (owned by the loop thread;
      * may be NULL: malloc) */
     struct tuple_pool *pool;
@@ -87,7 +98,9 @@ int transport_start(transport *tr);
  * When the peer's buffer is above max_buffered_bytes and the peer is
  * connected, waits for room unless never_block (system streams: acks must
  * never wait); the wait ends when the peer is declared down. When the peer
- * is down and its buffer (the bounded overflow) is full, drops them at once:
+ * is down and its buffer (the bounded overflow) is full, or it has stayed
+ * down for peer_timeout_ms (isolated: its overflow was given up through
+ * on_unsent), drops them at once:
  * a down peer never slows sends to the others. Returns how many tuples were
  * dropped (0: all sent), and marks each dropped one TUPLE_F_UNSENT, so that
  * its sender fails its tuple trees at once (the spouts replay them) instead

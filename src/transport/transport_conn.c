@@ -129,7 +129,7 @@ void tconn_close(conn *c, const char *why) {
     conn_unstranger(c);
     if (why) log_info("transport: connection with worker %d closed: %s", conn_peer_index(c), why);
     peer *p = c->peer;
-    if (p && p->conn == c) transport_peer_lost(p, was_up);
+    if (p && p->conn == c) transport_peer_lost(p, was_up, !c->replaced);
     if (c->held) {
         tuple_unref(c->held);
         c->held = NULL;
@@ -252,7 +252,10 @@ static void conn_up(conn *c, peer *p) {
     transport *tr = c->tr;
     if (!c->outgoing) {
         /* only now may it replace an older one: a stranger cannot evict a peer */
-        if (p->conn && p->conn != c) tconn_close(p->conn, "replaced by a new connection from the same worker");
+        if (p->conn && p->conn != c) {
+            p->conn->replaced = true;
+            tconn_close(p->conn, "replaced by a new connection from the same worker");
+        }
         c->peer = p;
     }
     c->state = CONN_UP;

@@ -53,12 +53,16 @@ typedef struct peer {
     size_t inflight;           /* record bytes handed to uv_write, not completed */
     bool connected;
     bool closed;               /* transport closing: no more uv_async_send */
+    bool isolated;             /* down longer than the peer timeout: sends to it drop at once */
     /* loop thread only */
     conn *conn;                /* the handshaken connection, or NULL */
     int writes;                /* uv_write requests outstanding */
+    uint32_t write_tuples;     /* tuples in them */
     uv_timer_t reconnect;
     bool reconnect_init;
     int backoff_ms;
+    bool down;                 /* its up connection was lost and none is up again */
+    uint64_t down_since_ms;    /* loop time it went down; moved on when our own loop stalled */
 } peer;
 
 struct conn {
@@ -82,6 +86,7 @@ struct conn {
     bool stranger;             /* accepted, not yet authenticated: counts in tr->nstrangers */
     size_t pre_auth_bytes;     /* read before the handshake completed */
     uint64_t last_rx_ms;       /* loop time of the last bytes received */
+    bool replaced;             /* closed for a newer connection of the same peer: not a peer gone down */
     conn *prev, *next;
 };
 
@@ -103,7 +108,7 @@ struct transport {
     uv_timer_t flush_timer;
     uv_timer_t close_timer;
     uv_timer_t hb_timer;       /* pings on idle links, silent peers declared down */
-    uint64_t last_hb_ms;       /* loop time of its last tick */
+    uint64_t last_hb_ms;       /* loop time of its last tick (stall detector) */
     int nstrangers;            /* accepted connections in their handshake */
     uint64_t strangers_refused;
     atomic_bool started;       /* read by senders: no uv_async_send before start */
@@ -133,8 +138,10 @@ void transport_maybe_finish(transport *tr);
  * see p up, our throttle state is sent and p's buffer flushed. */
 void transport_peer_connected(peer *p, conn *c);
 /* p's connection is going away (p->conn is that conn): forget it; if it was
- * up, senders see p down and p counts as no longer throttling us. */
-void transport_peer_lost(peer *p, bool was_up);
+ * up, senders see p down and p counts as no longer throttling us, and
+ * unless it is being replaced (down false) p is declared down: what we
+ * hold for it is given up (on_unsent) and on_peer_down called. */
+void transport_peer_lost(peer *p, bool was_up, bool down);
 /* Dial p again after its backoff (no-op while closing or for peers we do
  * not dial). */
 void transport_schedule_reconnect(peer *p);

@@ -33,6 +33,7 @@
 #include "proto/control.h"
 #include "proto/control_chan.h"
 #include "runtime/executor.h"
+#include "runtime/peer_down.h"
 #include "runtime/runner.h"
 #include "base/err.h"
 #include "runtime/wire_check.h"
@@ -267,6 +268,17 @@ static int deliver_tuple(void *arg, sd_tuple *t) {
     b->items[b->n++] = t;
     w->nwaiting++;
     return 0;
+}
+
+/* a peer is down: the trees it holds up fail now (peer_down.h) */
+static void on_unsent(void *arg, int peer, const sd_tuple *t) {
+    worker *w = arg;
+    peer_down_fail_unsent(&w->rt, w->loop_pool, peer, t, deliver_tuple, w);
+}
+
+static void on_peer_down(void *arg, int peer) {
+    worker *w = arg;
+    peer_down_notify_spouts(&w->rt, w->loop_pool, peer, deliver_tuple, w);
 }
 
 static void on_retry_timer(uv_timer_t *h);
@@ -572,6 +584,8 @@ static int start_transport(worker *w) {
         .heartbeat_interval_ms = (int)conf_int(w->conf, "worker.transfer.heartbeat.interval.ms"),
         .peer_timeout_ms = (int)(conf_int(w->conf, "worker.transfer.peer.timeout.secs") * 1000),
         .on_throttle = on_peer_throttle,
+        .on_unsent = w->rt.acker ? on_unsent : NULL, /* acking off: only counted as dropped */
+        .on_peer_down = on_peer_down,
         .pool = w->loop_pool,
         .check = check_tuple,
     };

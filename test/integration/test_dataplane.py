@@ -251,8 +251,12 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
     stopped worker was made less than a second before the stop or after it,
     so nothing can time out before stop + 15 s: a spout failure seen earlier
     is an immediate fail. (Tuples lost with the connection that is closed,
-    in its kernel buffers, do wait for the timeout: 15 s keeps that short.)"""
-    nlines, pending, timeout = 6000, 2000, 15
+    in its kernel buffers, do wait for the timeout: 15 s keeps that short.
+    Pending is not limited: the trees in those buffers must not hold the
+    spout back, so that it keeps sending to the stopped worker; the
+    overflow is small, yet big enough that acks to the live workers, which
+    may overshoot it twice rather than wait, are not dropped.)"""
+    nlines, pending, timeout = 6000, 6000, 15
     src = tmp_path / "input.txt"
     src.write_text("".join(f"record {i:06d}\n" for i in range(nlines)))
     sink = tmp_path / "sink.jsonl"
@@ -262,7 +266,7 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
         "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
                    "topology.max.spout.pending": pending,
                    "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200,
-                   "worker.transfer.max.buffered.bytes": 2048},
+                   "worker.transfer.max.buffered.bytes": 65536},
         "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
         "bolts": [
             {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 1},
@@ -299,3 +303,97 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
                    if line.startswith("summary-json: "))
     spout = summary["components"]["lines"]
     assert spout["failed"] > 0 and spout["failed_final"] == 0, summary
+
+
+NLINES, TIMEOUT = 3000, 12
+
+
+def run_with_worker_2_stopped(streamd, tmp_path, name, sink_tasks, while_stopped):
+    """A 3-worker flow (lines -> slow x3 at 5 ms a tuple -> sink, one acker,
+    acking on, TIMEOUT s message timeout, peer timeout 1 s, overflow large
+    enough that no send is dropped for want of room) long enough to outlast
+    the stop; tasks are dealt round-robin, so worker 2 runs slow 3, sink 6
+    and, with 4 sink tasks, the acker (task 9). Stops worker 2 once lines
+    flow, waits for both live workers to declare it down, checks that the
+    spout sees failed trees before any could time out, calls
+    while_stopped(worker logs), resumes it and lets the topology drain.
+    Checks every line reached the sink and every tree was acked; returns the
+    resumed worker's log."""
+    pad = "x" * 200
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d} {pad}\n" for i in range(NLINES)))
+    sink = tmp_path / "sink.jsonl"
+    topo = {
+        "name": name,
+        "workers": 3,
+        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": TIMEOUT,
+                   "topology.max.spout.pending": 1000,
+                   "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 5},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": sink_tasks, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    proc = streamd.start(topo)
+    victim = None
+    try:
+        wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
+        victim = local_worker_pid(proc.pid, 2)
+        assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
+        victim_log = Path(os.readlink(f"/proc/{victim}/fd/1"))
+        assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
+        os.kill(victim, signal.SIGSTOP)
+        stopped = time.monotonic()
+        wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
+                 what="both live workers to declare the stopped one down")
+        # progress lines come every 5 s, from counters the workers send each second
+        wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, TIMEOUT - 4,
+                 what="the spout to see failed trees before any could time out")
+        assert time.monotonic() - stopped < TIMEOUT
+        while_stopped(lambda: streamd.result(proc).worker_logs())
+    finally:
+        if victim:
+            os.kill(victim, signal.SIGCONT)
+    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
+    assert res.returncode == 0, res.explain()
+    got = {row["line"].split(" ")[1] for row in read_jsonl(sink)}
+    assert got == {f"{i:06d}" for i in range(NLINES)}, f"{NLINES - len(got)} lines lost\n" + res.explain()
+    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
+                   if line.startswith("summary-json: "))
+    spout = summary["components"]["lines"]
+    assert spout["failed"] > 0 and spout["failed_final"] == 0 and spout["acked"] == NLINES, summary
+    return victim_log.read_text(errors="replace")
+
+
+def test_overflow_of_a_down_peer_fails_at_once(streamd, tmp_path):
+    """Tuples for a SIGSTOPped worker wait in its overflow once the kernel's
+    socket buffers took what they could; when it is declared down, and when
+    it stays down for the peer timeout (isolated), what the transport holds
+    for it is given up and its trees fail at once, through the acker on a
+    live worker. After SIGCONT the resumed worker does not take its own
+    pause for its peers' silence, and nothing is lost."""
+    def held_for_worker_2(logs):
+        wait_for(lambda: "worker 2 still down after 1000 ms: isolated" in logs(), 5,
+                 what="the stopped worker to be isolated")
+        text = logs()
+        held = [int(line.split(" tuples ")[0].rsplit(" ", 1)[1]) for line in text.splitlines()
+                if "worker 2 is down: " in line or "worker 2 still down after" in line]
+        assert held and max(held) > 0, "nothing was held for the stopped worker\n" + text
+    resumed = run_with_worker_2_stopped(streamd, tmp_path, "overflowfail", 3, held_for_worker_2)
+    assert "our loop stalled" in resumed, resumed[-4000:]
+    assert "peer declared down" not in resumed, "the resumed worker blamed its peers for its own pause\n" + resumed[-4000:]
+
+
+def test_trees_whose_acker_is_down_fail_at_once(streamd, tmp_path):
+    """The only acker runs on the SIGSTOPped worker: when it is declared
+    down, the spout fails every tree in flight at once (the acker's table is
+    out of reach) instead of waiting for the message timeout; after SIGCONT
+    the replays complete and nothing is lost."""
+    def no_held_fails_needed(logs):
+        # every fail came from the notice: tuples held for worker 2 have
+        # their acker there and are only given up
+        assert "worker 2 is down: " in logs()
+    run_with_worker_2_stopped(streamd, tmp_path, "ackerdown", 4, no_held_fails_needed)

@@ -40,6 +40,8 @@ typedef struct node {
     int order_errors;
     int refuse_every;      /* refuse every k-th deliver call (0: never) */
     int calls, refusals;
+    int unsent, unsent_errors; /* on_unsent calls; ones without the expected root */
+    int downs;             /* on_peer_down calls */
     atomic_bool closed;
 } node;
 
@@ -437,6 +439,125 @@ static bool connected0(void *arg) {
     return a.connected_peers == 1;
 }
 
+/* on_unsent: each given-up tuple still carries its tree's root (seq + 1000) */
+static void count_unsent(void *arg, int peer, const sd_tuple *t) {
+    node *n = arg;
+    pthread_mutex_lock(&n->mu);
+    n->unsent++;
+    if (peer != 1 || t->nanchors != 1 || t->anchors[0].root != (uint64_t)(t->values[1].v.i + 1000))
+        n->unsent_errors++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void count_down(void *arg, int peer) {
+    node *n = arg;
+    pthread_mutex_lock(&n->mu);
+    if (peer == 1) n->downs++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void do_close1(harness *h, void *arg) {
+    (void)arg;
+    transport_close(h->nodes[1].tr, on_closed, &h->nodes[1]);
+    h->nodes[1].tr = NULL;
+}
+
+static bool disconnected0(void *arg) {
+    node *n = arg;
+    transport_stats a;
+    get_stats(n, &a);
+    pthread_mutex_lock(&n->mu);
+    bool down = n->downs > 0;
+    pthread_mutex_unlock(&n->mu);
+    return a.connected_peers == 0 && down;
+}
+
+typedef struct want { node *n; int unsent; } want;
+static bool got_unsent(void *arg) {
+    want *w = arg;
+    pthread_mutex_lock(&w->n->mu);
+    bool ok = w->n->unsent >= w->unsent;
+    pthread_mutex_unlock(&w->n->mu);
+    return ok;
+}
+
+/* A peer that goes away after being up is declared down; tuples sent to it
+ * wait in its overflow, and once it has been down for the peer timeout they
+ * are given up through on_unsent (anchors intact, so that their trees can
+ * be failed) and later sends are dropped at once. */
+static void test_down_peer_overflow_given_up(void **state) {
+    (void)state;
+    harness h;
+    harness_init(&h, "topo-u", "topo-u", 0, 1 << 20);
+    node *n = &h.nodes[0];
+    n->cfg.on_unsent = count_unsent;
+    n->cfg.on_peer_down = count_down;
+    n->cfg.heartbeat_interval_ms = 50;
+    n->cfg.peer_timeout_ms = 300;
+    on_loop(&h, do_start, (void *)0);
+    on_loop(&h, do_start, (void *)1);
+    assert_true(wait_for(both_connected, &h, 5000));
+    on_loop(&h, do_close1, NULL);
+    assert_true(wait_for(disconnected0, n, 5000));
+    int64_t down_at = now_ms();
+    for (int i = 0; i < 20; i++) {
+        sd_value v[3] = {sd_int(0), sd_int(i), sd_str("x", 1)};
+        tuple_anchor anc = {.root = (uint64_t)(i + 1000), .edge = 7};
+        sd_tuple *t = tuple_new(v, 3, &anc, 1);
+        assert_non_null(t);
+        t->dest_task = 101;
+        assert_int_equal(transport_send(n->tr, 1, &t, 1, false), 0); /* room in the overflow */
+        tuple_unref(t);
+    }
+    want w = {n, 20};
+    assert_true(wait_for(got_unsent, &w, 5000));
+    assert_true(now_ms() - down_at >= 250); /* kept for about the peer timeout first */
+    assert_int_equal(n->unsent, 20);
+    assert_int_equal(n->unsent_errors, 0);
+    /* isolated: a send now drops at once, marked for its sender to fail */
+    sd_value v[3] = {sd_int(0), sd_int(99), sd_str("x", 1)};
+    sd_tuple *t = tuple_new(v, 3, NULL, 0);
+    assert_non_null(t);
+    t->dest_task = 101;
+    assert_int_equal(transport_send(n->tr, 1, &t, 1, false), 1);
+    assert_true(t->flags & TUPLE_F_UNSENT);
+    tuple_unref(t);
+    transport_stats a;
+    get_stats(n, &a);
+    assert_int_equal(a.tuples_dropped, 21);
+    assert_int_equal(a.buffered_bytes, 0); /* the overflow's memory is freed */
+    harness_finish(&h);
+}
+
+static void do_block_loop(harness *h, void *arg) {
+    (void)h;
+    usleep((useconds_t)(intptr_t)arg * 1000);
+}
+
+/* Our own loop not running (stopped, swapped out, blocked) for longer than
+ * the peer timeout is not the peers' silence: no peer is declared down. */
+static void test_own_stall_is_not_peer_silence(void **state) {
+    (void)state;
+    harness h;
+    harness_init(&h, "topo-s", "topo-s", 0, 1 << 20);
+    for (int i = 0; i < 2; i++) {
+        h.nodes[i].cfg.heartbeat_interval_ms = 50;
+        h.nodes[i].cfg.peer_timeout_ms = 300;
+    }
+    on_loop(&h, do_start, (void *)0);
+    on_loop(&h, do_start, (void *)1);
+    assert_true(wait_for(both_connected, &h, 5000));
+    on_loop(&h, do_block_loop, (void *)(intptr_t)800);
+    usleep(200 * 1000); /* a few ticks after the stall */
+    for (int i = 0; i < 2; i++) {
+        transport_stats st;
+        get_stats(&h.nodes[i], &st);
+        assert_int_equal(st.peers_timed_out, 0);
+        assert_int_equal(st.connected_peers, 1);
+    }
+    harness_finish(&h);
+}
+
 static void test_peer_down_then_up(void **state) {
     (void)state;
     harness h;
@@ -478,7 +599,8 @@ int main(void) {
         cmocka_unit_test(test_exchange_plain),  cmocka_unit_test(test_exchange_lz4),
         cmocka_unit_test(test_other_topology),  cmocka_unit_test(test_garbage_client),
         cmocka_unit_test(test_other_secret),    cmocka_unit_test(test_other_contents),
-        cmocka_unit_test(test_peer_down_then_up),
+        cmocka_unit_test(test_peer_down_then_up), cmocka_unit_test(test_down_peer_overflow_given_up),
+        cmocka_unit_test(test_own_stall_is_not_peer_silence),
         cmocka_unit_test(test_resolve),         cmocka_unit_test(test_exchange_by_name),
         cmocka_unit_test(test_unresolvable_host),
     };

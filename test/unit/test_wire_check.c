@@ -112,6 +112,9 @@ static void test_ack_done_and_tick(void **s) {
     assert_null(check(0, 9, 2, done, ok, 2));
     assert_string_equal(check(0, 9, 2, done, bad, 2), "malformed __ack_done");
     assert_string_equal(check(0, 9, 4, done, ok, 2), "malformed __ack_done");
+    /* root 0: a spout's notice that an acker's worker is down, made locally only */
+    sd_value notice[2] = {sd_int(0), sd_bool(false)};
+    assert_non_null(check(0, 9, 2, done, notice, 2));
     int tick = -1;
     for (int i = 0; i < topo->nstreams; i++)
         if (strcmp(topo->streams[i].name, "__tick") == 0) tick = i;
