@@ -6,29 +6,17 @@
  * say why; an accepted one must survive the round trip with every key
  * readable. The file lives in a memfd. Run: tools/fuzz conf
  */
-#include <stdint.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "base/conf.h"
 #include "base/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int quiet;
-    if (!quiet) {
-        log_set_level(SD_LOG_ERROR);
-        quiet = 1;
-    }
-    int fd = memfd_create("streamd.yaml", 0);
-    if (fd < 0) return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
     char path[64], err[1024];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file_open("streamd.yaml", data, size, path);
+    if (fd < 0) return 0;
     conf *c = conf_new();
     if (!c) __builtin_trap();
     err[0] = 0;

@@ -6,29 +6,17 @@
  * tables are consistent; nothing may crash or leak. The file lives in a
  * memfd, so no disk is touched. Run: tools/fuzz topology
  */
-#include <stdint.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "base/log.h"
 #include "topology/topology.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int quiet;
-    if (!quiet) {
-        log_set_level(SD_LOG_ERROR);
-        quiet = 1;
-    }
-    int fd = memfd_create("topology.yaml", 0);
-    if (fd < 0) return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
     char path[64], err[1024];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file_open("topology.yaml", data, size, path);
+    if (fd < 0) return 0;
     err[0] = 0;
     topology *t = topology_load_opts(path, NULL, NULL, TOPO_NO_LIBRARY, err, sizeof err);
     if (!t) {
