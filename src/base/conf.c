@@ -43,6 +43,8 @@ static const conf_key_info known[] = {
     {"topology.spout.idle.sleep.us", "int", "500", "microseconds a spout sleeps when it had nothing to emit"},
     {"topology.backpressure.high.watermark", "int", "65536", "tuples waiting in a worker beyond its full queues that make it ask every spout of the topology to pause"},
     {"topology.backpressure.low.watermark", "int", "16384", "the spouts resume once the tuples waiting fall below this"},
+    {"topology.backpressure.high.watermark.bytes", "int", "4194304", "bytes of tuples alive in a worker (received, queued, being handled, emitted and unsent) that make it ask every spout of the topology to pause"},
+    {"topology.backpressure.low.watermark.bytes", "int", "2097152", "the spouts resume once the tuples alive in the worker take less than this (and the tuples waiting are under topology.backpressure.low.watermark)"},
     {"topology.debug", "bool", "false", "per-tuple debug logging (accepted and passed to workers; nothing acts on it yet)"},
     {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
     {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
@@ -51,7 +53,8 @@ static const conf_key_info known[] = {
     {"worker.transfer.flush.interval.ms", "int", "1", "longest a partly filled batch waits before it is sent"},
     {"worker.transfer.lz4.threshold.bytes", "int", "0", "compress batches of at least this many bytes with lz4; 0 = off"},
     {"worker.transfer.max.frame.bytes", "int", "16777216", "largest frame accepted from a peer worker"},
-    {"worker.transfer.max.buffered.bytes", "int", "8388608", "unsent bytes per peer before senders are held back"},
+    {"worker.transfer.max.buffered.bytes", "int", "1048576", "unsent bytes per peer before senders are held back"},
+    {"worker.transfer.socket.buffer.bytes", "int", "262144", "send and receive buffer the kernel keeps for each connection to a peer worker (Linux doubles it); 0 = the kernel's autotuned size"},
     {"worker.transfer.handshake.timeout.ms", "int", "5000", "a connection that has not completed the handshake by then is closed"},
     {"worker.transfer.max.unauthenticated", "int", "64", "connections still in their handshake a worker accepts at once; more are closed"},
     {"worker.transfer.heartbeat.interval.ms", "int", "1000", "an idle link to a peer carries a heartbeat this often"},
@@ -131,6 +134,8 @@ static const key_rule rules[] = {
     {"topology.spout.idle.sleep.us", 0, SECS_MAX, NULL},
     {"topology.backpressure.high.watermark", 1, INT32_MAX, NULL},
     {"topology.backpressure.low.watermark", 0, INT32_MAX, NULL},
+    {"topology.backpressure.high.watermark.bytes", 65536, INT32_MAX, NULL},
+    {"topology.backpressure.low.watermark.bytes", 0, INT32_MAX, NULL},
     {"worker.executor.threads", 0, 4096, NULL},
     {"worker.executor.slice.tuples", 1, INT32_MAX, NULL},
     {"worker.transfer.batch.bytes", 1, 67108864, NULL},        /* a peer's send buffer */
@@ -138,6 +143,7 @@ static const key_rule rules[] = {
     {"worker.transfer.lz4.threshold.bytes", 0, INT32_MAX, NULL},
     {"worker.transfer.max.frame.bytes", 1024, 268435456, NULL}, /* a frame (and lz4 room) */
     {"worker.transfer.max.buffered.bytes", 1, 1073741824, NULL}, /* per peer */
+    {"worker.transfer.socket.buffer.bytes", 0, 268435456, NULL},
     {"worker.transfer.handshake.timeout.ms", 100, 600000, NULL},
     {"worker.transfer.max.unauthenticated", 1, 65536, NULL},
     {"worker.transfer.heartbeat.interval.ms", 10, 600000, NULL},
