@@ -53,7 +53,7 @@ static const conf_key_info known[] = {
     {"worker.transfer.flush.interval.ms", "int", "1", "longest a partly filled batch waits before it is sent"},
     {"worker.transfer.lz4.threshold.bytes", "int", "0", "compress batches of at least this many bytes with lz4; 0 = off"},
     {"worker.transfer.max.frame.bytes", "int", "16777216", "largest frame accepted from a peer worker"},
-    {"worker.transfer.max.buffered.bytes", "int", "1048576", "unsent bytes per peer before senders are held back"},
+    {"worker.transfer.max.buffered.bytes", "int", "262144", "unsent bytes per peer before senders are held back"},
     {"worker.transfer.socket.buffer.bytes", "int", "262144", "send and receive buffer the kernel keeps for each connection to a peer worker (Linux doubles it); 0 = the kernel's autotuned size"},
     {"worker.transfer.handshake.timeout.ms", "int", "5000", "a connection that has not completed the handshake by then is closed"},
     {"worker.transfer.max.unauthenticated", "int", "64", "connections still in their handshake a worker accepts at once; more are closed"},
