@@ -35,10 +35,12 @@ struct tuple_pool {
 static const size_t payload = SLAB_BYTES - sizeof(tuple_slab);
 
 /* every pool's slabs, for tuple_pool_slab_bytes (statistics and tests), and
- * those being carved or holding tuples (the worker's backpressure budget):
- * busy counts a slab from the moment it becomes current until its last tuple
- * is released, so spare slabs and slabs waiting in a return stack (whose
- * owner may be a paused spout that does not collect them) never count */
+ * those holding tuples (the worker's backpressure budget): busy counts a
+ * slab from its retirement as a pool's current slab until its last tuple is
+ * released. Spare slabs and slabs waiting in a return stack (whose owner may
+ * be a paused spout that does not collect them) never count, nor does the
+ * slab each pool is carving: otherwise the pools' current slabs alone, even
+ * empty, could keep the count above a low watermark forever. */
 static atomic_llong slab_bytes, busy_bytes;
 
 size_t tuple_pool_slab_bytes(void) {
@@ -99,6 +101,8 @@ static void retire_current(tuple_pool *p) {
     tuple_slab *s = p->current;
     if (!s) return;
     p->current = NULL;
+    /* its last release, here or on another thread, takes this back */
+    atomic_fetch_add_explicit(&busy_bytes, SLAB_BYTES, memory_order_relaxed);
     int drop = LIVE_BIAS - p->allocated;
     /* the last tuple may already be gone: then the retiring owner releases it */
     if (atomic_fetch_sub_explicit(&s->live, drop, memory_order_acq_rel) == drop) {
@@ -141,7 +145,6 @@ static tuple_slab *next_slab(tuple_pool *p) {
         atomic_fetch_add_explicit(&slab_bytes, SLAB_BYTES, memory_order_relaxed);
     }
     atomic_init(&s->live, LIVE_BIAS);
-    atomic_fetch_add_explicit(&busy_bytes, SLAB_BYTES, memory_order_relaxed);
     s->next = NULL;
     p->used = 0;
     p->allocated = 0;
