@@ -345,6 +345,8 @@ static json_t *heartbeat_message(worker *w) {
                               (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
                               "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
         if (!t) continue;
+        /* shown by local mode's summary and `streamd status` */
+        if (ex->chain_prev) json_object_set_new(t, "chained_to", json_integer(ex->chain_prev->task));
         if (ex->comp->kind == SD_SPOUT) {
             json_object_set_new(t, "complete_latency_us",
                                 json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)executor_latency_us(ex, 0.5),

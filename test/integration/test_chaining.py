@@ -51,6 +51,12 @@ def test_chaining_on_and_off_count_the_same(streamd, tmp_path):
     assert on == dict(expected)
     # relay and split (2 tasks each) chained to the spout tasks when on
     assert "4 tasks run chained" in logs_on, logs_on
+    # the summary says which component runs inside which, only when on
+    assert comps_on["relay"].get("chained_into") == "lines", comps_on["relay"]
+    assert comps_on["split"].get("chained_into") == "relay", comps_on["split"]
+    assert comps_on["relay"]["chained_tasks"] == 2 and comps_on["split"]["chained_tasks"] == 2
+    assert all("chained_into" not in comps_on[c] for c in ("lines", "count", "sink")), comps_on
+    assert all("chained_into" not in c for c in comps_off.values()), comps_off
     for comp in ("lines", "relay", "split", "count"):
         assert comps_on[comp]["acked"] == comps_off[comp]["acked"], (comp, comps_on[comp], comps_off[comp])
         assert comps_on[comp]["failed"] == 0 and comps_off[comp]["failed"] == 0

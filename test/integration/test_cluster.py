@@ -67,10 +67,13 @@ def test_wordcount_two_masters_two_nodes(cluster, tmp_path):
     topo = {
         "name": "wordcount",
         "workers": 2,
-        "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 1, "args": {"path": str(SENTENCES)}}],
+        "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 2, "args": {"path": str(SENTENCES)}}],
         "bolts": [
+            # fed by a forward grouping only: each task runs chained into its lines task
+            {"id": "relay", "class": "pass_through", "parallelism": 2, "outputs": ["line"],
+             "inputs": [{"from": "lines", "grouping": "forward"}]},
             {"id": "split", "class": "split_words", "parallelism": 2,
-             "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+             "inputs": [{"from": "relay", "grouping": "shuffle"}]},
             {"id": "count", "class": "word_count", "parallelism": 2,
              "inputs": [{"from": "split", "grouping": "fields", "fields": ["word"]}]},
             {"id": "sink", "class": "file_sink", "parallelism": 1, "args": {"path": str(sink)},
@@ -109,7 +112,18 @@ def test_wordcount_two_masters_two_nodes(cluster, tmp_path):
     res = c.client("status", "wordcount", "--json")
     assert res.returncode == 0, res.stderr
     st = json.loads(res.stdout)
-    assert {comp["id"] for comp in st["components"]} >= {"lines", "split", "count", "sink"}
+    assert {comp["id"] for comp in st["components"]} >= {"lines", "relay", "split", "count", "sink"}
+
+    # chaining, from the workers' reports: relay runs inside lines' tasks
+    def relay_chained():
+        r = c.client("status", "wordcount", "--json")
+        comps = {x["id"]: x for x in json.loads(r.stdout)["components"]} if r.returncode == 0 else {}
+        return comps.get("relay", {}).get("chained_into") == "lines" and comps["relay"].get("chained_tasks") == 2
+    wait_for(relay_chained, 30, interval=0.5, what="status to show relay chained into lines")
+    comps = {x["id"]: x for x in json.loads(c.client("status", "wordcount", "--json").stdout)["components"]}
+    assert all("chained_into" not in comps[x] for x in ("lines", "split", "count", "sink")), comps
+    res = c.client("status", "wordcount")
+    assert "chained into lines: 2 of 2 task(s)" in res.stdout, res.stdout
     res = c.client("kill", "wordcount", "--wait", "0")
     assert res.returncode == 0, res.stdout + res.stderr
     wait_for(lambda: not all_workers(c), 30, what="the workers to stop after kill")
