@@ -49,6 +49,7 @@ static const conf_key_info known[] = {
     {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
     {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
     {"worker.executor.slice.tuples", "int", "1024", "most tuples a task handles before the next task's turn on its thread"},
+    {"worker.malloc.arenas", "int", "1", "malloc arenas a worker's threads share (glibc); more cost memory (each keeps its own peak), fewer cost some CPU where threads allocate at once; 0 = glibc's default (8 per core)"},
     {"worker.transfer.batch.bytes", "int", "65536", "bytes of tuples batched per destination worker before a send"},
     {"worker.transfer.flush.interval.ms", "int", "1", "longest a partly filled batch waits before it is sent"},
     {"worker.transfer.lz4.threshold.bytes", "int", "0", "compress batches of at least this many bytes with lz4; 0 = off"},
@@ -138,6 +139,7 @@ static const key_rule rules[] = {
     {"topology.backpressure.low.watermark.bytes", 0, INT32_MAX, NULL},
     {"worker.executor.threads", 0, 4096, NULL},
     {"worker.executor.slice.tuples", 1, INT32_MAX, NULL},
+    {"worker.malloc.arenas", 0, 1024, NULL},
     {"worker.transfer.batch.bytes", 1, 67108864, NULL},        /* a peer's send buffer */
     {"worker.transfer.flush.interval.ms", 1, SECS_MAX, NULL},
     {"worker.transfer.lz4.threshold.bytes", 0, INT32_MAX, NULL},

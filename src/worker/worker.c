@@ -652,6 +652,12 @@ static int setup_from_assignment(worker *w, json_t *a) {
         log_error("assignment: malformed conf");
         return -1;
     }
+    /* one arena by default: tuples come from slabs, so malloc is off the
+     * hot path, while an arena per thread kept each thread's own peak
+     * resident (~7 MiB more per worker in bench-w2-ackoff; the single arena
+     * costs ~8 % of CPU per tuple with acking on, one worker) */
+    int arenas = (int)conf_int(w->conf, "worker.malloc.arenas");
+    if (arenas > 0 && !mallopt(M_ARENA_MAX, arenas)) log_warn("mallopt(M_ARENA_MAX) failed");
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
     log_set_json(strcmp(conf_str_or(w->conf, "log.format", "text"), "json") == 0);
@@ -741,13 +747,12 @@ static void close_handle(uv_handle_t *h, void *arg) {
 
 /* Tuples are allocated on one thread and freed on another at millions per
  * second; glibc's default of trimming and regrowing the heap on every swing
- * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. One
- * arena: tuples come from 64 KiB slabs and batches are reused, so malloc is
- * rare on the hot path, while an arena per thread kept each thread's own
- * peak resident (about 10 MiB more per worker in bench-w2-ackoff). */
+ * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. The
+ * number of arenas is worker.malloc.arenas, set once the assignment's
+ * configuration is known (before the executor threads start). */
 static void tune_malloc(void) {
     if (!mallopt(M_TRIM_THRESHOLD, 128 << 20) || !mallopt(M_TOP_PAD, 16 << 20) ||
-        !mallopt(M_MMAP_THRESHOLD, 1 << 20) || !mallopt(M_ARENA_MAX, 1))
+        !mallopt(M_MMAP_THRESHOLD, 1 << 20))
         log_warn("mallopt failed; tuple allocation will be slower");
 }
 
