@@ -254,6 +254,9 @@ static void print_status(const json_t *v) {
             printf("%-24s %-6s %11lld %12lld %12lld %12lld  %s\n", str_or(x, "id", "?"), str_or(x, "kind", "?"),
                    int_or(x, "parallelism", 0), int_or(x, "emitted", 0), int_or(x, "acked", 0),
                    int_or(x, "failed", 0), tasks);
+            if (int_or(x, "chained_tasks", 0) > 0)
+                printf("  chained into %s: %lld of %lld task(s) run in its tasks' threads\n", str_or(x, "chained_into", "?"),
+                       int_or(x, "chained_tasks", 0), int_or(x, "parallelism", 0));
         }
     }
     const json_t *workers = json_object_get(v, "workers");

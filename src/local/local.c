@@ -337,6 +337,26 @@ static json_t *steady_rates(local *l) {
     return rates ? json_pack("{s:f, s:o}", "secs", secs, "acked_per_sec", rates) : NULL;
 }
 
+/* The component task c's tasks run chained into (topology.chaining), from
+ * the workers' latest status, and how many of its tasks are; -1 if none. */
+static int chained_into(local *l, int c, int *ntasks) {
+    int into = -1;
+    *ntasks = 0;
+    for (int w = 0; w < l->nworkers; w++) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(l->w[w].status, "tasks"), i, t) {
+            json_int_t up = json_integer_value(json_object_get(t, "chained_to"));
+            if (component_of(l, t) != c || up < 1 || up > l->topo->ntasks) continue;
+            const topo_component *uc = topology_task_component(l->topo, (int)up);
+            if (!uc) continue;
+            into = uc->index;
+            (*ntasks)++;
+        }
+    }
+    return into;
+}
+
 static void print_summary(local *l) {
     int64_t *sums = totals(l);
     if (!sums) return;
@@ -365,6 +385,15 @@ static void print_summary(local *l) {
                                "emitted", (json_int_t)s[C_EMITTED], "acked", (json_int_t)s[C_ACKED], "failed",
                                (json_int_t)s[C_FAILED], "failed_final", (json_int_t)s[C_FAILED_FINAL]);
         if (jc && lat) json_object_set(jc, "complete_latency_us", lat);
+        int nchained, into = chained_into(l, c, &nchained);
+        if (into >= 0) {
+            printf("  chained into %s: %d of %d task(s) run in its tasks' threads\n", l->topo->components[into].id,
+                   nchained, tc->parallelism);
+            if (jc) {
+                json_object_set_new(jc, "chained_into", json_string(l->topo->components[into].id));
+                json_object_set_new(jc, "chained_tasks", json_integer(nchained));
+            }
+        }
         json_decref(lat);
         if (js && jc) json_object_set_new(json_object_get(js, "components"), tc->id, jc);
         else json_decref(jc);

@@ -97,8 +97,16 @@ static int check_task(const json_t *t, long long ntasks, json_t **out, char *err
                        (long long)json_integer_value(task), counters[i]);
         vals[i] = json_integer_value(c);
     }
+    /* the task that runs this one inline (topology.chaining) */
+    json_t *chained = json_object_get(t, "chained_to");
+    if (chained && (!json_is_integer(chained) || json_integer_value(chained) < 1 || json_integer_value(chained) > ntasks))
+        return bad(err, errlen, "task %lld: bad \"chained_to\"", (long long)json_integer_value(task));
     *out = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I}", "task", json_integer_value(task), "component", comp, "kind",
                      kind, "emitted", vals[0], "acked", vals[1], "failed", vals[2]);
+    if (*out && chained && json_object_set(*out, "chained_to", chained) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return *out ? 0 : -ENOMEM;
 }
 

@@ -120,6 +120,17 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
     }
     case GROUP_LOCAL_OR_SHUFFLE:
         if (tg->nlocal > 0) {
+            /* a local task chained to this producer (runner.c, local_pair)
+             * takes all of its tuples: still a task of this worker */
+            if (ex->rt && ex->rt->nchained) { /* a bare executor (unit tests) has no runtime */
+                for (int k = 0; k < tg->nlocal; k++) {
+                    const executor *to = ex->rt->task_exec[tg->local_tasks[k]];
+                    if (to && to->chain_prev == ex) {
+                        out[0] = tg->local_tasks[k];
+                        return 1;
+                    }
+                }
+            }
             out[0] = tg->local_tasks[ex->rr++ % (uint32_t)tg->nlocal];
             return 1;
         }

@@ -144,8 +144,38 @@ static int run_slice(void *arg, sched_task *t, void *data, int64_t *wake_at) {
     return rc;
 }
 
+/* local_or_shuffle, chained: the k-th task of `from` in this worker feeds
+ * the k-th task of ex's component here, and only it (grouping.c sends a
+ * producer's tuples to the task chained to it). Only when this worker runs
+ * as many tasks of each, and every worker running a task of `from` runs one
+ * of ex's component too, so no producer anywhere falls back to a shuffle that
+ * could reach a chained task through its queue. NULL otherwise. */
+static executor *local_pair(worker_rt *rt, const topo_component *from, executor *ex) {
+    const topo_component *c = ex->comp;
+    int nfrom = 0, nmine = 0, k = -1;
+    executor *up = NULL;
+    for (int j = 0; j < c->parallelism; j++) {
+        int task = c->first_task + j;
+        if (rt->task_worker[task] != rt->worker_index) continue;
+        if (task == ex->task) k = nmine;
+        nmine++;
+    }
+    for (int j = 0; j < from->parallelism; j++) {
+        int task = from->first_task + j;
+        int w = rt->task_worker[task];
+        bool has_mine = false;
+        for (int m = 0; m < c->parallelism && !has_mine; m++) has_mine = rt->task_worker[c->first_task + m] == w;
+        if (!has_mine) return NULL;
+        if (w != rt->worker_index) continue;
+        if (nfrom == k) up = rt->task_exec[task];
+        nfrom++;
+    }
+    return nfrom == nmine ? up : NULL;
+}
+
 /* topology.chaining: a bolt whose only input is a forward grouping from a
- * task of this worker joins that task's chain. Members are listed with
+ * task of this worker, or a local_or_shuffle one it can be paired 1:1 on
+ * (local_pair), joins that task's chain. Members are listed with
  * their head, upstream first (depth order). */
 static int plan_chains(worker_rt *rt) {
     if (!conf_bool(rt->conf, "topology.chaining")) return 0;
@@ -153,11 +183,16 @@ static int plan_chains(worker_rt *rt) {
     for (int i = 0; i < rt->nexecs; i++) {
         executor *ex = rt->execs[i];
         const topo_component *c = ex->comp;
-        if (c->kind != SD_BOLT || c->is_acker || c->ninputs != 1 || c->inputs[0].grouping != GROUP_FORWARD) continue;
+        if (c->kind != SD_BOLT || c->is_acker || c->ninputs != 1) continue;
         const topo_component *from = &t->components[c->inputs[0].from_component];
-        if (from->is_acker || ex->task_index >= from->parallelism) continue;
-        executor *up = rt->task_exec[from->first_task + ex->task_index];
-        if (up) ex->chain_prev = up;
+        if (from->is_acker) continue;
+        if (c->inputs[0].grouping == GROUP_FORWARD) {
+            if (ex->task_index >= from->parallelism) continue;
+            executor *up = rt->task_exec[from->first_task + ex->task_index];
+            if (up) ex->chain_prev = up;
+        } else if (c->inputs[0].grouping == GROUP_LOCAL_OR_SHUFFLE) {
+            ex->chain_prev = local_pair(rt, from, ex);
+        }
     }
     for (int depth = 1;; depth++) {
         int added = 0;

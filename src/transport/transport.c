@@ -103,6 +103,9 @@ transport *transport_new(uv_loop_t *loop, const transport_config *cfg, const top
     if (tr->cfg.heartbeat_interval_ms <= 0) tr->cfg.heartbeat_interval_ms = DEFAULT_HEARTBEAT_MS;
     if (tr->cfg.peer_timeout_ms <= 0) tr->cfg.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
     tr->frame_limit = tr->cfg.max_frame_bytes - FRAME_HEADER_BYTES;
+    /* frames of about a batch, however much a buffer holds when it is sent:
+     * the receiver's reader grows to the largest frame it gets */
+    tr->send_frame = tr->cfg.batch_bytes < tr->frame_limit ? tr->cfg.batch_bytes : tr->frame_limit;
     frame_reader probe;
     frame_reader_init(&probe, tr->cfg.max_frame_bytes); /* its clamp to what lz4 can decompress */
     tr->rd_max_frame = probe.max_frame;
@@ -370,7 +373,7 @@ static void peer_flush(peer *p) {
     p->inflight += len;
     pthread_mutex_unlock(&p->mu);
 
-    uint32_t nframes = frame_batch_count(data, len, tr->frame_limit);
+    uint32_t nframes = frame_batch_count(data, len, tr->send_frame);
     size_t need = sizeof(wreq) + (size_t)nframes * (2 * sizeof(uv_buf_t) + sizeof(frame_slice));
     wreq *w = malloc(need);
     size_t lz4_room = 0;
@@ -398,7 +401,7 @@ static void peer_flush(peer *p) {
     w->req.data = w;
     uv_buf_t *bufs = (uv_buf_t *)(w + 1);
     frame_slice *slices = (frame_slice *)(bufs + 2 * (size_t)nframes);
-    w->wire_bytes = frame_batch_cut(data, len, tr->frame_limit, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
+    w->wire_bytes = frame_batch_cut(data, len, tr->send_frame, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
     for (uint32_t f = 0; f < nframes; f++) {
         bufs[2 * f] = uv_buf_init((char *)slices[f].header, FRAME_HEADER_BYTES);
         bufs[2 * f + 1] = uv_buf_init((char *)slices[f].payload, (unsigned)slices[f].len);

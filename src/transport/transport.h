@@ -45,6 +45,8 @@ typedef struct transport_config {
                                 * also caps what we send: a bigger tuple is dropped */
     size_t max_buffered_bytes; /* per peer: senders wait above this while the peer is up
                                 * (backpressure); a down peer's overflow: dropped above (8 MiB) */
+    int socket_buffer_bytes;   /* SO_SNDBUF and SO_RCVBUF of each peer connection; 0 = the kernel's
+                                * (autotuned, several MiB in flight once the receiver throttles) */
     int handshake_timeout_ms;  /* a connection still in its handshake then is closed (5000) */
     int max_unauthenticated;   /* accepted connections in their handshake at once (64) */
     int heartbeat_interval_ms; /* idle links carry a ping this often (1000) */

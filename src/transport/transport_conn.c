@@ -264,6 +264,14 @@ static void conn_up(conn *c, peer *p) {
     uv_timer_stop(&c->timer);
     uv_tcp_nodelay(&c->tcp, 1); /* we batch ourselves */
     uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_SECS); /* a vanished host is noticed by TCP too */
+    if (tr->cfg.socket_buffer_bytes > 0) {
+        /* bytes in the kernel are beyond the throttle's reach: keep them few
+         * (failure only leaves the kernel's size, which still works) */
+        int sz = tr->cfg.socket_buffer_bytes;
+        (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &sz);
+        sz = tr->cfg.socket_buffer_bytes;
+        (void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &sz);
+    }
     transport_peer_connected(p, c);
 }
 

@@ -101,6 +101,7 @@ struct transport {
     transport_deliver_cb deliver;
     void *deliver_arg;
     size_t frame_limit;        /* max payload of a frame we send */
+    size_t send_frame;         /* payload at which frames are cut (a batch; a larger record goes alone) */
     size_t rd_max_frame;       /* max frame we read from an authenticated peer */
     peer *peers;
     uv_tcp_t listener;

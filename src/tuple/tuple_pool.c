@@ -8,7 +8,7 @@
 #include "base/log.h"
 
 #define SLAB_BYTES (64 * 1024)
-#define SPARE_SLABS 64               /* kept for reuse; more are freed */
+#define SPARE_SLABS 16               /* kept for reuse (1 MiB a pool); more are freed */
 #define LIVE_BIAS (1 << 30)          /* "still the current slab": no release yet */
 #define STACK_CLOSED ((tuple_slab *)1) /* the return stack of a closed pool */
 
@@ -23,6 +23,7 @@ struct tuple_slab {
 
 struct tuple_pool {
     _Atomic(tuple_slab *) returned; /* pushed by any thread, taken by the owner */
+    atomic_int nreturned;     /* about how many wait there: beyond SPARE_SLABS, freed instead */
     atomic_int slabs;         /* slabs alive + 1 for the owner; frees the pool at 0 */
     tuple_slab *current;
     size_t used;              /* bytes carved from current */
@@ -33,11 +34,22 @@ struct tuple_pool {
 
 static const size_t payload = SLAB_BYTES - sizeof(tuple_slab);
 
-/* every pool's slabs, for tuple_pool_slab_bytes (statistics and tests) */
-static atomic_llong slab_bytes;
+/* every pool's slabs, for tuple_pool_slab_bytes (statistics and tests), and
+ * those holding tuples (the worker's backpressure budget): busy counts a
+ * slab from its retirement as a pool's current slab until its last tuple is
+ * released. Spare slabs and slabs waiting in a return stack (whose owner may
+ * be a paused spout that does not collect them) never count, nor does the
+ * slab each pool is carving: otherwise the pools' current slabs alone, even
+ * empty, could keep the count above a low watermark forever. */
+static atomic_llong slab_bytes, busy_bytes;
 
 size_t tuple_pool_slab_bytes(void) {
     return (size_t)atomic_load_explicit(&slab_bytes, memory_order_relaxed);
+}
+
+size_t tuple_pool_busy_bytes(void) {
+    long long b = atomic_load_explicit(&busy_bytes, memory_order_relaxed);
+    return b > 0 ? (size_t)b : 0;
 }
 
 tuple_pool *tuple_pool_new(void) {
@@ -45,6 +57,7 @@ tuple_pool *tuple_pool_new(void) {
     if (!p) return NULL;
     atomic_init(&p->returned, NULL);
     atomic_init(&p->slabs, 1);
+    atomic_init(&p->nreturned, 0);
     return p;
 }
 
@@ -63,7 +76,15 @@ void tuple_slab_release(tuple_slab *s) { tuple_slab_release_n(s, 1); }
 
 void tuple_slab_release_n(tuple_slab *s, int n) {
     if (atomic_fetch_sub_explicit(&s->live, n, memory_order_acq_rel) != n) return;
+    atomic_fetch_sub_explicit(&busy_bytes, SLAB_BYTES, memory_order_relaxed);
     tuple_pool *p = s->pool;
+    /* an owner that allocates no more (a paused spout) would keep every
+     * slab it ever carved: past what it would keep as spares, free them */
+    if (atomic_load_explicit(&p->nreturned, memory_order_relaxed) >= SPARE_SLABS) {
+        slab_free(s);
+        return;
+    }
+    atomic_fetch_add_explicit(&p->nreturned, 1, memory_order_relaxed);
     tuple_slab *head = atomic_load_explicit(&p->returned, memory_order_acquire);
     do {
         if (head == STACK_CLOSED) {
@@ -80,6 +101,8 @@ static void retire_current(tuple_pool *p) {
     tuple_slab *s = p->current;
     if (!s) return;
     p->current = NULL;
+    /* its last release, here or on another thread, takes this back */
+    atomic_fetch_add_explicit(&busy_bytes, SLAB_BYTES, memory_order_relaxed);
     int drop = LIVE_BIAS - p->allocated;
     /* the last tuple may already be gone: then the retiring owner releases it */
     if (atomic_fetch_sub_explicit(&s->live, drop, memory_order_acq_rel) == drop) {
@@ -92,6 +115,9 @@ static tuple_slab *next_slab(tuple_pool *p) {
     if (!p->spare) {
         /* the only thread that takes from the stack: no ABA */
         tuple_slab *got = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+        int taken = 0;
+        for (tuple_slab *g = got; g; g = g->next) taken++;
+        atomic_fetch_sub_explicit(&p->nreturned, taken, memory_order_relaxed);
         while (got) {
             tuple_slab *n = got->next;
             if (p->nspare < SPARE_SLABS) {

@@ -38,5 +38,10 @@ void tuple_slab_release_n(tuple_slab *s, int n);
 /* Any thread: bytes held in slabs by every pool of the process (tuples
  * alive, spare slabs and the slabs being carved). */
 size_t tuple_pool_slab_bytes(void);
+/* Any thread: bytes of the slabs of every pool of the process that hold a
+ * tuple alive, except the one each pool is carving (at most 64 KiB a
+ * thread): the memory held by tuples in flight, which the worker's
+ * backpressure keeps under a budget. */
+size_t tuple_pool_busy_bytes(void);
 
 #endif

@@ -68,6 +68,9 @@ typedef struct worker {
     char *listed;               /* [ntasks + 1]: task is in waiting_dests */
     size_t nwaiting;            /* tuples waiting in all of them */
     size_t high_watermark, low_watermark;
+    size_t high_bytes, low_bytes; /* of tuples alive in this process (tuple_pool_busy_bytes) */
+    uv_timer_t throttle_timer;  /* re-checks the budget while we throttle */
+    uint64_t throttle_logged_ms; /* loop time of the last backpressure line at info */
     bool self_throttle;         /* we asked the spouts to pause */
     bool *peer_throttle;        /* [nworkers]: that peer asked */
     uint64_t last_activity;
@@ -221,15 +224,27 @@ static int push_waiting(worker *w, int dest) {
     return 0;
 }
 
+static void on_throttle_timer(uv_timer_t *h);
+
 static void update_throttle(worker *w) {
     bool on = w->self_throttle;
-    if (!on && w->nwaiting > w->high_watermark) on = true;
-    else if (on && w->nwaiting < w->low_watermark) on = false;
+    size_t bytes = tuple_pool_busy_bytes();
+    if (!on && (w->nwaiting > w->high_watermark || bytes > w->high_bytes)) on = true;
+    else if (on && w->nwaiting < w->low_watermark && bytes < w->low_bytes) on = false;
     if (on == w->self_throttle) return;
     w->self_throttle = on;
     atomic_fetch_add(&w->rt.throttle_votes, on ? 1 : -1);
     if (w->rt.tr) transport_set_throttle(w->rt.tr, on);
-    log_info("backpressure %s: %zu tuples waiting for full queues", on ? "on" : "off", w->nwaiting);
+    /* memory drains without any I/O waking the loop: poll until it has */
+    if (on) uv_timer_start(&w->throttle_timer, on_throttle_timer, 1, 1);
+    else uv_timer_stop(&w->throttle_timer);
+    /* it may switch hundreds of times a second under a steady overload:
+     * one line in ten seconds at info */
+    uint64_t now = uv_now(&w->loop);
+    bool info = !w->throttle_logged_ms || now - w->throttle_logged_ms >= 10000;
+    if (info) w->throttle_logged_ms = now;
+    log_task(info ? SD_LOG_INFO : SD_LOG_DEBUG, 0, "backpressure %s: %zu tuples waiting for full queues, %zu KiB of tuples",
+             on ? "on" : "off", w->nwaiting, bytes >> 10);
 }
 
 static void on_peer_throttle(void *arg, int peer, bool on) {
@@ -299,6 +314,7 @@ static void flush_waiting(worker *w) {
 
 static void on_deliver_check(uv_check_t *h) { flush_waiting(h->data); }
 static void on_retry_timer(uv_timer_t *h) { flush_waiting(h->data); }
+static void on_throttle_timer(uv_timer_t *h) { update_throttle(h->data); }
 
 /* ---- heartbeats ------------------------------------------------------------------ */
 
@@ -331,6 +347,8 @@ static json_t *heartbeat_message(worker *w) {
                               (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
                               "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
         if (!t) continue;
+        /* shown by local mode's summary and `streamd status` */
+        if (ex->chain_prev) json_object_set_new(t, "chained_to", json_integer(ex->chain_prev->task));
         if (ex->comp->kind == SD_SPOUT) {
             json_object_set_new(t, "complete_latency_us",
                                 json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)executor_latency_us(ex, 0.5),
@@ -549,6 +567,8 @@ static int build_runtime(worker *w) {
         return -1;
     w->high_watermark = (size_t)conf_int(w->conf, "topology.backpressure.high.watermark");
     w->low_watermark = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark");
+    w->high_bytes = (size_t)conf_int(w->conf, "topology.backpressure.high.watermark.bytes");
+    w->low_bytes = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark.bytes");
     for (int t = 1; t <= w->topo->ntasks; t++) {
         if (rt->task_worker[t] != rt->worker_index) continue;
         executor *ex = executor_new(rt, t);
@@ -579,6 +599,7 @@ static int start_transport(worker *w) {
         .lz4_threshold = (size_t)conf_int(w->conf, "worker.transfer.lz4.threshold.bytes"),
         .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
+        .socket_buffer_bytes = (int)conf_int(w->conf, "worker.transfer.socket.buffer.bytes"),
         .handshake_timeout_ms = (int)conf_int(w->conf, "worker.transfer.handshake.timeout.ms"),
         .max_unauthenticated = (int)conf_int(w->conf, "worker.transfer.max.unauthenticated"),
         .heartbeat_interval_ms = (int)conf_int(w->conf, "worker.transfer.heartbeat.interval.ms"),
@@ -628,6 +649,12 @@ static int setup_from_assignment(worker *w, json_t *a) {
         log_error("assignment: malformed conf");
         return -1;
     }
+    /* one arena by default: tuples come from slabs, so malloc is off the
+     * hot path, while an arena per thread kept each thread's own peak
+     * resident (~7 MiB more per worker in bench-w2-ackoff; the single arena
+     * costs ~8 % of CPU per tuple with acking on, one worker) */
+    int arenas = (int)conf_int(w->conf, "worker.malloc.arenas");
+    if (arenas > 0 && !mallopt(M_ARENA_MAX, arenas)) log_warn("mallopt(M_ARENA_MAX) failed");
     sd_log_level level;
     if (log_parse_level(conf_str_or(w->conf, "log.level", "info"), &level) == 0) log_set_level(level);
     log_set_json(strcmp(conf_str_or(w->conf, "log.format", "text"), "json") == 0);
@@ -716,7 +743,9 @@ static void close_handle(uv_handle_t *h, void *arg) {
 
 /* Tuples are allocated on one thread and freed on another at millions per
  * second; glibc's default of trimming and regrowing the heap on every swing
- * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. */
+ * made that a syscall storm (perf: sysmalloc, brk). Keep freed memory. The
+ * number of arenas is worker.malloc.arenas, set once the assignment's
+ * configuration is known (before the executor threads start). */
 static void tune_malloc(void) {
     if (!mallopt(M_TRIM_THRESHOLD, 128 << 20) || !mallopt(M_TOP_PAD, 16 << 20) ||
         !mallopt(M_MMAP_THRESHOLD, 1 << 20))
@@ -754,10 +783,11 @@ int worker_main(int control_fd, int log_fd) {
     uv_timer_init(&w->loop, &w->heartbeat_timer);
     uv_timer_init(&w->loop, &w->stop_timer);
     uv_timer_init(&w->loop, &w->retry_timer);
+    uv_timer_init(&w->loop, &w->throttle_timer);
     uv_check_init(&w->loop, &w->deliver_check);
     uv_signal_init(&w->loop, &w->sigterm);
     uv_signal_init(&w->loop, &w->sigint);
-    w->heartbeat_timer.data = w->stop_timer.data = w->retry_timer.data = w;
+    w->heartbeat_timer.data = w->stop_timer.data = w->retry_timer.data = w->throttle_timer.data = w;
     w->deliver_check.data = w->sigterm.data = w->sigint.data = w;
     uv_check_start(&w->deliver_check, on_deliver_check);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);

@@ -9,7 +9,7 @@ from collections import Counter
 from conftest import SENTENCES, read_jsonl, split_words
 
 
-def topology(sink, chaining, workers=1):
+def topology(sink, chaining, workers=1, relay_grouping="forward"):
     return {
         "name": "chained",
         "workers": workers,
@@ -17,7 +17,7 @@ def topology(sink, chaining, workers=1):
         "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 2, "args": {"path": str(SENTENCES)}}],
         "bolts": [
             {"id": "relay", "class": "pass_through", "parallelism": 2, "outputs": ["line"],
-             "inputs": [{"from": "lines", "grouping": "forward"}]},
+             "inputs": [{"from": "lines", "grouping": relay_grouping}]},
             {"id": "split", "class": "split_words", "parallelism": 2,
              "inputs": [{"from": "relay", "grouping": "forward"}]},
             {"id": "count", "class": "word_count", "parallelism": 2,
@@ -28,9 +28,9 @@ def topology(sink, chaining, workers=1):
     }
 
 
-def run_counts(streamd, tmp_path, chaining, workers=1):
-    sink = tmp_path / f"counts-{chaining}-{workers}.jsonl"
-    res = streamd.run(topology(sink, chaining, workers), timeout=120)
+def run_counts(streamd, tmp_path, chaining, workers=1, relay_grouping="forward"):
+    sink = tmp_path / f"counts-{chaining}-{workers}-{relay_grouping}.jsonl"
+    res = streamd.run(topology(sink, chaining, workers, relay_grouping), timeout=120)
     assert res.returncode == 0, res.explain()
     final = {}
     for row in read_jsonl(sink):
@@ -51,6 +51,12 @@ def test_chaining_on_and_off_count_the_same(streamd, tmp_path):
     assert on == dict(expected)
     # relay and split (2 tasks each) chained to the spout tasks when on
     assert "4 tasks run chained" in logs_on, logs_on
+    # the summary says which component runs inside which, only when on
+    assert comps_on["relay"].get("chained_into") == "lines", comps_on["relay"]
+    assert comps_on["split"].get("chained_into") == "relay", comps_on["split"]
+    assert comps_on["relay"]["chained_tasks"] == 2 and comps_on["split"]["chained_tasks"] == 2
+    assert all("chained_into" not in comps_on[c] for c in ("lines", "count", "sink")), comps_on
+    assert all("chained_into" not in c for c in comps_off.values()), comps_off
     for comp in ("lines", "relay", "split", "count"):
         assert comps_on[comp]["acked"] == comps_off[comp]["acked"], (comp, comps_on[comp], comps_off[comp])
         assert comps_on[comp]["failed"] == 0 and comps_off[comp]["failed"] == 0
@@ -64,3 +70,19 @@ def test_forward_across_workers(streamd, tmp_path):
         expected.update(split_words(line))
     counts, _, _ = run_counts(streamd, tmp_path, True, workers=2)
     assert counts == dict(expected)
+
+
+def test_local_or_shuffle_chained_one_to_one(streamd, tmp_path):
+    """local_or_shuffle chains where each worker runs as many relay tasks as
+    lines tasks (paired 1:1, every tuple still goes to a task of its own
+    worker): in one worker and over two (one pair in each), with the same
+    exact counts as without chaining."""
+    expected = Counter()
+    for line in SENTENCES.read_text(encoding="utf-8").split("\n"):
+        expected.update(split_words(line))
+    for workers in (1, 2):
+        counts, comps, logs = run_counts(streamd, tmp_path, True, workers, "local-or-shuffle")
+        assert counts == dict(expected), workers
+        assert comps["relay"].get("chained_into") == "lines", (workers, comps["relay"])
+        assert comps["relay"]["chained_tasks"] == 2, (workers, comps["relay"])
+        assert comps["relay"]["acked"] == comps["lines"]["acked"] and comps["relay"]["failed"] == 0, comps

@@ -140,14 +140,35 @@ static const char *worker_state(const json_t *w, json_t *states, const json_t *r
     return "unknown";
 }
 
+/* The id of the component that runs task (of comps), or NULL. */
+static const char *task_component(const json_t *comps, long long task) {
+    size_t i;
+    json_t *c;
+    json_array_foreach(comps, i, c) {
+        long long first = rec_int(c, "first_task");
+        if (task >= first && task < first + rec_int(c, "parallelism")) return rec_str(c, "id");
+    }
+    return NULL;
+}
+
 /* Adds the counters of one worker's report into sums[3 * component];
- * index: component id -> its position. */
-static void add_report(const json_t *rep, json_t *index, int64_t *sums) {
+ * index: component id -> its position. Tasks run chained into another's
+ * (topology.chaining) count in chains: component id -> {"into", "tasks"}. */
+static void add_report(const json_t *rep, json_t *index, const json_t *comps, json_t *chains, int64_t *sums) {
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(rep, "tasks"), i, t) {
         json_t *pos = json_object_get(index, rec_str(t, "component"));
         if (!pos) continue; /* a component the topology does not have */
+        const char *into = task_component(comps, rec_int(t, "chained_to"));
+        if (into) {
+            json_t *ch = json_object_get(chains, rec_str(t, "component"));
+            if (!ch) {
+                ch = json_pack("{s:s, s:I}", "into", into, "tasks", (json_int_t)0);
+                if (!ch || json_object_set_new(chains, rec_str(t, "component"), ch) != 0) ch = NULL;
+            }
+            if (ch) json_object_set_new(ch, "tasks", json_integer(rec_int(ch, "tasks") + 1));
+        }
         size_t c = (size_t)json_integer_value(pos);
         sums[3 * c] = sat_add(sums[3 * c], rec_int(t, "emitted"));
         sums[3 * c + 1] = sat_add(sums[3 * c + 1], rec_int(t, "acked"));
@@ -160,8 +181,8 @@ json_t *view_topology(const json_t *topo, const json_t *assign, json_t *states, 
     json_t *comps = json_object_get(topo, "components");
     size_t ncomps = json_array_size(comps);
     int64_t *sums = calloc(3 * ncomps + 1, sizeof *sums);
-    json_t *workers = json_array(), *out_comps = json_array(), *index = json_object();
-    bool ok = sums && workers && out_comps && index;
+    json_t *workers = json_array(), *out_comps = json_array(), *index = json_object(), *chains = json_object();
+    bool ok = sums && workers && out_comps && index && chains;
     size_t i;
     json_t *w, *c;
     json_array_foreach(comps, i, c) {
@@ -170,7 +191,7 @@ json_t *view_topology(const json_t *topo, const json_t *assign, json_t *states, 
     json_array_foreach(json_object_get(assign, "workers"), i, w) {
         if (!ok) break;
         const json_t *rep = r ? reports_worker(r, rec_str(w, "node"), rec_str(topo, "id"), (int)rec_int(w, "port")) : NULL;
-        if (rep) add_report(rep, index, sums);
+        if (rep) add_report(rep, index, comps, chains, sums);
         json_t *wv = json_pack("{s:O, s:O, s:O, s:O, s:s}", "node", json_object_get(w, "node"), "host",
                                json_object_get(w, "host"), "port", json_object_get(w, "port"), "tasks",
                                json_object_get(w, "tasks"), "state", worker_state(w, states, rep, now, stale_secs));
@@ -185,14 +206,21 @@ json_t *view_topology(const json_t *topo, const json_t *assign, json_t *states, 
         json_t *tasks = json_array();
         long long first = rec_int(c, "first_task"), par = rec_int(c, "parallelism");
         for (long long t = first; tasks && t < first + par; t++) json_array_append_new(tasks, json_integer(t));
-        ok = tasks && push(out_comps, json_pack("{s:O, s:O, s:O, s:o, s:I, s:I, s:I}", "id", json_object_get(c, "id"),
-                                                "kind", json_object_get(c, "kind"), "parallelism",
-                                                json_object_get(c, "parallelism"), "tasks", tasks, "emitted",
-                                                (json_int_t)sums[3 * i], "acked", (json_int_t)sums[3 * i + 1],
-                                                "failed", (json_int_t)sums[3 * i + 2]));
+        json_t *cv = tasks ? json_pack("{s:O, s:O, s:O, s:o, s:I, s:I, s:I}", "id", json_object_get(c, "id"), "kind",
+                                       json_object_get(c, "kind"), "parallelism", json_object_get(c, "parallelism"),
+                                       "tasks", tasks, "emitted", (json_int_t)sums[3 * i], "acked",
+                                       (json_int_t)sums[3 * i + 1], "failed", (json_int_t)sums[3 * i + 2])
+                           : NULL;
+        json_t *ch = json_object_get(chains, rec_str(c, "id"));
+        if (cv && ch) {
+            json_object_set(cv, "chained_into", json_object_get(ch, "into"));
+            json_object_set(cv, "chained_tasks", json_object_get(ch, "tasks"));
+        }
+        ok = push(out_comps, cv);
     }
     free(sums);
     json_decref(index);
+    json_decref(chains);
     json_t *out = ok ? json_pack("{s:O, s:O, s:O, s:O, s:O, s:b, s:o, s:o}", "name", json_object_get(topo, "name"),
                                  "id", json_object_get(topo, "id"), "status", json_object_get(topo, "status"),
                                  "package", json_object_get(topo, "package"), "submit_time",
