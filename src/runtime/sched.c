@@ -2,6 +2,7 @@
  * min-heap of timers, all under one mutex taken about twice a slice; the
  * state word of each task makes notify lock-free unless the task was idle. */
 #include "runtime/sched.h"
+#include "base/cpu.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -176,7 +177,7 @@ static sched_task *next_task(sched *s) {
         pthread_mutex_unlock(&s->lock);
         bool seen = false;
         for (int i = 0; i < SCHED_SPINS && !seen; i++) {
-            __builtin_ia32_pause();
+            cpu_relax();
             seen = atomic_load_explicit(&s->nqueued, memory_order_acquire) > 0;
         }
         pthread_mutex_lock(&s->lock);
