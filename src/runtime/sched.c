@@ -121,14 +121,18 @@ static void heap_put(sched *s, sched_task *t, int64_t at) {
 
 /* ---- run queues (lock held) ------------------------------------------------------ */
 
-static void rq_push(sched *s, sched_task *t) {
+/* mine: the pushing pool thread looks for work right after (a task it
+ * requeues after its slice), so a parked thread is woken only for what
+ * that thread will leave behind: waking one to find the queue empty again
+ * cost a futex wake and a context switch per slice */
+static void rq_push(sched *s, sched_task *t, bool mine) {
     run_queue *q = &s->rq[t->prio ? 0 : 1];
     t->next = NULL;
     if (q->tail) q->tail->next = t;
     else q->head = t;
     q->tail = t;
-    atomic_fetch_add_explicit(&s->nqueued, 1, memory_order_release);
-    if (s->parked > 0) {
+    int queued = atomic_fetch_add_explicit(&s->nqueued, 1, memory_order_release) + 1;
+    if (s->parked > 0 && queued > (mine ? 1 : 0)) {
         s->wakeups++;
         pthread_cond_signal(&s->work);
     }
@@ -153,7 +157,7 @@ static int64_t fire_timers(sched *s, int64_t now) {
         sched_task *t = s->heap[0];
         heap_remove(s, t);
         int idle = SCHED_S_IDLE;
-        if (atomic_compare_exchange_strong(&t->state, &idle, SCHED_S_QUEUED)) rq_push(s, t);
+        if (atomic_compare_exchange_strong(&t->state, &idle, SCHED_S_QUEUED)) rq_push(s, t, false);
     }
     return s->nheap > 0 ? s->heap[0]->wake_at : SCHED_NEVER;
 }
@@ -217,7 +221,7 @@ static void *pool_thread_main(void *arg) {
             s->live--;
         } else if (rc == SCHED_MORE) {
             atomic_store(&t->state, SCHED_S_QUEUED);
-            rq_push(s, t);
+            rq_push(s, t, true);
         } else {
             int running = SCHED_S_RUNNING;
             if (atomic_compare_exchange_strong(&t->state, &running, SCHED_S_IDLE)) {
@@ -225,7 +229,7 @@ static void *pool_thread_main(void *arg) {
                 else heap_remove(s, t);
             } else { /* notified while it ran */
                 atomic_store(&t->state, SCHED_S_QUEUED);
-                rq_push(s, t);
+                rq_push(s, t, true);
             }
         }
     }
@@ -282,7 +286,7 @@ int sched_add(sched *s, sched_task *t, int prio) {
     s->all[s->nall++] = t;
     s->live++;
     atomic_store(&t->state, SCHED_S_QUEUED);
-    rq_push(s, t);
+    rq_push(s, t, false);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
@@ -315,7 +319,7 @@ void sched_notify(sched *s, sched_task *t) {
     }
     pthread_mutex_lock(&s->lock);
     heap_remove(s, t);
-    rq_push(s, t);
+    rq_push(s, t, false);
     pthread_mutex_unlock(&s->lock);
 }
 
