@@ -63,7 +63,7 @@ void emit_chain_run(exec_thread *th) {
         struct chain_item it = th->chainq[th->chain_pos++];
         STAT_ADD(it.to->received, 1);
         bolt_execute_one(it.to, it.t);
-        tuple_unref(it.t);
+        tuple_unref_deferred(it.t, &th->chain_rel);
     }
     th->chain_n = th->chain_pos = 0;
 }

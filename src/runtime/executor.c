@@ -150,6 +150,7 @@ void exec_thread_free(exec_thread *th) {
     free(th->anc);
     for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
     free(th->chainq);
+    tuple_releaser_flush(&th->chain_rel);
     if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
     free(th);
 }

@@ -49,6 +49,9 @@ typedef struct exec_thread {
      * callback has returned (emit_chain_run) */
     struct chain_item { struct executor *to; sd_tuple *t; } *chainq;
     size_t chain_n, chain_pos, chain_cap;
+    /* chained tuples executed this slice, released together by the end of
+     * it: one atomic operation per run of a slab's tuples, not one each */
+    tuple_releaser chain_rel;
 } exec_thread;
 
 typedef struct executor {

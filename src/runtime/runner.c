@@ -136,6 +136,7 @@ static int run_slice(void *arg, sched_task *t, void *data, int64_t *wake_at) {
         }
         if (ex->nmembers) *wake_at = members_tick(ex, *wake_at);
     }
+    tuple_releaser_flush(&th->chain_rel);
     if (rc == SCHED_DONE) {
         for (int i = 0; i < ex->nmembers; i++) atomic_store(&ex->members[i]->done, true);
         atomic_store(&ex->done, true);
