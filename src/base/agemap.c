@@ -28,6 +28,8 @@ u64map_rec *agemap_get(agemap *m, uint64_t key) {
 }
 
 u64map_rec *agemap_upsert(agemap *m, uint64_t key, int *created) {
+    /* the older generation is mostly empty (its trees completed): one probe */
+    if (!m->prev.len) return u64map_upsert(&m->cur, key, created);
     u64map_rec *r = u64map_get(&m->cur, key);
     if (!r && m->prev.len) r = u64map_get(&m->prev, key);
     if (r) { /* an entry stays in the generation it was made in, so that it ages */

@@ -1,10 +1,10 @@
-/* u64map: linear probing with tombstones; see u64map.h. */
+/* u64map: linear probing, deletion by backward shift (no tombstones); see
+ * u64map.h. */
 #include "base/u64map.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TOMB UINT64_MAX
 
 static size_t slot_of(uint64_t key, size_t mask) {
     key ^= key >> 33;
@@ -22,7 +22,7 @@ static int alloc_table(u64map *m, size_t cap) {
         return -1;
     }
     m->cap = cap;
-    m->len = m->tombs = 0;
+    m->len = 0;
     return 0;
 }
 
@@ -48,7 +48,7 @@ u64map_rec *u64map_get(u64map *m, uint64_t key) {
     }
 }
 
-/* copies the live entries into a table of cap slots (dropping tombstones);
+/* copies the entries into a table of cap slots;
  * on allocation failure the table is left as it was */
 static int rehash(u64map *m, size_t cap) {
     u64map old = *m;
@@ -59,7 +59,7 @@ static int rehash(u64map *m, size_t cap) {
     m->min_cap = old.min_cap;
     size_t mask = cap - 1;
     for (size_t i = 0; i < old.cap; i++) {
-        if (!old.keys[i] || old.keys[i] == TOMB) continue;
+        if (!old.keys[i]) continue;
         size_t j = slot_of(old.keys[i], mask);
         while (m->keys[j]) j = (j + 1) & mask;
         m->keys[j] = old.keys[i];
@@ -71,26 +71,15 @@ static int rehash(u64map *m, size_t cap) {
     return 0;
 }
 
-static int grow(u64map *m) {
-    /* rehash in place when mostly tombstones */
-    return rehash(m, m->len * 4 > m->cap ? m->cap * 2 : m->cap);
-}
-
 u64map_rec *u64map_upsert(u64map *m, uint64_t key, int *created) {
-    if ((m->len + m->tombs + 1) * 4 > m->cap * 3 && grow(m) != 0) return NULL;
+    if ((m->len + 1) * 4 > m->cap * 3 && rehash(m, m->cap * 2) != 0) return NULL;
     size_t mask = m->cap - 1;
-    size_t tomb = SIZE_MAX;
     for (size_t i = slot_of(key, mask);; i = (i + 1) & mask) {
         if (m->keys[i] == key) {
             *created = 0;
             return &m->recs[i];
         }
-        if (m->keys[i] == TOMB && tomb == SIZE_MAX) tomb = i;
         if (m->keys[i] == 0) {
-            if (tomb != SIZE_MAX) {
-                i = tomb;
-                m->tombs--;
-            }
             m->keys[i] = key;
             memset(&m->recs[i], 0, sizeof m->recs[i]);
             m->len++;
@@ -100,13 +89,30 @@ u64map_rec *u64map_upsert(u64map *m, uint64_t key, int *created) {
     }
 }
 
-int u64map_del(u64map *m, uint64_t key) {
+/* Backward-shift deletion: the entries after i in its probe run that may
+ * live at i move back, so no tombstone is left. A table with a steady
+ * churn of random keys (trees begun and completed) otherwise filled with
+ * tombstones and was rebuilt every few hundred deletes. */
+static void shift_back(u64map *m, size_t i, size_t mask) {
+    for (size_t j = (i + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
+        size_t home = slot_of(m->keys[j], mask);
+        /* j's entry may move to i when its home is not in (i, j] (cyclically) */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        m->keys[i] = m->keys[j];
+        m->recs[i] = m->recs[j];
+        i = j;
+    }
+    m->keys[i] = 0;
+}
+
+int u64map_take(u64map *m, uint64_t key, u64map_rec *out) {
     size_t mask = m->cap - 1;
     for (size_t i = slot_of(key, mask);; i = (i + 1) & mask) {
         if (m->keys[i] == key) {
-            m->keys[i] = TOMB;
+            if (out) *out = m->recs[i];
+            shift_back(m, i, mask);
             m->len--;
-            m->tombs++;
             /* below 1/8 full: half the size (a failed allocation keeps it) */
             if (m->cap > m->min_cap && m->len * 8 < m->cap) rehash(m, m->cap / 2);
             return 1;
@@ -114,3 +120,5 @@ int u64map_del(u64map *m, uint64_t key) {
         if (m->keys[i] == 0) return 0;
     }
 }
+
+int u64map_del(u64map *m, uint64_t key) { return u64map_take(m, key, NULL); }

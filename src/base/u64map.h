@@ -23,7 +23,7 @@ typedef struct u64map_rec {
 typedef struct u64map {
     uint64_t *keys; /* 0 = empty slot, UINT64_MAX... never used as key */
     u64map_rec *recs;
-    size_t cap, len, tombs;
+    size_t cap, len;
     size_t min_cap; /* the initial size: never shrunk below it */
 } u64map;
 
@@ -35,5 +35,8 @@ u64map_rec *u64map_get(u64map *m, uint64_t key);
 u64map_rec *u64map_upsert(u64map *m, uint64_t key, int *created);
 /* removes key; 1 if it was there (the table may shrink) */
 int u64map_del(u64map *m, uint64_t key);
+/* removes key and copies its record to out (may be NULL): one probe where
+ * get then del take two. 1 if it was there, else 0 (out untouched) */
+int u64map_take(u64map *m, uint64_t key, u64map_rec *out);
 
 #endif

@@ -79,11 +79,10 @@ int spout_deferred_make_room(executor *ex, uint64_t msg_id) {
 }
 
 static void spout_complete(executor *ex, uint64_t root, int ok) {
-    u64map_rec *rec = u64map_get(&ex->pending, root);
-    if (!rec) return; /* already timed out */
-    uint64_t msg_id = rec->a;
-    int64_t started = rec->t;
-    u64map_del(&ex->pending, root);
+    u64map_rec rec;
+    if (!u64map_take(&ex->pending, root, &rec)) return; /* already timed out */
+    uint64_t msg_id = rec.a;
+    int64_t started = rec.t;
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     if (ok) {
         lat_record(ex->lat_hist, &ex->lat_max_us, ex->round_ns - started);

@@ -1,4 +1,4 @@
-/* u64map and agemap: growth and shrinking, tombstones, and the acker's
+/* u64map and agemap: growth and shrinking, deletion under churn, and the acker's
  * generations forgetting old entries without a scan. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,7 +39,7 @@ static void test_grows_and_shrinks(void **s) {
     u64map_destroy(&m);
 }
 
-/* insert and delete churn at a steady size: tombstones do not grow the table */
+/* insert and delete churn at a steady size does not grow the table */
 static void test_churn_keeps_size(void **s) {
     (void)s;
     u64map m;
@@ -52,6 +52,49 @@ static void test_churn_keeps_size(void **s) {
     }
     assert_int_equal(m.len, 500);
     assert_int_equal(m.cap, cap);
+    u64map_destroy(&m);
+}
+
+/* random keys in and out (as roots of trees are): after every delete each
+ * key still in the table is found with its record, and none that left is
+ * (deletion moves entries back along their probe run) */
+static uint64_t rnd(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void test_random_churn_finds_every_key(void **s) {
+    (void)s;
+    enum { LIVE = 700, ROUNDS = 20000 };
+    u64map m;
+    assert_int_equal(u64map_init(&m, 64), 0);
+    uint64_t live[LIVE] = {0}, x = 0x9e3779b97f4a7c15ULL;
+    int created;
+    for (int r = 0; r < ROUNDS; r++) {
+        int k = (int)(rnd(&x) % LIVE);
+        if (live[k]) {
+            assert_int_equal(u64map_del(&m, live[k]), 1);
+            assert_null(u64map_get(&m, live[k]));
+        }
+        uint64_t key = rnd(&x) | 1;
+        u64map_rec *rec = u64map_upsert(&m, key, &created);
+        assert_non_null(rec);
+        assert_int_equal(created, 1);
+        rec->a = key ^ 0x5a5a;
+        live[k] = key;
+        if (r % 997 == 0)
+            for (int i = 0; i < LIVE; i++) {
+                if (!live[i]) continue;
+                u64map_rec *g = u64map_get(&m, live[i]);
+                assert_non_null(g);
+                assert_true(g->a == (live[i] ^ 0x5a5a));
+            }
+    }
+    size_t n = 0;
+    for (int i = 0; i < LIVE; i++) n += live[i] != 0;
+    assert_int_equal(m.len, n);
     u64map_destroy(&m);
 }
 
@@ -89,6 +132,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_and_shrinks),
         cmocka_unit_test(test_churn_keeps_size),
+        cmocka_unit_test(test_random_churn_finds_every_key),
         cmocka_unit_test(test_agemap_forgets_after_one_to_two_periods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
