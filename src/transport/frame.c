@@ -146,6 +146,27 @@ uint32_t frame_batch_count(const uint8_t *records, size_t len, size_t limit) {
     return n + (cur > 0);
 }
 
+/* one frame of records[fstart..fend) into out, compressed when that pays;
+ * returns its bytes on the wire */
+static size_t slice_one(const uint8_t *records, size_t fstart, size_t fend, size_t lz4_threshold, uint8_t *lz4buf,
+                        size_t lz4cap, size_t *lz4_used, frame_slice *out) {
+    size_t flen = fend - fstart;
+    out->payload = records + fstart;
+    out->len = flen;
+    uint8_t flags = 0;
+    if (lz4buf && lz4_threshold > 0 && flen >= lz4_threshold) {
+        size_t clen = frame_lz4_compress(records + fstart, flen, lz4buf + *lz4_used, lz4cap - *lz4_used);
+        if (clen) {
+            out->payload = lz4buf + *lz4_used;
+            out->len = clen;
+            flags = FRAME_F_LZ4;
+            *lz4_used += clen;
+        }
+    }
+    frame_header_write(out->header, FRAME_BATCH, flags, (uint32_t)out->len, (uint32_t)flen);
+    return FRAME_HEADER_BYTES + out->len;
+}
+
 size_t frame_batch_cut(const uint8_t *records, size_t len, size_t limit, size_t lz4_threshold,
                        uint8_t *lz4buf, size_t lz4cap, frame_slice *out) {
     size_t off = 0, fstart = 0, lz4_used = 0, wire = 0, rl;
@@ -157,26 +178,22 @@ size_t frame_batch_cut(const uint8_t *records, size_t len, size_t limit, size_t 
          * the same rule as frame_batch_count */
         bool cut = more != 1 ? prev > fstart : (prev > fstart && off - fstart > limit);
         if (cut) {
-            size_t flen = prev - fstart;
-            out->payload = records + fstart;
-            out->len = flen;
-            uint8_t flags = 0;
-            if (lz4buf && lz4_threshold > 0 && flen >= lz4_threshold) {
-                size_t clen = frame_lz4_compress(records + fstart, flen, lz4buf + lz4_used, lz4cap - lz4_used);
-                if (clen) {
-                    out->payload = lz4buf + lz4_used;
-                    out->len = clen;
-                    flags = FRAME_F_LZ4;
-                    lz4_used += clen;
-                }
-            }
-            frame_header_write(out->header, FRAME_BATCH, flags, (uint32_t)out->len, (uint32_t)flen);
-            wire += FRAME_HEADER_BYTES + out->len;
-            out++;
+            wire += slice_one(records, fstart, prev, lz4_threshold, lz4buf, lz4cap, &lz4_used, out++);
             fstart = prev;
         }
         if (more != 1) return wire;
     }
+}
+
+size_t frame_batch_cut_at(const uint8_t *records, size_t len, const size_t *cuts, uint32_t ncuts,
+                          size_t lz4_threshold, uint8_t *lz4buf, size_t lz4cap, frame_slice *out) {
+    size_t lz4_used = 0, wire = 0, fstart = 0;
+    for (uint32_t f = 0; f <= ncuts; f++) {
+        size_t fend = f < ncuts ? cuts[f] : len;
+        wire += slice_one(records, fstart, fend, lz4_threshold, lz4buf, lz4cap, &lz4_used, out++);
+        fstart = fend;
+    }
+    return wire;
 }
 
 /* ---- reader ------------------------------------------------------------ */

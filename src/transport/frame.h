@@ -102,6 +102,12 @@ uint32_t frame_batch_count(const uint8_t *records, size_t len, size_t limit);
  * always suffices. Returns the bytes the frames take on the wire. */
 size_t frame_batch_cut(const uint8_t *records, size_t len, size_t limit, size_t lz4_threshold,
                        uint8_t *lz4buf, size_t lz4cap, frame_slice *out);
+/* The same, with the frames' boundaries known (the sender noted them as it
+ * appended records, by the same rule): ncuts + 1 frames, the k-th ending at
+ * cuts[k] (ascending, inside (0, len)) and the last at len > 0. No pass
+ * over the records. */
+size_t frame_batch_cut_at(const uint8_t *records, size_t len, const size_t *cuts, uint32_t ncuts,
+                          size_t lz4_threshold, uint8_t *lz4buf, size_t lz4cap, frame_slice *out);
 
 /* Incremental reader: push bytes in any chunking, pull whole frames. */
 typedef struct frame_reader {

@@ -166,6 +166,8 @@ static void transport_free(transport *tr) {
         if (p->ntuples) STAT_ADD(tr, tuples_dropped, p->ntuples);
         free(p->buf);
         free(p->spare);
+        free(p->cuts);
+        free(p->spare_cuts);
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->room);
     }
@@ -260,6 +262,7 @@ static uint32_t peer_drop_buffer(peer *p, bool isolate) {
     p->buf = NULL;
     p->len = p->cap = 0;
     p->ntuples = 0;
+    p->ncuts = p->frame_start = 0;
     pthread_cond_broadcast(&p->room);
     pthread_mutex_unlock(&p->mu);
     if (len) peer_give_up(p, data, len, n);
@@ -364,16 +367,22 @@ static void peer_flush(peer *p) {
     uint8_t *data = p->buf;
     size_t len = p->len, cap = p->cap;
     uint32_t ntuples = p->ntuples;
+    size_t *cuts = p->cuts, ncuts = p->ncuts, cuts_cap = p->cuts_cap;
     p->buf = p->spare;
     p->cap = p->spare_cap;
     p->spare = NULL;
     p->spare_cap = 0;
+    p->cuts = p->spare_cuts;
+    p->cuts_cap = p->spare_cuts_cap;
+    p->spare_cuts = NULL;
+    p->spare_cuts_cap = 0;
+    p->ncuts = p->frame_start = 0;
     p->len = 0;
     p->ntuples = 0;
     p->inflight += len;
     pthread_mutex_unlock(&p->mu);
 
-    uint32_t nframes = frame_batch_count(data, len, tr->send_frame);
+    uint32_t nframes = (uint32_t)ncuts + 1;
     size_t need = sizeof(wreq) + (size_t)nframes * (2 * sizeof(uv_buf_t) + sizeof(frame_slice));
     wreq *w = malloc(need);
     size_t lz4_room = 0;
@@ -383,6 +392,8 @@ static void peer_flush(peer *p) {
         log_error("transport: out of memory flushing %zu bytes to worker %d; dropping them", len, p->index);
         free(w);
         free(data);
+        p->spare_cuts = cuts;
+        p->spare_cuts_cap = cuts_cap;
         STAT_ADD(tr, tuples_dropped, ntuples);
         pthread_mutex_lock(&p->mu);
         p->inflight -= len;
@@ -401,7 +412,9 @@ static void peer_flush(peer *p) {
     w->req.data = w;
     uv_buf_t *bufs = (uv_buf_t *)(w + 1);
     frame_slice *slices = (frame_slice *)(bufs + 2 * (size_t)nframes);
-    w->wire_bytes = frame_batch_cut(data, len, tr->send_frame, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
+    w->wire_bytes = frame_batch_cut_at(data, len, cuts, (uint32_t)ncuts, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
+    p->spare_cuts = cuts; /* only the loop thread touches the spare */
+    p->spare_cuts_cap = cuts_cap;
     for (uint32_t f = 0; f < nframes; f++) {
         bufs[2 * f] = uv_buf_init((char *)slices[f].header, FRAME_HEADER_BYTES);
         bufs[2 * f + 1] = uv_buf_init((char *)slices[f].payload, (unsigned)slices[f].len);
@@ -623,6 +636,20 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
             }
             pthread_cond_wait(&p->room, &p->mu);
         }
+        /* a record that would overflow the current frame starts the next
+         * one (frame_batch_count's rule) */
+        if (p->len > p->frame_start && p->len + sz - p->frame_start > tr->send_frame) {
+            if (p->ncuts == p->cuts_cap) {
+                size_t cc = p->cuts_cap ? p->cuts_cap * 2 : 16;
+                size_t *g = realloc(p->cuts, cc * sizeof *g);
+                if (!g) {
+                    log_error("transport: out of memory buffering for worker %d", worker);
+                    goto drop;
+                }
+                p->cuts = g;
+                p->cuts_cap = cc;
+            }
+        }
         if (p->len + sz > p->cap) {
             size_t cap = p->cap ? p->cap : 4096;
             while (cap < p->len + sz) cap *= 2;
@@ -641,6 +668,10 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         out[2] = (uint8_t)(rl >> 16);
         out[3] = (uint8_t)(rl >> 24);
         codec_encode(tuples[i], out + 4);
+        if (p->len > p->frame_start && p->len + sz - p->frame_start > tr->send_frame) {
+            p->cuts[p->ncuts++] = p->len; /* room made above */
+            p->frame_start = p->len;
+        }
         size_t before = p->len;
         p->len += sz;
         p->ntuples++;

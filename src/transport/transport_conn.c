@@ -332,11 +332,12 @@ static void conn_auth(conn *c, const frame *f) {
  * destination refuses a tuple (pause), or the connection is closed. */
 static void conn_process(conn *c) {
     transport *tr = c->tr;
+    uint64_t delivered = 0; /* counted once per call: a locked add per tuple cost the loop */
     while (!c->paused && c->state != CONN_CLOSING) {
         if (c->held) {
             if (tr->deliver(tr->deliver_arg, c->held) != 0) goto pause;
             c->held = NULL;
-            STAT_ADD(tr, tuples_received, 1);
+            delivered++;
             continue;
         }
         if (c->batch) {
@@ -349,56 +350,56 @@ static void conn_process(conn *c) {
             }
             if (rc < 0) {
                 conn_reject(c, "batch", "record overruns the frame");
-                return;
+                goto done;
             }
             sd_tuple *t;
             int drc = codec_decode_in(tr->cfg.pool, rec, rl, tr->topo, &t);
             if (drc != CODEC_OK) {
                 conn_reject(c, "tuple", codec_strerror(drc));
-                return;
+                goto done;
             }
             const char *bad = tr->cfg.check ? tr->cfg.check(tr->deliver_arg, c->peer->index, t) : NULL;
             if (bad) {
                 tuple_unref(t);
                 conn_reject(c, "tuple", bad);
-                return;
+                goto done;
             }
             c->held = t;
             continue;
         }
         frame f;
         int rc = frame_reader_next(&c->rd, &f);
-        if (rc == FRAME_NEED_MORE) return;
+        if (rc == FRAME_NEED_MORE) break;
         if (rc < 0) {
             conn_reject(c, "frame", frame_strerror(rc));
-            return;
+            goto done;
         }
         STAT_ADD(tr, frames_received, 1);
         if (f.type == FRAME_HANDSHAKE) {
             if (c->state != CONN_HANDSHAKE) {
                 conn_reject(c, "frame", "unexpected handshake");
-                return;
+                goto done;
             }
             conn_hello(c, &f);
         } else if (f.type == FRAME_AUTH) {
             if (c->state != CONN_AUTH) {
                 conn_reject(c, "frame", "unexpected handshake proof");
-                return;
+                goto done;
             }
             conn_auth(c, &f);
         } else if (c->state != CONN_UP) {
             STAT_ADD(tr, handshakes_rejected, 1);
             conn_reject(c, "frame", "data before the handshake");
-            return;
+            goto done;
         } else if (f.type == FRAME_PING) {
             if (f.len != 0) {
                 conn_reject(c, "frame", "malformed ping");
-                return;
+                goto done;
             }
         } else if (f.type == FRAME_THROTTLE) {
             if (f.len != 1 || f.payload[0] > 1) {
                 conn_reject(c, "frame", "malformed throttle frame");
-                return;
+                goto done;
             }
             if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, c->peer->index, f.payload[0] == 1);
         } else {
@@ -407,8 +408,11 @@ static void conn_process(conn *c) {
             c->batch_off = 0;
         }
     }
+done:
+    if (delivered) STAT_ADD(tr, tuples_received, delivered);
     return;
 pause:
+    if (delivered) STAT_ADD(tr, tuples_received, delivered);
     c->paused = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_timer_start(&c->timer, on_conn_timer, DELIVER_RETRY_MS, DELIVER_RETRY_MS);

@@ -50,6 +50,11 @@ typedef struct peer {
     uint32_t ntuples;          /* records in buf */
     uint8_t *spare;            /* a recycled buffer, saves a malloc per flush */
     size_t spare_cap;
+    /* where buf's frames end (offsets of the records that start a new
+     * frame), noted by senders as they append, so that the loop cuts frames
+     * without a pass over every record; frame_start: the current frame's */
+    size_t *cuts, ncuts, cuts_cap, frame_start;
+    size_t *spare_cuts, spare_cuts_cap; /* loop thread only: recycled cuts */
     size_t inflight;           /* record bytes handed to uv_write, not completed */
     bool connected;
     bool closed;               /* transport closing: no more uv_async_send */
