@@ -22,9 +22,16 @@ enum {
     SCHED_S_DONE,
 };
 
-/* pause-loop iterations an idle thread looks for work before it parks
- * (tens of microseconds: a busy producer hands over the next batch sooner) */
+/* pause-loop iterations an idle thread looks for work before it parks, at
+ * most (tens of microseconds: a busy producer hands over the next batch
+ * sooner). Each thread halves its own budget after a spin that found
+ * nothing, down to SCHED_SPINS_MIN, and restores it after one that found
+ * work: where work comes slower than a spin lasts, a spinning thread only
+ * holds a core that the thread about to hand it work (a worker's loop,
+ * another worker) is waiting for; with two workers on two cores that wait
+ * was most of the latency across workers. */
 #define SCHED_SPINS 2000
+#define SCHED_SPINS_MIN 32
 /* an idle thread wakes at least this often (a lost signal costs no more) */
 #define SCHED_MAX_PARK_NS 100000000LL
 
@@ -35,6 +42,7 @@ typedef struct run_queue {
 typedef struct pool_thread {
     sched *s;
     int index;
+    int spins;                    /* its spin budget (SCHED_SPINS_MIN .. SCHED_SPINS) */
     pthread_t tid;
     bool started;
 } pool_thread;
@@ -170,7 +178,7 @@ static void deadline_at(struct timespec *ts, int64_t at_ns) {
 }
 
 /* lock held on entry and exit; NULL when the pool stops */
-static sched_task *next_task(sched *s) {
+static sched_task *next_task(sched *s, pool_thread *pt) {
     for (;;) {
         if (s->stop) return NULL;
         int64_t now = sched_now_ns();
@@ -180,10 +188,12 @@ static sched_task *next_task(sched *s) {
         /* nothing to run: look again for a little while without the lock */
         pthread_mutex_unlock(&s->lock);
         bool seen = false;
-        for (int i = 0; i < SCHED_SPINS && !seen; i++) {
+        for (int i = 0; i < pt->spins && !seen; i++) {
             cpu_relax();
             seen = atomic_load_explicit(&s->nqueued, memory_order_acquire) > 0;
         }
+        if (seen) pt->spins = SCHED_SPINS;
+        else if (pt->spins / 2 >= SCHED_SPINS_MIN) pt->spins /= 2;
         pthread_mutex_lock(&s->lock);
         if (seen || s->nqueued > 0 || s->stop) continue;
         now = sched_now_ns();
@@ -208,7 +218,8 @@ static void *pool_thread_main(void *arg) {
     void *data = s->ops.thread_start ? s->ops.thread_start(s->ops.arg, pt->index) : NULL;
     pthread_mutex_lock(&s->lock);
     sched_task *t;
-    while ((t = next_task(s)) != NULL) {
+    pt->spins = SCHED_SPINS;
+    while ((t = next_task(s, pt)) != NULL) {
         atomic_store(&t->state, SCHED_S_RUNNING);
         s->slices++;
         pthread_mutex_unlock(&s->lock);
