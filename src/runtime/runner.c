@@ -270,6 +270,10 @@ bool runner_task_busy(const executor *ex) {
     return atomic_load_explicit(&ex->held_count, memory_order_relaxed) > 0 || sched_task_busy(&ex->st);
 }
 
+void runner_hold_wakeups(worker_rt *rt, bool hold) {
+    if (rt->sched) sched_hold_wakeups(rt->sched, hold);
+}
+
 void runner_wake_all(worker_rt *rt) {
     if (rt->sched) sched_notify_all(rt->sched);
 }

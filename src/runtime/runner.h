@@ -27,6 +27,10 @@ int runner_start(worker_rt *rt, int nthreads);
 /* ex has work in hand: input taken and not executed, or a slice queued or
  * running (the worker's drain check; any thread). */
 bool runner_task_busy(const struct executor *ex);
+/* The loop thread hands over a round of received batches between
+ * runner_hold_wakeups(rt, true) and (rt, false): parked pool threads are
+ * woken together at the end (sched_hold_wakeups). */
+void runner_hold_wakeups(worker_rt *rt, bool hold);
 /* After rt->stopping is set: every task runs once more, to clean up. */
 void runner_wake_all(worker_rt *rt);
 /* Stops and joins the pool threads (every task done, or the process is

@@ -62,6 +62,7 @@ struct sched {
     int nall, all_cap;
     int live;                     /* tasks not done */
     int parked;
+    int held_signals;             /* signals a holding thread deferred (sched_hold_wakeups) */
     bool stop;
     uint64_t slices, parks, wakeups;
 };
@@ -129,6 +130,9 @@ static void heap_put(sched *s, sched_task *t, int64_t at) {
 
 /* ---- run queues (lock held) ------------------------------------------------------ */
 
+/* the scheduler whose wake-up signals this thread holds back, or NULL */
+static _Thread_local sched *holding;
+
 /* mine: the pushing pool thread looks for work right after (a task it
  * requeues after its slice), so a parked thread is woken only for what
  * that thread will leave behind: waking one to find the queue empty again
@@ -141,6 +145,10 @@ static void rq_push(sched *s, sched_task *t, bool mine) {
     q->tail = t;
     int queued = atomic_fetch_add_explicit(&s->nqueued, 1, memory_order_release) + 1;
     if (s->parked > 0 && queued > (mine ? 1 : 0)) {
+        if (holding == s) {
+            s->held_signals++;
+            return;
+        }
         s->wakeups++;
         pthread_cond_signal(&s->work);
     }
@@ -331,6 +339,23 @@ void sched_notify(sched *s, sched_task *t) {
     pthread_mutex_lock(&s->lock);
     heap_remove(s, t);
     rq_push(s, t, false);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sched_hold_wakeups(sched *s, bool hold) {
+    if (hold) {
+        holding = s;
+        return;
+    }
+    holding = NULL;
+    pthread_mutex_lock(&s->lock);
+    /* a thread that parked since saw the queued tasks and did not park */
+    int n = s->held_signals < s->parked ? s->held_signals : s->parked;
+    s->held_signals = 0;
+    for (int i = 0; i < n; i++) {
+        s->wakeups++;
+        pthread_cond_signal(&s->work);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -24,6 +24,7 @@
 #define SD_SCHED_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SCHED_NEVER INT64_MAX
@@ -69,6 +70,12 @@ int sched_add(sched *s, sched_task *t, int prio);
 int sched_start(sched *s);
 /* t has input (any thread). */
 void sched_notify(sched *s, sched_task *t);
+/* The calling thread is about to notify several tasks in a row (a worker's
+ * loop handing over what it received): with hold, the signals those
+ * notifies would send to parked threads wait until the call without hold,
+ * which sends them together; otherwise the first thread woken could preempt
+ * the caller before it has handed over the rest. */
+void sched_hold_wakeups(sched *s, bool hold);
 /* Notifies every task not done (e.g. to see a stop flag). */
 void sched_notify_all(sched *s);
 /* t is queued or running (any thread; a snapshot). */
