@@ -1,5 +1,6 @@
 /* sched: tasks on a pool of threads: fair turns, priority tasks (acks) not
- * starved by data, timers, no lost notify, an idle pool asleep. */
+ * starved by data, timers, no lost notify, an idle pool asleep, no wake-up
+ * for a thread's own requeued task, held wake-ups sent on release. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,6 +212,49 @@ static void test_no_lost_notify(void **state) {
     assert_int_equal(atomic_load(&t.pending), 0);
 }
 
+/* a busy task requeued by the thread that ran it goes on with that thread:
+ * the other one, parked, is never signalled for it (it would only find the
+ * queue empty again) */
+static void test_requeue_wakes_nobody(void **state) {
+    (void)state;
+    world w = {.limit = 20000};
+    make(&w, 2);
+    ttask t = {.kind = DATA};
+    assert_int_equal(sched_add(w.s, &t.st, 0), 0);
+    assert_int_equal(sched_start(w.s), 0);
+    WAIT_FOR(sched_live(w.s) == 0);
+    sched_stats st;
+    sched_get_stats(w.s, &st);
+    assert_true(st.slices >= 20000);
+    assert_int_equal(st.wakeups, 0);
+    finish(&w);
+}
+
+/* notifies made while holding wake nobody; the release wakes the parked
+ * threads, which run the tasks */
+static void test_held_wakeups_sent_on_release(void **state) {
+    (void)state;
+    world w = {0};
+    make(&w, 2);
+    ttask t[2] = {{.kind = IDLER}, {.kind = IDLER}};
+    for (int i = 0; i < 2; i++) assert_int_equal(sched_add(w.s, &t[i].st, 0), 0);
+    assert_int_equal(sched_start(w.s), 0);
+    sched_stats st;
+    WAIT_FOR((sched_get_stats(w.s, &st), st.parked == 2));
+    WAIT_FOR(t[0].runs == 1 && t[1].runs == 1);
+    uint64_t before = st.wakeups;
+    sched_hold_wakeups(w.s, true);
+    for (int i = 0; i < 2; i++) sched_notify(w.s, &t[i].st);
+    sched_get_stats(w.s, &st);
+    assert_int_equal(st.wakeups, before); /* held */
+    sched_hold_wakeups(w.s, false);
+    WAIT_FOR(t[0].runs == 2 && t[1].runs == 2);
+    sched_get_stats(w.s, &st);
+    /* the held signals went out at the release */
+    assert_true(st.wakeups > before);
+    finish(&w);
+}
+
 static void test_default_threads(void **state) {
     (void)state;
     int n = sched_default_threads();
@@ -225,6 +269,8 @@ int main(void) {
         cmocka_unit_test(test_idle_pool_sleeps),
         cmocka_unit_test(test_timer),
         cmocka_unit_test(test_no_lost_notify),
+        cmocka_unit_test(test_requeue_wakes_nobody),
+        cmocka_unit_test(test_held_wakeups_sent_on_release),
         cmocka_unit_test(test_default_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
