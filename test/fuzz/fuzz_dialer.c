@@ -7,7 +7,7 @@
  * When the first input byte has bit 1 set, an acceptor's hello for our
  * topology (worker 1, nonce and proof from the input) goes first, so the
  * fuzzer explores what follows it: the proof check, the frames after it and
- * the pre-handshake limits. The input never knows the topology's key, so
+ * the pre-handshake limits. The input never knows the topology's fuzz_key, so
  * the connection may never become authenticated (it traps), no tuple may be
  * delivered, and the transport must close the connection within 5 s.
  * Run: tools/fuzz dialer
@@ -29,31 +29,13 @@
 #include "transport/auth.h"
 #include "transport/frame.h"
 #include "transport/transport.h"
+#include "fuzz_peer.h"
 
-#define TOPO_ID "wordcount-1-0123456789abcdef"
-
-static const uint8_t key[AUTH_KEY_BYTES] = {0x5e, 0xc2, 0xe7, 0x01, 0x99};
-static const uint8_t hash[AUTH_HASH_BYTES] = {0xab, 0xcd};
-static char *fields[] = {"a"};
-static topo_stream streams[1] = {{.id = 0, .name = "default", .nfields = 1, .fields = fields}};
-static topology topo = {.nstreams = 1, .streams = streams};
 static uv_loop_t loop;
 static bool loop_ready;
 static uint32_t inputs;
 
-static int deliver(void *arg, sd_tuple *t) {
-    (void)arg;
-    (void)t;
-    __builtin_trap(); /* nothing reaches a worker from an unauthenticated peer */
-}
-
 static void on_closed(void *arg) { *(bool *)arg = true; }
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* runs the loop once and waits up to 1 ms on fd */
 static void step(int fd) {
@@ -78,19 +60,6 @@ static int listen_next(transport_peer *at) {
     return fd;
 }
 
-static void send_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        uv_run(&loop, UV_RUN_NOWAIT); /* the transport reads while we write */
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            return; /* closed by the transport: the rest does not matter */
-        }
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!loop_ready) {
         log_set_level(SD_LOG_ERROR);
@@ -107,33 +76,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     peers[0].port = 0; /* the dialer's own port: never listened on by a dialer of everyone */
     int lfd = listen_next(&peers[1]);
     transport_config cfg = {
-        .topology_id = TOPO_ID, .secret = key, .content_hash = hash, .worker_index = 0, .nworkers = 2,
+        .topology_id = FUZZ_TOPO_ID, .secret = fuzz_key, .content_hash = fuzz_hash, .worker_index = 0, .nworkers = 2,
         .peers = peers, .handshake_timeout_ms = 2000,
     };
-    transport *tr = transport_new(&loop, &cfg, &topo, deliver, NULL);
+    transport *tr = transport_new(&loop, &cfg, &fuzz_topo, fuzz_deliver_traps, NULL);
     if (!tr || transport_start(tr) != 0) abort();
 
     /* the transport dials us */
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = fuzz_now_ms() + 5000;
     int fd;
     while ((fd = accept(lfd, NULL, NULL)) < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) abort();
-        if (now_ms() > deadline) __builtin_trap(); /* the dialer never came */
+        if (fuzz_now_ms() > deadline) __builtin_trap(); /* the dialer never came */
         step(lfd);
     }
     close(lfd);
     if (hello_first) {
-        frame_hello h = {.worker_index = 1, .topology_id = TOPO_ID, .has_proof = true};
+        frame_hello h = {.worker_index = 1, .topology_id = FUZZ_TOPO_ID, .has_proof = true};
         memcpy(h.nonce, data, size < 32 ? size : 32);
         if (size > 32) memcpy(h.proof, data + 32, size - 32 < 32 ? size - 32 : 32);
-        memcpy(h.hash, hash, sizeof h.hash);
+        memcpy(h.hash, fuzz_hash, sizeof h.hash);
         uint8_t payload[256], *fr;
         size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
         if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
-        send_all(fd, fr, flen);
+        fuzz_send_all(&loop, fd, fr, flen);
         free(fr);
     }
-    send_all(fd, data, size);
+    fuzz_send_all(&loop, fd, data, size);
     shutdown(fd, SHUT_WR);
     /* the transport must close the connection: it never authenticates */
     char buf[4096];
@@ -141,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
         if (r > 0) continue;
-        if (now_ms() > deadline) __builtin_trap(); /* a stranger held our connection open */
+        if (fuzz_now_ms() > deadline) __builtin_trap(); /* a stranger held our connection open */
         step(fd);
     }
     close(fd);
