@@ -37,13 +37,6 @@ static uint32_t inputs;
 
 static void on_closed(void *arg) { *(bool *)arg = true; }
 
-/* runs the loop once and waits up to 1 ms on fd */
-static void step(int fd) {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    poll(&pfd, 1, 1);
-}
-
 /* A listener on the next 127.x.y.z address, port picked by the kernel. */
 static int listen_next(transport_peer *at) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
@@ -88,36 +81,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while ((fd = accept(lfd, NULL, NULL)) < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) abort();
         if (fuzz_now_ms() > deadline) __builtin_trap(); /* the dialer never came */
-        step(lfd);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        poll(&pfd, 1, 1);
     }
     close(lfd);
-    if (hello_first) {
-        frame_hello h = {.worker_index = 1, .topology_id = FUZZ_TOPO_ID, .has_proof = true};
-        memcpy(h.nonce, data, size < 32 ? size : 32);
-        if (size > 32) memcpy(h.proof, data + 32, size - 32 < 32 ? size - 32 : 32);
-        memcpy(h.hash, fuzz_hash, sizeof h.hash);
-        uint8_t payload[256], *fr;
-        size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
-        if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
-        fuzz_send_all(&loop, fd, fr, flen);
-        free(fr);
-    }
+    if (hello_first) fuzz_send_hello(&loop, fd, 1, true, data, size);
     fuzz_send_all(&loop, fd, data, size);
     shutdown(fd, SHUT_WR);
-    /* the transport must close the connection: it never authenticates */
-    char buf[4096];
-    for (;;) {
-        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
-        if (r > 0) continue;
-        if (fuzz_now_ms() > deadline) __builtin_trap(); /* a stranger held our connection open */
-        step(fd);
-    }
-    close(fd);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    transport_stats st;
-    transport_get_stats(tr, &st);
-    if (st.connected_peers != 0 || st.tuples_received != 0) __builtin_trap();
+    fuzz_expect_closed(&loop, tr, fd, deadline);
     bool closed = false;
     transport_close(tr, on_closed, &closed);
     while (!closed) uv_run(&loop, UV_RUN_ONCE);

@@ -106,34 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data++;
     size--;
     int fd = dial();
-    if (hello_first) {
-        frame_hello h = {.worker_index = 0, .topology_id = FUZZ_TOPO_ID};
-        memcpy(h.nonce, data, size < 32 ? size : 32);
-        memcpy(h.hash, fuzz_hash, sizeof h.hash);
-        uint8_t payload[256], *fr;
-        size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
-        if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
-        fuzz_send_all(&loop, fd, fr, flen);
-        free(fr);
-    }
+    if (hello_first) fuzz_send_hello(&loop, fd, 0, false, data, size);
     fuzz_send_all(&loop, fd, data, size);
     shutdown(fd, SHUT_WR);
-    /* the transport must close the connection: it never authenticates */
-    int64_t deadline = fuzz_now_ms() + 5000;
-    char buf[4096];
-    for (;;) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
-        if (r > 0) continue;
-        if (fuzz_now_ms() > deadline) __builtin_trap(); /* a stranger held a connection open */
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        poll(&pfd, 1, 1);
-    }
-    close(fd);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    transport_stats st;
-    transport_get_stats(tr, &st);
-    if (st.connected_peers != 0 || st.tuples_received != 0) __builtin_trap();
+    fuzz_expect_closed(&loop, tr, fd, fuzz_now_ms() + 5000);
     return 0;
 }
