@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     transport_peer peers[2];
     snprintf(peers[0].host, sizeof peers[0].host, "127.0.0.1");
-    peers[0].port = 0; /* the dialer's own port: never listened on by a dialer of everyone */
+    peers[0].port = 0; /* where we listen: any free port (nobody dials worker 0 here) */
     int lfd = listen_next(&peers[1]);
     transport_config cfg = {
         .topology_id = FUZZ_TOPO_ID, .secret = fuzz_key, .content_hash = fuzz_hash, .worker_index = 0, .nworkers = 2,
