@@ -32,6 +32,7 @@
 
 #include "proto/control.h"
 #include "proto/control_chan.h"
+#include "proto/task_columns.h"
 #include "runtime/executor.h"
 #include "runtime/peer_down.h"
 #include "runtime/runner.h"
@@ -327,42 +328,56 @@ static long rss_kb(void) {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static const char *task_kind(const executor *ex) {
-    return ex->comp->is_acker ? "acker" : ex->comp->kind == SD_SPOUT ? "spout" : "bolt";
-}
-
 #define LOAD(x) ((json_int_t)atomic_load_explicit(&(x), memory_order_relaxed))
 
-static json_t *heartbeat_message(worker *w) {
-    json_t *tasks = json_array();
-    uint64_t activity = 0;
-    for (int i = 0; i < w->rt.nexecs; i++) {
-        executor *ex = w->rt.execs[i];
-        json_t *t = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:I}",
-                              "task", ex->task, "component", ex->comp->id, "kind", task_kind(ex),
-                              "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
-                              "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
-                              LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
-                              atomic_load(&ex->pending_count), "queue",
-                              (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
-                              "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
-        if (!t) continue;
-        /* shown by local mode's summary and `streamd status` */
-        if (ex->chain_prev) json_object_set_new(t, "chained_to", json_integer(ex->chain_prev->task));
-        if (ex->comp->kind == SD_SPOUT) {
-            json_object_set_new(t, "complete_latency_us",
-                                json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)executor_latency_us(ex, 0.5),
-                                          "p99", (json_int_t)executor_latency_us(ex, 0.99), "p999",
-                                          (json_int_t)executor_latency_us(ex, 0.999), "max",
-                                          LOAD(ex->lat_max_us)));
+/* The task_columns table of every task of the worker (see task_columns.h);
+ * adds what moved into *activity. NULL on allocation failure. */
+static json_t *task_table(worker *w, uint64_t *activity) {
+    size_t n = (size_t)w->rt.nexecs;
+    int *ids = malloc((n ? n : 1) * sizeof *ids);
+    int64_t *vals = calloc((n ? n : 1) * TCOL_COUNT, sizeof *vals);
+    json_t *out = NULL;
+    if (ids && vals) {
+        for (size_t i = 0; i < n; i++) {
+            executor *ex = w->rt.execs[i];
+            int64_t *v = &vals[i * TCOL_COUNT];
+            ids[i] = ex->task;
+            v[TCOL_EMITTED] = (int64_t)LOAD(ex->emitted);
+            v[TCOL_TRANSFERRED] = (int64_t)LOAD(ex->transferred);
+            v[TCOL_RECEIVED] = (int64_t)LOAD(ex->received);
+            v[TCOL_EXECUTED] = (int64_t)LOAD(ex->executed);
+            v[TCOL_ACKED] = (int64_t)LOAD(ex->acked);
+            v[TCOL_FAILED] = (int64_t)LOAD(ex->failed);
+            v[TCOL_FAILED_FINAL] = (int64_t)LOAD(ex->failed_final);
+            v[TCOL_PENDING] = atomic_load(&ex->pending_count);
+            v[TCOL_QUEUE] = (int64_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count));
+            v[TCOL_EXHAUSTED] = atomic_load(&ex->exhausted);
+            v[TCOL_ERRORS] = (int64_t)LOAD(ex->errors);
+            /* shown by local mode's summary and `streamd status` */
+            v[TCOL_CHAINED_TO] = ex->chain_prev ? ex->chain_prev->task : 0;
+            if (ex->comp->kind == SD_SPOUT) {
+                v[TCOL_LAT_P50] = (int64_t)executor_latency_us(ex, 0.5);
+                v[TCOL_LAT_P99] = (int64_t)executor_latency_us(ex, 0.99);
+                v[TCOL_LAT_P999] = (int64_t)executor_latency_us(ex, 0.999);
+                v[TCOL_LAT_MAX] = (int64_t)LOAD(ex->lat_max_us);
+            }
+            *activity += (uint64_t)(v[TCOL_EMITTED] + v[TCOL_EXECUTED] + v[TCOL_ACKED] + v[TCOL_FAILED]);
         }
-        json_array_append_new(tasks, t);
-        activity += (uint64_t)(LOAD(ex->emitted) + LOAD(ex->executed) + LOAD(ex->acked) + LOAD(ex->failed));
+        out = tcol_encode(ids, vals, n);
     }
+    free(ids);
+    free(vals);
+    return out;
+}
+
+static json_t *heartbeat_message(worker *w) {
+    uint64_t activity = 0;
+    json_t *tasks = task_table(w, &activity);
+    if (!tasks) return NULL;
     bool idle = activity == w->last_activity;
     w->last_activity = activity;
     json_t *msg = json_pack("{s:s, s:I, s:i, s:o, s:b, s:I, s:I, s:b}", "type", "heartbeat", "time_ms",
-                            (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "tasks", tasks,
+                            (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "task_columns", tasks,
                             "idle", idle, "rss_kb", (json_int_t)rss_kb(), "waiting", (json_int_t)w->nwaiting,
                             "throttled", atomic_load(&w->rt.throttle_votes) > 0);
     if (msg && w->rt.tr) {
