@@ -93,6 +93,48 @@ static uint64_t fields_hash(const route_target *tg, const sd_value *values, size
     return h;
 }
 
+/* ---- partial-key load estimates ----------------------------------------------------- */
+
+/* What one producer has sent to one partial-key target: a counter per task
+ * of the target, or per task index modulo PK_LOAD_SLOTS for a wider one, so
+ * a producer's memory stays bounded whatever the topology's size (tasks
+ * that share a counter share their estimate: the two choices still spread
+ * the load). Made on first use: most executors never need one. */
+typedef struct pk_load {
+    const route_target *tg;
+    int nslots;
+    uint32_t sent[];
+} pk_load;
+
+static pk_load *pk_load_of(executor *ex, const route_target *tg) {
+    for (int i = 0; i < ex->npk_loads; i++)
+        if (ex->pk_loads[i]->tg == tg) return ex->pk_loads[i];
+    int nslots = tg->ntasks < PK_LOAD_SLOTS ? tg->ntasks : PK_LOAD_SLOTS;
+    pk_load **grown = realloc(ex->pk_loads, (size_t)(ex->npk_loads + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    ex->pk_loads = grown;
+    pk_load *l = calloc(1, sizeof *l + (size_t)nslots * sizeof l->sent[0]);
+    if (!l) return NULL; /* then the first choice, as a plain fields grouping */
+    l->tg = tg;
+    l->nslots = nslots;
+    ex->pk_loads[ex->npk_loads++] = l;
+    return l;
+}
+
+size_t grouping_state_bytes(const executor *ex) {
+    size_t n = (size_t)ex->npk_loads * sizeof *ex->pk_loads;
+    for (int i = 0; i < ex->npk_loads; i++)
+        n += sizeof *ex->pk_loads[i] + (size_t)ex->pk_loads[i]->nslots * sizeof ex->pk_loads[i]->sent[0];
+    return n;
+}
+
+void grouping_free_state(executor *ex) {
+    for (int i = 0; i < ex->npk_loads; i++) free(ex->pk_loads[i]);
+    free(ex->pk_loads);
+    ex->pk_loads = NULL;
+    ex->npk_loads = 0;
+}
+
 int grouping_choose(executor *ex, const route_target *tg, const sd_value *values, size_t n, int *out) {
     int first = tg->comp->first_task;
     switch (tg->input->grouping) {
@@ -106,16 +148,20 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
         out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
         return 1;
     case GROUP_PARTIAL_KEY: {
-        /* two candidates per key; send to the one this producer has loaded less
-         * (the estimate is made on first use: most tasks never need one) */
-        if (!ex->sent_to && !(ex->sent_to = calloc((size_t)ex->rt->topo->ntasks + 1, sizeof *ex->sent_to))) {
-            out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
-            return 1;
+        /* two candidates per key; send to the one this producer has loaded less */
+        int a = (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
+        int b = (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
+        pk_load *load = pk_load_of(ex, tg);
+        if (load) {
+            uint32_t *ca = &load->sent[a % load->nslots], *cb = &load->sent[b % load->nslots];
+            /* two tasks sharing one counter take turns */
+            if (*cb < *ca || (ca == cb && (*ca & 1))) {
+                a = b;
+                ca = cb;
+            }
+            (*ca)++;
         }
-        int a = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
-        int b = first + (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
-        out[0] = ex->sent_to[b] < ex->sent_to[a] ? b : a;
-        ex->sent_to[out[0]]++;
+        out[0] = first + a;
         return 1;
     }
     case GROUP_LOCAL_OR_SHUFFLE:
