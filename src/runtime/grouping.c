@@ -11,13 +11,29 @@
 #include "runtime/executor.h"
 #include "base/log.h"
 
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+bool routes_subscribed(const worker_rt *rt, int stream, int comp) {
+    const stream_routes *sr = &rt->routes[stream];
+    int lo = 0, hi = sr->ntargets;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (sr->sub_comps[mid] == comp) return true;
+        if (sr->sub_comps[mid] < comp) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
 int routes_build(worker_rt *rt) {
     const topology *t = rt->topo;
     rt->routes = calloc((size_t)t->nstreams, sizeof *rt->routes);
     rt->stream_kind = calloc((size_t)t->nstreams, 1);
     rt->task_comp = calloc((size_t)t->ntasks + 1, sizeof *rt->task_comp);
-    rt->subscribed = calloc((size_t)t->nstreams * (size_t)t->ncomponents + 1, 1);
-    if (!rt->routes || !rt->stream_kind || !rt->task_comp || !rt->subscribed) return -1;
+    if (!rt->routes || !rt->stream_kind || !rt->task_comp) return -1;
     for (int task = 1; task <= t->ntasks; task++) rt->task_comp[task] = topology_task_component(t, task);
     static const struct { const char *name; uint8_t kind; } kinds[] = {
         {TOPO_STREAM_ACK_INIT, STREAM_ACK_INIT}, {TOPO_STREAM_ACK_ACK, STREAM_ACK_ACK},
@@ -38,7 +54,6 @@ int routes_build(worker_rt *rt) {
             route_target *tg = &sr->targets[sr->ntargets++];
             tg->comp = comp;
             tg->input = in;
-            rt->subscribed[(size_t)in->stream_id * (size_t)t->ncomponents + (size_t)c] = 1;
             tg->ntasks = comp->parallelism;
             tg->nlocal = 0;
             tg->local_tasks = calloc((size_t)comp->parallelism, sizeof(int));
@@ -48,6 +63,15 @@ int routes_build(worker_rt *rt) {
                 if (rt->task_worker[task] == rt->worker_index) tg->local_tasks[tg->nlocal++] = task;
             }
         }
+    }
+    /* who subscribes to what, for wire_check: sorted lists, sized by the
+     * inputs (a [streams x components] table grows with components^2) */
+    for (int s = 0; s < t->nstreams; s++) {
+        stream_routes *sr = &rt->routes[s];
+        if (sr->ntargets == 0) continue;
+        if (!(sr->sub_comps = malloc((size_t)sr->ntargets * sizeof *sr->sub_comps))) return -1;
+        for (int i = 0; i < sr->ntargets; i++) sr->sub_comps[i] = sr->targets[i].comp->index;
+        qsort(sr->sub_comps, (size_t)sr->ntargets, sizeof *sr->sub_comps, cmp_int);
     }
     /* an emit reaches at most every task of every subscriber of its stream */
     for (int s = 0; s < t->nstreams; s++) {
@@ -63,12 +87,11 @@ void routes_free(worker_rt *rt) {
     rt->stream_kind = NULL;
     free(rt->task_comp);
     rt->task_comp = NULL;
-    free(rt->subscribed);
-    rt->subscribed = NULL;
     if (!rt->routes) return;
     for (int s = 0; s < rt->topo->nstreams; s++) {
         for (int i = 0; i < rt->routes[s].ntargets; i++) free(rt->routes[s].targets[i].local_tasks);
         free(rt->routes[s].targets);
+        free(rt->routes[s].sub_comps);
     }
     free(rt->routes);
     rt->routes = NULL;
