@@ -430,6 +430,8 @@ static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
     send_errors(w);
     json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
+    /* what a heartbeat of this topology costs, with the run's counts */
+    if (msg) log_info("last heartbeat: %zu bytes for %d tasks", json_dumpb(msg, NULL, 0, JSON_COMPACT), w->rt.nexecs);
     if (msg) control_send(w, msg);
     /* a task still running may still send: leave the transport alone then,
      * the process exits without freeing it */
