@@ -32,12 +32,12 @@
 
 #include "proto/control.h"
 #include "proto/control_chan.h"
-#include "proto/task_columns.h"
 #include "runtime/executor.h"
 #include "runtime/peer_down.h"
 #include "runtime/runner.h"
 #include "base/err.h"
 #include "runtime/wire_check.h"
+#include "worker/hb_tasks.h"
 #include "transport/auth.h"
 #include "base/log.h"
 #include "tuple/tuple_pool.h"
@@ -328,51 +328,9 @@ static long rss_kb(void) {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-#define LOAD(x) ((json_int_t)atomic_load_explicit(&(x), memory_order_relaxed))
-
-/* The task_columns table of every task of the worker (see task_columns.h);
- * adds what moved into *activity. NULL on allocation failure. */
-static json_t *task_table(worker *w, uint64_t *activity) {
-    size_t n = (size_t)w->rt.nexecs;
-    int *ids = malloc((n ? n : 1) * sizeof *ids);
-    int64_t *vals = calloc((n ? n : 1) * TCOL_COUNT, sizeof *vals);
-    json_t *out = NULL;
-    if (ids && vals) {
-        for (size_t i = 0; i < n; i++) {
-            executor *ex = w->rt.execs[i];
-            int64_t *v = &vals[i * TCOL_COUNT];
-            ids[i] = ex->task;
-            v[TCOL_EMITTED] = (int64_t)LOAD(ex->emitted);
-            v[TCOL_TRANSFERRED] = (int64_t)LOAD(ex->transferred);
-            v[TCOL_RECEIVED] = (int64_t)LOAD(ex->received);
-            v[TCOL_EXECUTED] = (int64_t)LOAD(ex->executed);
-            v[TCOL_ACKED] = (int64_t)LOAD(ex->acked);
-            v[TCOL_FAILED] = (int64_t)LOAD(ex->failed);
-            v[TCOL_FAILED_FINAL] = (int64_t)LOAD(ex->failed_final);
-            v[TCOL_PENDING] = atomic_load(&ex->pending_count);
-            v[TCOL_QUEUE] = (int64_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count));
-            v[TCOL_EXHAUSTED] = atomic_load(&ex->exhausted);
-            v[TCOL_ERRORS] = (int64_t)LOAD(ex->errors);
-            /* shown by local mode's summary and `streamd status` */
-            v[TCOL_CHAINED_TO] = ex->chain_prev ? ex->chain_prev->task : 0;
-            if (ex->comp->kind == SD_SPOUT) {
-                v[TCOL_LAT_P50] = (int64_t)executor_latency_us(ex, 0.5);
-                v[TCOL_LAT_P99] = (int64_t)executor_latency_us(ex, 0.99);
-                v[TCOL_LAT_P999] = (int64_t)executor_latency_us(ex, 0.999);
-                v[TCOL_LAT_MAX] = (int64_t)LOAD(ex->lat_max_us);
-            }
-            *activity += (uint64_t)(v[TCOL_EMITTED] + v[TCOL_EXECUTED] + v[TCOL_ACKED] + v[TCOL_FAILED]);
-        }
-        out = tcol_encode(ids, vals, n);
-    }
-    free(ids);
-    free(vals);
-    return out;
-}
-
 static json_t *heartbeat_message(worker *w) {
     uint64_t activity = 0;
-    json_t *tasks = task_table(w, &activity);
+    json_t *tasks = hb_task_columns(&w->rt, &activity);
     if (!tasks) return NULL;
     bool idle = activity == w->last_activity;
     w->last_activity = activity;
