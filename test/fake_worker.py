@@ -63,16 +63,16 @@ def main():
             msg = read_msg()
             if msg.get("type") == "stop" and mode != "ignore_stop":
                 send({"type": "heartbeat", "time_ms": int(time.time() * 1000), "worker_index": a["worker_index"],
-                      "tasks": [], "idle": True, "rss_kb": 1, "final": True})
+                      "task_columns": {"task": []}, "idle": True, "rss_kb": 1, "final": True})
                 sys.exit(0)
             continue
         if mode == "silent":
             continue
         beats += 1
-        tasks = [{"task": t, "component": "c", "kind": "bolt", "emitted": beats, "acked": 0, "failed": 0,
-                  "pending": 0, "queue": 0, "exhausted": False, "failed_final": 0} for t in me["tasks"]]
+        # the task columns (src/proto/task_columns.h): ids, then one array per counter
+        columns = {"task": list(me["tasks"]), "emitted": [beats] * len(me["tasks"])}
         send({"type": "heartbeat", "time_ms": int(time.time() * 1000), "worker_index": a["worker_index"],
-              "tasks": tasks, "idle": False, "rss_kb": 1000 + beats})
+              "task_columns": columns, "idle": False, "rss_kb": 1000 + beats})
         marker = os.path.join(out, "crashed-%d" % port)
         if mode == "crash_once" and not os.path.exists(marker):
             open(marker, "w").close()

@@ -83,7 +83,8 @@ typedef struct bench {
     transport_peer peers[2];
     atomic_long received;
     atomic_int closed;
-    atomic_int cmd; /* 1 start, 2 close */
+    atomic_int cmd;   /* 1 start, 2 close */
+    atomic_int ready; /* set by the loop thread once tr[] exist: publishes them */
     size_t lz4;
 } bench;
 
@@ -102,6 +103,7 @@ static void on_ctl(uv_async_t *a) {
             b->tr[i] = transport_new(&b->loop, &b->cfg[i], NULL, on_deliver, b);
             if (!b->tr[i] || transport_start(b->tr[i]) != 0) exit(1);
         }
+        atomic_store_explicit(&b->ready, 1, memory_order_release);
     } else if (cmd == 2) {
         for (int i = 0; i < 2; i++) transport_close(b->tr[i], on_done, b);
         uv_close((uv_handle_t *)&b->ctl, NULL);
@@ -146,8 +148,12 @@ static void bench_loopback(long n, size_t lz4) {
     transport_stats st = {0};
     double deadline = now_s() + 10;
     while (st.connected_peers < 1 && now_s() < deadline) {
-        usleep(1000);
-        if (b->tr[0]) transport_get_stats(b->tr[0], &st);
+        usleep(1000); /* polling with a deadline */
+        if (atomic_load_explicit(&b->ready, memory_order_acquire)) transport_get_stats(b->tr[0], &st);
+    }
+    if (st.connected_peers < 1) {
+        fprintf(stderr, "bench_wire: the two transports did not connect within 10 s\n");
+        exit(1);
     }
     /* 1000 distinct tuples (~100 KiB, beyond lz4's 64 KiB window), sent 100 at a time */
     enum { SET = 1000 };

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "store/memstore.h"
 #include "node/node.h"
+#include "proto/task_columns.h"
 #include "store/store.h"
 #include "topology/topology.h"
 #include "transport/auth.h"
@@ -35,7 +36,8 @@
 #define LOCAL_STOP_GRACE_SECS 5 /* beyond the node's own kill deadline */
 
 enum { C_EMITTED, C_ACKED, C_FAILED, C_FAILED_FINAL, C_COUNT };
-static const char *const counter_names[C_COUNT] = {"emitted", "acked", "failed", "failed_final"};
+/* the heartbeat column of each counter */
+static const tcol_col counter_cols[C_COUNT] = {TCOL_EMITTED, TCOL_ACKED, TCOL_FAILED, TCOL_FAILED_FINAL};
 
 typedef struct lworker {
     json_t *status;  /* latest status (heartbeat) of the current process */
@@ -160,26 +162,34 @@ static int write_assignment(local *l, const char *abs_path) {
 
 /* ---- counters from the worker status --------------------------------------------- */
 
-static int component_of(local *l, json_t *task) {
-    const char *id = json_string_value(json_object_get(task, "component"));
-    const topo_component *c = id ? topology_component(l->topo, id) : NULL;
-    return c ? c->index : -1;
+/* Calls fn for every task of a worker status (a heartbeat, checked whole
+ * when it came: see on_heartbeat). */
+static void each_task(local *l, json_t *status, tcol_fn fn, void *arg) {
+    char err[160];
+    if (status) (void)tcol_each(json_object_get(status, "task_columns"), l->topo->ntasks, fn, arg, err, sizeof err);
+}
+
+typedef struct sum_arg {
+    local *l;
+    int64_t *sums;
+} sum_arg;
+
+static int add_task(void *arg, int task, const int64_t *v) {
+    sum_arg *a = arg;
+    const topo_component *c = topology_task_component(a->l->topo, task);
+    for (int k = 0; c && k < C_COUNT; k++) {
+        /* saturating: a worker's numbers are input */
+        int64_t *sum = &a->sums[c->index * C_COUNT + k];
+        int64_t x = v[counter_cols[k]];
+        *sum = x > INT64_MAX - *sum ? INT64_MAX : *sum + x;
+    }
+    return 0;
 }
 
 /* Adds status's per-component counters into sums[ncomponents][C_COUNT]. */
 static void add_counters(local *l, json_t *status, int64_t *sums) {
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(status, "tasks"), i, t) {
-        int c = component_of(l, t);
-        if (c < 0) continue;
-        for (int k = 0; k < C_COUNT; k++) {
-            /* a worker's numbers are input: no negative counts, no overflow */
-            json_int_t v = json_integer_value(json_object_get(t, counter_names[k]));
-            int64_t *sum = &sums[c * C_COUNT + k];
-            if (v > 0) *sum = v > INT64_MAX - *sum ? INT64_MAX : *sum + v;
-        }
-    }
+    sum_arg a = {l, sums};
+    each_task(l, status, add_task, &a);
 }
 
 static int64_t *totals(local *l) {
@@ -197,6 +207,15 @@ static int64_t *totals(local *l) {
 
 static json_int_t field(json_t *obj, const char *key) { return json_integer_value(json_object_get(obj, key)); }
 
+/* -1 (stops the walk) for a task that still has work: a spout not
+ * exhausted or with trees pending, tuples queued or taken but not executed */
+static int task_busy(void *arg, int task, const int64_t *v) {
+    local *l = arg;
+    const topo_component *c = topology_task_component(l->topo, task);
+    if (c && c->kind == SD_SPOUT && !c->is_acker && (!v[TCOL_EXHAUSTED] || v[TCOL_PENDING] != 0)) return -1;
+    return v[TCOL_QUEUE] != 0 || v[TCOL_RECEIVED] != v[TCOL_EXECUTED] ? -1 : 0;
+}
+
 /* Every worker heard from; every spout task exhausted with no tree pending;
  * and nothing in between: no tuple queued, taken but not yet executed,
  * waiting in a worker for a full queue, or buffered for another worker
@@ -206,15 +225,9 @@ static bool spouts_done(local *l) {
         json_t *st = l->w[w].status;
         if (!st) return false;
         if (field(st, "waiting") != 0 || field(json_object_get(st, "transport"), "buffered_bytes") != 0) return false;
-        size_t i;
-        json_t *t;
-        json_array_foreach(json_object_get(st, "tasks"), i, t) {
-            const char *kind = json_string_value(json_object_get(t, "kind"));
-            if (kind && strcmp(kind, "spout") == 0 &&
-                (!json_is_true(json_object_get(t, "exhausted")) || field(t, "pending") != 0))
-                return false;
-            if (field(t, "queue") != 0 || field(t, "received") != field(t, "executed")) return false;
-        }
+        char err[160];
+        if (tcol_each(json_object_get(st, "task_columns"), l->topo->ntasks, task_busy, l, err, sizeof err) != 0)
+            return false;
     }
     return true;
 }
@@ -225,7 +238,12 @@ static void on_heartbeat(void *arg, const char *topology_id, int port, int idx, 
     local *l = arg;
     (void)topology_id;
     (void)port;
-    if (idx < 0 || idx >= l->nworkers || !json_is_array(json_object_get(hb, "tasks"))) return;
+    if (idx < 0 || idx >= l->nworkers) return;
+    char err[160];
+    if (tcol_each(json_object_get(hb, "task_columns"), l->topo->ntasks, NULL, NULL, err, sizeof err) != 0) {
+        log_warn("worker %d: heartbeat ignored: %s", idx, err);
+        return;
+    }
     json_t *st = json_incref(hb);
     lworker *w = &l->w[idx];
     json_int_t pid = json_integer_value(json_object_get(st, "pid"));
@@ -297,27 +315,6 @@ static void on_progress(uv_timer_t *t) {
     }
 }
 
-/* Worst spout-task complete latency of component c among the latest heartbeats. */
-static json_t *latency_of(local *l, int c) {
-    json_int_t worst[3] = {0, 0, 0};
-    static const char *keys[3] = {"p50", "p99", "max"};
-    bool any = false;
-    for (int w = 0; w < l->nworkers; w++) {
-        size_t i;
-        json_t *t;
-        json_array_foreach(json_object_get(l->w[w].status, "tasks"), i, t) {
-            json_t *lat = json_object_get(t, "complete_latency_us");
-            if (component_of(l, t) != c || !json_is_object(lat)) continue;
-            any = true;
-            for (int k = 0; k < 3; k++) {
-                json_int_t v = json_integer_value(json_object_get(lat, keys[k]));
-                if (v > worst[k]) worst[k] = v;
-            }
-        }
-    }
-    return any ? json_pack("{s:I, s:I, s:I}", "p50", worst[0], "p99", worst[1], "max", worst[2]) : NULL;
-}
-
 static void on_warmup(uv_timer_t *t) {
     local *l = t->data;
     uv_update_time(&l->loop);
@@ -337,29 +334,58 @@ static json_t *steady_rates(local *l) {
     return rates ? json_pack("{s:f, s:o}", "secs", secs, "acked_per_sec", rates) : NULL;
 }
 
-/* The component task c's tasks run chained into (topology.chaining), from
- * the workers' latest status, and how many of its tasks are; -1 if none. */
-static int chained_into(local *l, int c, int *ntasks) {
-    int into = -1;
-    *ntasks = 0;
-    for (int w = 0; w < l->nworkers; w++) {
-        size_t i;
-        json_t *t;
-        json_array_foreach(json_object_get(l->w[w].status, "tasks"), i, t) {
-            json_int_t up = json_integer_value(json_object_get(t, "chained_to"));
-            if (component_of(l, t) != c || up < 1 || up > l->topo->ntasks) continue;
-            const topo_component *uc = topology_task_component(l->topo, (int)up);
-            if (!uc) continue;
-            into = uc->index;
-            (*ntasks)++;
-        }
+/* What the summary shows per component beyond its counters, from the
+ * workers' latest status. */
+typedef struct comp_detail {
+    bool has_latency;
+    int64_t lat[3];   /* worst spout task: p50, p99, max (microseconds) */
+    int chained_into; /* the component its tasks run chained into (topology.chaining), -1 if none */
+    int nchained;     /* how many of its tasks do */
+} comp_detail;
+
+typedef struct detail_arg {
+    local *l;
+    comp_detail *d;
+} detail_arg;
+
+static int detail_task(void *arg, int task, const int64_t *v) {
+    detail_arg *a = arg;
+    const topo_component *c = topology_task_component(a->l->topo, task);
+    if (!c) return 0;
+    comp_detail *d = &a->d[c->index];
+    if (c->kind == SD_SPOUT && !c->is_acker) {
+        static const tcol_col cols[3] = {TCOL_LAT_P50, TCOL_LAT_P99, TCOL_LAT_MAX};
+        d->has_latency = true;
+        for (int k = 0; k < 3; k++)
+            if (v[cols[k]] > d->lat[k]) d->lat[k] = v[cols[k]];
     }
-    return into;
+    const topo_component *up = v[TCOL_CHAINED_TO] ? topology_task_component(a->l->topo, (int)v[TCOL_CHAINED_TO]) : NULL;
+    if (up) {
+        d->chained_into = up->index;
+        d->nchained++;
+    }
+    return 0;
+}
+
+/* comp_detail of every component, in a new array (NULL if out of memory). */
+static comp_detail *details(local *l) {
+    comp_detail *d = calloc((size_t)l->topo->ncomponents, sizeof *d);
+    if (!d) return NULL;
+    for (int c = 0; c < l->topo->ncomponents; c++) d[c].chained_into = -1;
+    detail_arg a = {l, d};
+    for (int w = 0; w < l->nworkers; w++) each_task(l, l->w[w].status, detail_task, &a);
+    return d;
 }
 
 static void print_summary(local *l) {
     int64_t *sums = totals(l);
-    if (!sums) return;
+    comp_detail *det = details(l);
+    if (!sums || !det) {
+        log_error("out of memory for the summary");
+        free(sums);
+        free(det);
+        return;
+    }
     uv_update_time(&l->loop);
     double secs = (double)(uv_now(&l->loop) - l->start_ms) / 1000.0;
     int restarts = node_restarts(l->nd);
@@ -375,7 +401,10 @@ static void print_summary(local *l) {
         int64_t *s = &sums[c * C_COUNT];
         printf("%-24s %-6s %6d %14lld %14lld %10lld %13lld\n", tc->id, kind_name(tc), tc->parallelism,
                (long long)s[C_EMITTED], (long long)s[C_ACKED], (long long)s[C_FAILED], (long long)s[C_FAILED_FINAL]);
-        json_t *lat = latency_of(l, c);
+        const comp_detail *d = &det[c];
+        json_t *lat = d->has_latency ? json_pack("{s:I, s:I, s:I}", "p50", (json_int_t)d->lat[0], "p99",
+                                                 (json_int_t)d->lat[1], "max", (json_int_t)d->lat[2])
+                                     : NULL;
         if (lat)
             printf("  complete latency (us, worst task): p50=%lld p99=%lld max=%lld\n",
                    (long long)json_integer_value(json_object_get(lat, "p50")),
@@ -385,7 +414,7 @@ static void print_summary(local *l) {
                                "emitted", (json_int_t)s[C_EMITTED], "acked", (json_int_t)s[C_ACKED], "failed",
                                (json_int_t)s[C_FAILED], "failed_final", (json_int_t)s[C_FAILED_FINAL]);
         if (jc && lat) json_object_set(jc, "complete_latency_us", lat);
-        int nchained, into = chained_into(l, c, &nchained);
+        int nchained = d->nchained, into = d->chained_into;
         if (into >= 0) {
             printf("  chained into %s: %d of %d task(s) run in its tasks' threads\n", l->topo->components[into].id,
                    nchained, tc->parallelism);
@@ -423,6 +452,7 @@ static void print_summary(local *l) {
     json_decref(js);
     fflush(stdout);
     free(sums);
+    free(det);
 }
 
 /* ---- stopping --------------------------------------------------------------------------- */

@@ -1,6 +1,8 @@
 /*
  * reports: node reports in memory (see reports.h). One JSON object:
  * node id -> {"time", "workers": {"<topology-id>:<port>": kept report}}.
+ * A kept report holds sums per component, not per task, so what the leader
+ * keeps and what a topology's view reads grow with components, not tasks.
  */
 #include "master/reports.h"
 
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "master/records.h"
+#include "proto/task_columns.h"
 
 #define COUNTER_MAX (INT64_MAX / 4) /* sums of many stay representable */
 
@@ -19,7 +22,6 @@ struct reports {
 };
 
 static const char *const worker_states[] = {"starting", "running", "restarting", "failed", "stopping", NULL};
-static const char *const task_kinds[] = {"spout", "bolt", "acker", NULL};
 
 reports *reports_new(void) {
     reports *r = calloc(1, sizeof *r);
@@ -76,38 +78,55 @@ static bool runs_task(const json_t *w, long long task) {
     return false;
 }
 
-/* Checks one task's counters; the kept copy in *out (new reference). */
-static int check_task(const json_t *t, long long ntasks, json_t **out, char *err, size_t errlen) {
-    json_t *task = json_object_get(t, "task");
-    const char *comp = rec_str(t, "component"), *kind = rec_str(t, "kind");
-    if (!json_is_integer(task) || json_integer_value(task) < 1 || json_integer_value(task) > ntasks)
-        return bad(err, errlen, "bad \"task\"");
-    if (!comp || strlen(comp) > REC_MAX_ID || !one_of(kind, task_kinds))
-        return bad(err, errlen, "task %lld: bad \"component\" or \"kind\"", (long long)json_integer_value(task));
-    static const char *const counters[] = {"emitted", "acked", "failed"};
-    json_int_t vals[3];
-    for (int i = 0; i < 3; i++) {
-        json_t *c = json_object_get(t, counters[i]);
-        if (!c) {
-            vals[i] = 0;
-            continue;
-        }
-        if (!json_is_integer(c) || json_integer_value(c) < 0 || json_integer_value(c) > COUNTER_MAX)
-            return bad(err, errlen, "task %lld: \"%s\" is not a non-negative integer",
-                       (long long)json_integer_value(task), counters[i]);
-        vals[i] = json_integer_value(c);
+static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+
+/* The entry of comps (the topology record's components, ascending task
+ * ranges) that runs task, or NULL. */
+static const json_t *task_component(const json_t *comps, long long task) {
+    size_t lo = 0, hi = json_array_size(comps);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const json_t *c = json_array_get(comps, mid);
+        long long first = rec_int(c, "first_task");
+        if (task < first) hi = mid;
+        else if (task >= first + rec_int(c, "parallelism")) lo = mid + 1;
+        else return c;
+    }
+    return NULL;
+}
+
+typedef struct sum_arg {
+    const json_t *mine;  /* the worker's assignment entry */
+    const json_t *comps; /* the topology's components */
+    json_t *out;         /* component id -> {"emitted", "acked", "failed", "chained_into"?, "chained_tasks"?} */
+} sum_arg;
+
+static int set_int(json_t *o, const char *key, int64_t v) { return json_object_set_new(o, key, json_integer(v)); }
+
+/* Adds one task's counters into its component's sums. */
+static int sum_task(void *arg, int task, const int64_t *v) {
+    sum_arg *a = arg;
+    /* counters of a task this worker does not run (an older assignment) would count twice */
+    const json_t *c = runs_task(a->mine, task) ? task_component(a->comps, task) : NULL;
+    const char *id = c ? rec_str(c, "id") : NULL;
+    if (!id) return 0;
+    if (v[TCOL_EMITTED] > COUNTER_MAX || v[TCOL_ACKED] > COUNTER_MAX || v[TCOL_FAILED] > COUNTER_MAX) return -ERANGE;
+    json_t *sums = json_object_get(a->out, id);
+    if (!sums) {
+        sums = json_pack("{s:I, s:I, s:I}", "emitted", (json_int_t)0, "acked", (json_int_t)0, "failed", (json_int_t)0);
+        if (!sums || json_object_set_new(a->out, id, sums) != 0) return -ENOMEM;
+    }
+    static const tcol_col cols[3] = {TCOL_EMITTED, TCOL_ACKED, TCOL_FAILED};
+    for (int k = 0; k < 3; k++) {
+        const char *key = tcol_names[cols[k]];
+        if (set_int(sums, key, sat_add(rec_int(sums, key), v[cols[k]])) != 0) return -ENOMEM;
     }
     /* the task that runs this one inline (topology.chaining) */
-    json_t *chained = json_object_get(t, "chained_to");
-    if (chained && (!json_is_integer(chained) || json_integer_value(chained) < 1 || json_integer_value(chained) > ntasks))
-        return bad(err, errlen, "task %lld: bad \"chained_to\"", (long long)json_integer_value(task));
-    *out = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I}", "task", json_integer_value(task), "component", comp, "kind",
-                     kind, "emitted", vals[0], "acked", vals[1], "failed", vals[2]);
-    if (*out && chained && json_object_set(*out, "chained_to", chained) != 0) {
-        json_decref(*out);
-        *out = NULL;
-    }
-    return *out ? 0 : -ENOMEM;
+    const json_t *up = v[TCOL_CHAINED_TO] ? task_component(a->comps, v[TCOL_CHAINED_TO]) : NULL;
+    if (up && (json_object_set(sums, "chained_into", json_object_get(up, "id")) != 0 ||
+               set_int(sums, "chained_tasks", rec_int(sums, "chained_tasks") + 1) != 0))
+        return -ENOMEM;
+    return 0;
 }
 
 #define REPORT_MAX_ERRORS 10
@@ -144,34 +163,26 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
         return bad(err, errlen, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
     if (state && !one_of(state, worker_states)) return bad(err, errlen, "workers[%zu]: bad \"state\"", idx);
     /* a worker not heard from yet comes without a heartbeat */
-    json_t *tasks = json_object_get(hb, "tasks");
-    if (hb && !json_is_null(hb) && (!json_is_object(hb) || !json_is_array(tasks)))
-        return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"tasks\" array", idx);
+    json_t *cols = json_object_get(hb, "task_columns");
+    if (hb && !json_is_null(hb) && (!json_is_object(hb) || !json_is_object(cols)))
+        return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"task_columns\" object", idx);
     json_t *topo = mstate_topology_by_id(st, tid);
     json_t *a = json_object_get(mstate_map(st, MSTATE_ASSIGNMENTS), tid);
     json_t *mine = topo && a ? assigned_here(a, node, json_integer_value(port)) : NULL;
     if (!mine) return 0; /* not ours to keep */
     long long ntasks = rec_int(topo, "ntasks");
-    if ((long long)json_array_size(tasks) > ntasks) return bad(err, errlen, "workers[%zu]: too many tasks", idx);
-    json_t *out = json_array();
-    size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t) {
-        json_t *one = NULL;
-        char terr[200];
-        int rc = out ? check_task(t, ntasks, &one, terr, sizeof terr) : -ENOMEM;
-        /* counters of a task this worker does not run (an older assignment) would count twice */
-        if (rc == 0 && !runs_task(mine, rec_int(one, "task"))) {
-            json_decref(one);
-            continue;
-        }
-        if (rc == 0 && json_array_append_new(out, one) != 0) rc = -ENOMEM;
-        if (rc != 0) {
-            json_decref(out);
-            return rc == -ENOMEM ? rc : bad(err, errlen, "workers[%zu]: %s", idx, terr);
-        }
+    if ((long long)tcol_size(cols) > ntasks) return bad(err, errlen, "workers[%zu]: too many tasks", idx);
+    json_t *out = json_object();
+    if (!out) return -ENOMEM;
+    sum_arg sa = {mine, json_object_get(topo, "components"), out};
+    char terr[200];
+    int rc = cols ? tcol_each(cols, ntasks > INT32_MAX ? INT32_MAX : (int)ntasks, sum_task, &sa, terr, sizeof terr) : 0;
+    if (rc != 0) {
+        json_decref(out);
+        if (rc == -ENOMEM) return rc;
+        return bad(err, errlen, "workers[%zu]: %s", idx, rc == -ERANGE ? "a counter is out of range" : terr);
     }
-    json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "tasks", out);
+    json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "components", out);
     if (rec && state) json_object_set_new(rec, "state", json_string(state));
     if (rec && keep_crash_info(w, rec) != 0) {
         json_decref(rec);

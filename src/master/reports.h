@@ -25,8 +25,9 @@ void reports_free(reports *r);
 void reports_clear(reports *r);
 
 /* Takes node's report body {"node", "workers": [{"topology_id", "port",
- * "state"?, "heartbeat"?: {"tasks": [{"task", "component", "kind",
- * "emitted", "acked", "failed", ...}]}}]} received at now (unix seconds);
+ * "state"?, "heartbeat"?: {"task_columns": {"task": [...], "emitted": [...],
+ * "acked": [...], "failed": [...], "chained_to": [...]}}}]} (see
+ * proto/task_columns.h) received at now (unix seconds);
  * replaces that node's previous report. Returns the number of workers
  * kept, -EINVAL (a message in err: bad JSON, wrong types, negative or
  * oversized numbers, a "node" that is not the path's) or -ENOENT (a node
@@ -35,8 +36,10 @@ int reports_put(reports *r, mstate *st, const char *node, const void *body, size
                 size_t errlen);
 
 /* The latest report of worker tid on node:port: {"time", "state"?,
- * "tasks": [{"task", "component", "kind", "emitted", "acked", "failed"}]}
- * (borrowed), or NULL. */
+ * "components": {id: {"emitted", "acked", "failed", "chained_into"?,
+ * "chained_tasks"?}}} (sums over the worker's tasks of each component;
+ * chained_into: the component its tasks run chained into, and how many do),
+ * "restarts"?, "last_exit"?, "errors"?} (borrowed), or NULL. */
 const json_t *reports_worker(const reports *r, const char *node, const char *tid, int port);
 /* When node last reported (unix seconds), 0 if never. */
 int64_t reports_node_time(const reports *r, const char *node);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "proto/task_columns.h"
 
 #define REPORT_TIMEOUT_MS 2000
 
@@ -38,6 +39,8 @@ struct node_report {
     bool stopping;
     bool timer_closed;
     bool warned;   /* one warning per failure streak */
+    bool warned_size; /* one warning per streak of oversized reports */
+    size_t max_body;  /* master.api.max.body.bytes: larger reports go without counters */
 };
 
 static void maybe_free(node_report *r) {
@@ -91,6 +94,53 @@ static void after_post(uv_work_t *w, int status) {
     maybe_free(r);
 }
 
+/* The workers' entries for the leader: each heartbeat cut down to the task
+ * columns the leader keeps (TCOL_REPORT_MASK); NULL if out of memory. */
+static json_t *report_workers(node_report *r) {
+    json_t *ws = node_workers_json(r->nd);
+    size_t i;
+    json_t *e;
+    json_array_foreach(ws, i, e) {
+        json_t *hb = json_object_get(e, "heartbeat");
+        if (!hb) continue;
+        if (!json_object_get(hb, "task_columns")) { /* not a heartbeat this leader reads */
+            json_object_del(e, "heartbeat");
+            continue;
+        }
+        json_t *cols = tcol_subset(json_object_get(hb, "task_columns"), TCOL_REPORT_MASK);
+        json_t *cut = cols ? json_pack("{s:o}", "task_columns", cols) : NULL;
+        if (!cut || json_object_set_new(e, "heartbeat", cut) != 0) {
+            json_decref(ws);
+            return NULL;
+        }
+    }
+    return ws;
+}
+
+/* The report's body, at most r->max_body bytes: a report that would be
+ * larger (many large topologies on one node) goes without the workers'
+ * counters, so the leader still learns their states. NULL if out of memory. */
+static char *report_body(node_report *r) {
+    json_t *body = json_pack("{s:s, s:o}", "node", r->node_id, "workers", report_workers(r));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text && strlen(text) > r->max_body) {
+        if (!r->warned_size)
+            log_warn("the report to the leader would be %zu bytes, over master.api.max.body.bytes (%zu): "
+                     "sent without the workers' counters", strlen(text), r->max_body);
+        r->warned_size = true;
+        free(text);
+        text = NULL;
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(body, "workers"), i, e) json_object_del(e, "heartbeat");
+        text = json_dumps(body, JSON_COMPACT);
+    } else if (text) {
+        r->warned_size = false;
+    }
+    json_decref(body);
+    return text;
+}
+
 static void on_leader(void *arg, const store_result *res) {
     node_report *r = arg;
     r->looking = false;
@@ -103,12 +153,11 @@ static void on_leader(void *arg, const store_result *res) {
         return;
     }
     post *p = calloc(1, sizeof *p);
-    json_t *body = json_pack("{s:s, s:o}", "node", r->node_id, "workers", node_workers_json(r->nd));
     char *url = malloc(strlen(api) + strlen(r->node_id) + 32);
-    if (p && body && url) {
+    if (p && url) {
         sprintf(url, "%s/api/v1/nodes/%s/report", api, r->node_id);
         p->url = url;
-        p->body = json_dumps(body, JSON_COMPACT);
+        p->body = report_body(r);
         p->owner = r;
         p->work.data = p;
         url = NULL;
@@ -123,7 +172,6 @@ static void on_leader(void *arg, const store_result *res) {
         free(p);
     }
     free(url);
-    json_decref(body);
     json_decref(leader);
 }
 
@@ -150,6 +198,7 @@ node_report *node_report_start(uv_loop_t *loop, store *st, node *nd, const conf 
         free(r);
         return NULL;
     }
+    r->max_body = (size_t)conf_int(c, "master.api.max.body.bytes");
     int64_t secs = conf_int(c, "node.report.interval.secs");
     if (secs < 1) secs = 1;
     uv_timer_init(loop, &r->timer);

@@ -1,7 +1,9 @@
 /*
  * node_report: every node.report.interval.secs, sends the node's workers and
- * their latest heartbeats (node_workers_json) to the leader's HTTP API as
- * POST /api/v1/nodes/<id>/report. The leader's address is read from
+ * their latest heartbeats (node_workers_json, each cut down to the task
+ * columns the leader keeps: TCOL_REPORT_MASK) to the leader's HTTP API as
+ * POST /api/v1/nodes/<id>/report; a report over master.api.max.body.bytes
+ * goes without the counters. The leader's address is read from
  * master/leader in the store. The POST runs on libuv's thread pool with a
  * timeout, one at a time, so a slow or absent leader never blocks the loop;
  * a report that fails is simply replaced by the next one.

@@ -16,11 +16,10 @@
  * worker -> node
  *   {"type":"started", "pid":i}
  *   {"type":"heartbeat", "time_ms":i, "worker_index":i,
- *    "tasks":[{"task":i,"component":s,"kind":"spout"|"bolt"|"acker",
- *              "emitted":i,"acked":i,"failed":i,"pending":i,"queue":i,
- *              "exhausted":b,"failed_final":i}],
+ *    "task_columns":{"task":[i,...], "emitted":[i,...], ...},
+ *                     every task's counters as columns (task_columns.h)
  *    "idle":b,        true when no tuple moved since the last heartbeat
- *    "rss_kb":i}
+ *    "rss_kb":i, "waiting":i, "throttled":b, "transport":{...}}
  *   {"type":"error", "task":i, "message":s}
  *
  * Functions here are plain and blocking-free except control_write, which

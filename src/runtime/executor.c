@@ -89,7 +89,7 @@ void executor_free(executor *ex) {
     queue_waiter_cancel(&ex->room);
     for (int i = 0; i < ex->nowned; i++) free(ex->owned[i]);
     free(ex->owned);
-    free(ex->sent_to);
+    grouping_free_state(ex);
     free(ex->fifo);
     free(ex->lat_hist);
     free(ex->members);

@@ -96,7 +96,8 @@ typedef struct executor {
     /* groupings */
     uint64_t rng;
     uint32_t rr;
-    uint32_t *sent_to;            /* [ntasks + 1]: partial-key load estimate (made on first use) */
+    struct pk_load **pk_loads;    /* partial-key load estimates, one per such target (grouping.c) */
+    int npk_loads;
     int last_ndest;               /* entries of th->dests the last user emit filled */
     int64_t round_ns;             /* spout: the clock read once per slice */
 
@@ -151,6 +152,13 @@ void acker_expire(executor *ex, int64_t now);
 
 /* grouping.c: destination tasks of one target for a tuple with these
  * values; returns the count written to out (capacity: target->ntasks) */
+/* A producer's partial-key load estimate has a counter per task of the
+ * target, up to this many (task index modulo it beyond). */
+#define PK_LOAD_SLOTS 1024
+/* Frees what grouping_choose keeps in ex (load estimates). */
+void grouping_free_state(executor *ex);
+/* The bytes grouping_choose keeps in ex. */
+size_t grouping_state_bytes(const executor *ex);
 int grouping_choose(executor *ex, const route_target *target, const sd_value *values, size_t n,
                     int *out);
 

@@ -11,13 +11,29 @@
 #include "runtime/executor.h"
 #include "base/log.h"
 
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+bool routes_subscribed(const worker_rt *rt, int stream, int comp) {
+    const stream_routes *sr = &rt->routes[stream];
+    int lo = 0, hi = sr->ntargets;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (sr->sub_comps[mid] == comp) return true;
+        if (sr->sub_comps[mid] < comp) lo = mid + 1;
+        else hi = mid;
+    }
+    return false;
+}
+
 int routes_build(worker_rt *rt) {
     const topology *t = rt->topo;
     rt->routes = calloc((size_t)t->nstreams, sizeof *rt->routes);
     rt->stream_kind = calloc((size_t)t->nstreams, 1);
     rt->task_comp = calloc((size_t)t->ntasks + 1, sizeof *rt->task_comp);
-    rt->subscribed = calloc((size_t)t->nstreams * (size_t)t->ncomponents + 1, 1);
-    if (!rt->routes || !rt->stream_kind || !rt->task_comp || !rt->subscribed) return -1;
+    if (!rt->routes || !rt->stream_kind || !rt->task_comp) return -1;
     for (int task = 1; task <= t->ntasks; task++) rt->task_comp[task] = topology_task_component(t, task);
     static const struct { const char *name; uint8_t kind; } kinds[] = {
         {TOPO_STREAM_ACK_INIT, STREAM_ACK_INIT}, {TOPO_STREAM_ACK_ACK, STREAM_ACK_ACK},
@@ -38,7 +54,6 @@ int routes_build(worker_rt *rt) {
             route_target *tg = &sr->targets[sr->ntargets++];
             tg->comp = comp;
             tg->input = in;
-            rt->subscribed[(size_t)in->stream_id * (size_t)t->ncomponents + (size_t)c] = 1;
             tg->ntasks = comp->parallelism;
             tg->nlocal = 0;
             tg->local_tasks = calloc((size_t)comp->parallelism, sizeof(int));
@@ -48,6 +63,15 @@ int routes_build(worker_rt *rt) {
                 if (rt->task_worker[task] == rt->worker_index) tg->local_tasks[tg->nlocal++] = task;
             }
         }
+    }
+    /* who subscribes to what, for wire_check: sorted lists, sized by the
+     * inputs (a [streams x components] table grows with components^2) */
+    for (int s = 0; s < t->nstreams; s++) {
+        stream_routes *sr = &rt->routes[s];
+        if (sr->ntargets == 0) continue;
+        if (!(sr->sub_comps = malloc((size_t)sr->ntargets * sizeof *sr->sub_comps))) return -1;
+        for (int i = 0; i < sr->ntargets; i++) sr->sub_comps[i] = sr->targets[i].comp->index;
+        qsort(sr->sub_comps, (size_t)sr->ntargets, sizeof *sr->sub_comps, cmp_int);
     }
     /* an emit reaches at most every task of every subscriber of its stream */
     for (int s = 0; s < t->nstreams; s++) {
@@ -63,12 +87,11 @@ void routes_free(worker_rt *rt) {
     rt->stream_kind = NULL;
     free(rt->task_comp);
     rt->task_comp = NULL;
-    free(rt->subscribed);
-    rt->subscribed = NULL;
     if (!rt->routes) return;
     for (int s = 0; s < rt->topo->nstreams; s++) {
         for (int i = 0; i < rt->routes[s].ntargets; i++) free(rt->routes[s].targets[i].local_tasks);
         free(rt->routes[s].targets);
+        free(rt->routes[s].sub_comps);
     }
     free(rt->routes);
     rt->routes = NULL;
@@ -93,6 +116,48 @@ static uint64_t fields_hash(const route_target *tg, const sd_value *values, size
     return h;
 }
 
+/* ---- partial-key load estimates ----------------------------------------------------- */
+
+/* What one producer has sent to one partial-key target: a counter per task
+ * of the target, or per task index modulo PK_LOAD_SLOTS for a wider one, so
+ * a producer's memory stays bounded whatever the topology's size (tasks
+ * that share a counter share their estimate: the two choices still spread
+ * the load). Made on first use: most executors never need one. */
+typedef struct pk_load {
+    const route_target *tg;
+    int nslots;
+    uint32_t sent[];
+} pk_load;
+
+static pk_load *pk_load_of(executor *ex, const route_target *tg) {
+    for (int i = 0; i < ex->npk_loads; i++)
+        if (ex->pk_loads[i]->tg == tg) return ex->pk_loads[i];
+    int nslots = tg->ntasks < PK_LOAD_SLOTS ? tg->ntasks : PK_LOAD_SLOTS;
+    pk_load **grown = realloc(ex->pk_loads, (size_t)(ex->npk_loads + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    ex->pk_loads = grown;
+    pk_load *l = calloc(1, sizeof *l + (size_t)nslots * sizeof l->sent[0]);
+    if (!l) return NULL; /* then the first choice, as a plain fields grouping */
+    l->tg = tg;
+    l->nslots = nslots;
+    ex->pk_loads[ex->npk_loads++] = l;
+    return l;
+}
+
+size_t grouping_state_bytes(const executor *ex) {
+    size_t n = (size_t)ex->npk_loads * sizeof *ex->pk_loads;
+    for (int i = 0; i < ex->npk_loads; i++)
+        n += sizeof *ex->pk_loads[i] + (size_t)ex->pk_loads[i]->nslots * sizeof ex->pk_loads[i]->sent[0];
+    return n;
+}
+
+void grouping_free_state(executor *ex) {
+    for (int i = 0; i < ex->npk_loads; i++) free(ex->pk_loads[i]);
+    free(ex->pk_loads);
+    ex->pk_loads = NULL;
+    ex->npk_loads = 0;
+}
+
 /* r modulo n without a division where n is 1 or a power of two (a
  * division is a fifth of a shuffle's cost per tuple) */
 static inline uint32_t pick(uint32_t r, uint32_t n) {
@@ -113,16 +178,20 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
         out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
         return 1;
     case GROUP_PARTIAL_KEY: {
-        /* two candidates per key; send to the one this producer has loaded less
-         * (the estimate is made on first use: most tasks never need one) */
-        if (!ex->sent_to && !(ex->sent_to = calloc((size_t)ex->rt->topo->ntasks + 1, sizeof *ex->sent_to))) {
-            out[0] = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
-            return 1;
+        /* two candidates per key; send to the one this producer has loaded less */
+        int a = (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
+        int b = (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
+        pk_load *load = pk_load_of(ex, tg);
+        if (load) {
+            uint32_t *ca = &load->sent[a % load->nslots], *cb = &load->sent[b % load->nslots];
+            /* two tasks sharing one counter take turns */
+            if (*cb < *ca || (ca == cb && (*ca & 1))) {
+                a = b;
+                ca = cb;
+            }
+            (*ca)++;
         }
-        int a = first + (int)(fields_hash(tg, values, n, 0x5eed) % (uint64_t)tg->ntasks);
-        int b = first + (int)(fields_hash(tg, values, n, 0xfeed) % (uint64_t)tg->ntasks);
-        out[0] = ex->sent_to[b] < ex->sent_to[a] ? b : a;
-        ex->sent_to[out[0]]++;
+        out[0] = first + a;
         return 1;
     }
     case GROUP_LOCAL_OR_SHUFFLE:

@@ -146,41 +146,104 @@ static int run_slice(void *arg, sched_task *t, void *data, int64_t *wake_at) {
 }
 
 /* local_or_shuffle, chained: the k-th task of `from` in this worker feeds
- * the k-th task of ex's component here, and only it (grouping.c sends a
+ * the k-th task of component c here, and only it (grouping.c sends a
  * producer's tuples to the task chained to it). Only when this worker runs
  * as many tasks of each, and every worker running a task of `from` runs one
- * of ex's component too, so no producer anywhere falls back to a shuffle that
- * could reach a chained task through its queue. NULL otherwise. */
-static executor *local_pair(worker_rt *rt, const topo_component *from, executor *ex) {
-    const topo_component *c = ex->comp;
-    int nfrom = 0, nmine = 0, k = -1;
-    executor *up = NULL;
+ * of c too, so no producer anywhere falls back to a shuffle that could
+ * reach a chained task through its queue. Sets the pairs' chain_prev; work
+ * in the two components' parallelism (this runs once per component, not per
+ * task: a per-task search grows with tasks^2). 0 or -ENOMEM. */
+static int local_pairs(worker_rt *rt, const topo_component *from, const topo_component *c) {
+    bool *runs_c = calloc((size_t)rt->nworkers, sizeof *runs_c);
+    if (!runs_c) return -ENOMEM;
+    int nmine = 0, nfrom = 0;
     for (int j = 0; j < c->parallelism; j++) {
-        int task = c->first_task + j;
-        if (rt->task_worker[task] != rt->worker_index) continue;
-        if (task == ex->task) k = nmine;
-        nmine++;
+        int w = rt->task_worker[c->first_task + j];
+        if (w >= 0 && w < rt->nworkers) runs_c[w] = true;
+        nmine += w == rt->worker_index;
     }
-    for (int j = 0; j < from->parallelism; j++) {
-        int task = from->first_task + j;
-        int w = rt->task_worker[task];
-        bool has_mine = false;
-        for (int m = 0; m < c->parallelism && !has_mine; m++) has_mine = rt->task_worker[c->first_task + m] == w;
-        if (!has_mine) return NULL;
-        if (w != rt->worker_index) continue;
-        if (nfrom == k) up = rt->task_exec[task];
-        nfrom++;
+    bool ok = true;
+    for (int j = 0; j < from->parallelism && ok; j++) {
+        int w = rt->task_worker[from->first_task + j];
+        ok = w >= 0 && w < rt->nworkers && runs_c[w];
+        nfrom += w == rt->worker_index;
     }
-    return nfrom == nmine ? up : NULL;
+    free(runs_c);
+    if (!ok || nfrom != nmine) return 0;
+    /* pair them in task order */
+    int jf = 0;
+    for (int j = 0; j < c->parallelism; j++) {
+        executor *ex = rt->task_exec[c->first_task + j];
+        if (!ex) continue;
+        while (!rt->task_exec[from->first_task + jf]) jf++; /* nfrom == nmine: one is left */
+        ex->chain_prev = rt->task_exec[from->first_task + jf++];
+    }
+    return 0;
+}
+
+/* Lists every chained task with its chain's head, upstream first (by depth,
+ * then in execs order), in time linear in the tasks: each task's depth and
+ * head are found once (a walk per task and per depth grows with
+ * tasks x depth^2 on a long chain). */
+static int list_members(worker_rt *rt) {
+    int ntasks = rt->topo->ntasks, n = rt->nexecs;
+    int *depth = calloc((size_t)ntasks + 1, sizeof *depth); /* 0: not known yet */
+    executor **head = calloc((size_t)ntasks + 1, sizeof *head);
+    executor **path = malloc(((size_t)n + 1) * sizeof *path);
+    int *count = calloc((size_t)n + 2, sizeof *count);
+    executor **order = malloc(((size_t)n + 1) * sizeof *order);
+    int rc = depth && head && path && count && order ? 0 : -ENOMEM;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int np = 0;
+        executor *x = rt->execs[i];
+        while (x && !depth[x->task]) { /* up to a task whose depth is known, or the head */
+            path[np++] = x;
+            x = x->chain_prev;
+        }
+        /* a head has depth 1; chained tasks below it 2, 3, ... */
+        int d = x ? depth[x->task] : 0;
+        executor *h = x ? (head[x->task] ? head[x->task] : x) : NULL;
+        while (np > 0) {
+            executor *y = path[--np];
+            depth[y->task] = ++d;
+            head[y->task] = d > 1 ? h : NULL;
+            if (d == 1) h = y;
+        }
+    }
+    /* counting sort on depth, stable */
+    for (int i = 0; i < n && rc == 0; i++) count[depth[rt->execs[i]->task]]++;
+    for (int d = 1; d <= n + 1 && rc == 0; d++) count[d] += count[d - 1];
+    for (int i = n - 1; i >= 0 && rc == 0; i--) order[--count[depth[rt->execs[i]->task]]] = rt->execs[i];
+    for (int i = 0; i < n && rc == 0; i++) {
+        executor *ex = order[i], *h = head[ex->task];
+        if (!h) continue;
+        executor **grown = realloc(h->members, (size_t)(h->nmembers + 1) * sizeof *grown);
+        if (!grown) {
+            rc = -ENOMEM;
+            break;
+        }
+        h->members = grown;
+        h->members[h->nmembers++] = ex;
+        ex->chain_head = h;
+        rt->nchained++;
+    }
+    free(depth);
+    free(head);
+    free(path);
+    free(count);
+    free(order);
+    return rc;
 }
 
 /* topology.chaining: a bolt whose only input is a forward grouping from a
  * task of this worker, or a local_or_shuffle one it can be paired 1:1 on
- * (local_pair), joins that task's chain. Members are listed with
+ * (local_pairs), joins that task's chain. Members are listed with
  * their head, upstream first (depth order). */
 static int plan_chains(worker_rt *rt) {
     if (!conf_bool(rt->conf, "topology.chaining")) return 0;
     const topology *t = rt->topo;
+    bool *paired = calloc((size_t)t->ncomponents, sizeof *paired);
+    if (!paired) return -ENOMEM;
     for (int i = 0; i < rt->nexecs; i++) {
         executor *ex = rt->execs[i];
         const topo_component *c = ex->comp;
@@ -191,33 +254,16 @@ static int plan_chains(worker_rt *rt) {
             if (ex->task_index >= from->parallelism) continue;
             executor *up = rt->task_exec[from->first_task + ex->task_index];
             if (up) ex->chain_prev = up;
-        } else if (c->inputs[0].grouping == GROUP_LOCAL_OR_SHUFFLE) {
-            ex->chain_prev = local_pair(rt, from, ex);
-        }
-    }
-    for (int depth = 1;; depth++) {
-        int added = 0;
-        for (int i = 0; i < rt->nexecs; i++) {
-            executor *ex = rt->execs[i];
-            if (!ex->chain_prev) continue;
-            int d = 1;
-            executor *head = ex->chain_prev;
-            while (head->chain_prev) {
-                head = head->chain_prev;
-                d++;
+        } else if (c->inputs[0].grouping == GROUP_LOCAL_OR_SHUFFLE && !paired[c->index]) {
+            paired[c->index] = true; /* once per component */
+            if (local_pairs(rt, from, c) != 0) {
+                free(paired);
+                return -ENOMEM;
             }
-            if (d != depth) continue;
-            executor **grown = realloc(head->members, (size_t)(head->nmembers + 1) * sizeof *grown);
-            if (!grown) return -ENOMEM;
-            head->members = grown;
-            head->members[head->nmembers++] = ex;
-            ex->chain_head = head;
-            rt->nchained++;
-            added++;
         }
-        if (!added) break;
     }
-    return 0;
+    free(paired);
+    return list_members(rt);
 }
 
 static void on_input(void *arg) {

@@ -29,6 +29,7 @@ typedef struct route_target {
 typedef struct stream_routes {
     int ntargets;
     route_target *targets;
+    int *sub_comps;      /* [ntargets]: the subscribers' component indexes, ascending */
 } stream_routes;
 
 /* what a stream carries, for the executors' fast checks */
@@ -45,7 +46,6 @@ typedef struct worker_rt {
     struct executor **execs;
     stream_routes *routes;        /* [nstreams] */
     const topo_component **task_comp; /* [ntasks + 1]: each task's component ([0] NULL) */
-    uint8_t *subscribed;          /* [nstreams * ncomponents]: component c subscribes to stream s */
     uint8_t *stream_kind;         /* [nstreams]: STREAM_* */
     int max_fanout;               /* most destination tasks one emit can have */
     const topo_component *acker;  /* NULL when acking is off */
@@ -66,6 +66,8 @@ typedef struct worker_rt {
 
 /* Builds rt->routes from the topology and rt->task_worker. 0 or -1. */
 int routes_build(worker_rt *rt);
+/* Does component comp subscribe to stream (a valid id)? */
+bool routes_subscribed(const worker_rt *rt, int stream, int comp);
 void routes_free(worker_rt *rt);
 
 #endif

@@ -32,7 +32,7 @@ const char *wire_check(const worker_rt *rt, int peer, const sd_tuple *t) {
     if ((int)t->nvalues != st->nfields) return "value count differs from the stream's fields";
     switch (rt->stream_kind[t->stream_id]) {
     case STREAM_USER:
-        if (!rt->subscribed[(size_t)t->stream_id * (size_t)topo->ncomponents + (size_t)dc->index]) return "stream not subscribed by the destination's component";
+        if (!routes_subscribed(rt, t->stream_id, dc->index)) return "stream not subscribed by the destination's component";
         return NULL;
     case STREAM_ACK_INIT:
         if (!dc->is_acker || !all_ints(t)) return "malformed __ack_init";

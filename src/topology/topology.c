@@ -159,14 +159,20 @@ static int layout(loader *ld, int line) {
     static const char *const none[] = {NULL};
     if (topo_add_stream_v(ld, -1, TOPO_STREAM_TICK, false, none) != 0) return -1;
 
+    /* bounded so a worker's heartbeat always fits the control channel
+     * (see proto/task_columns.h) */
     int next = 1;
     for (int i = 0; i < t->ncomponents; i++) {
-        t->components[i].first_task = next;
-        next += t->components[i].parallelism;
+        topo_component *c = &t->components[i];
+        c->first_task = next;
+        next += c->parallelism;
+        if (next - 1 > TOPO_MAX_TASKS)
+            return topo_fail(ld, c->line > 0 ? c->line : line,
+                             "%s '%s': its %d tasks make %d tasks so far; a topology has at most %d",
+                             c->is_acker ? "the acker" : topo_kind_word(c), c->id, c->parallelism,
+                             next - 1, TOPO_MAX_TASKS);
     }
     t->ntasks = next - 1;
-    if (t->ntasks > TOPO_MAX_TASKS)
-        return topo_fail(ld, line, "%d tasks in all; at most %d", t->ntasks, TOPO_MAX_TASKS);
     return 0;
 }
 

@@ -16,6 +16,10 @@
 #include "streamd/component.h"
 #include "base/conf.h"
 
+/* Tasks of a topology, in all: at this count, a worker's heartbeat with
+ * every counter at its largest still fits the control channel
+ * (CONTROL_MAX_MSG; test/unit/test_task_columns.c checks it). */
+#define TOPO_MAX_TASKS 50000
 #define TOPO_ACKER_ID "__acker"
 #define TOPO_SYSTEM_ID "__system"
 /* system streams: declared on every spout/bolt/acker by the loader */

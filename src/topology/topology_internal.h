@@ -24,7 +24,6 @@
 
 #define TOPO_MAX_PARALLELISM 10000
 #define TOPO_MAX_NAME 128
-#define TOPO_MAX_TASKS 100000
 
 /* What the loader remembers about a component beyond topo_component. */
 typedef struct comp_src {

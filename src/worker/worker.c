@@ -37,6 +37,7 @@
 #include "runtime/runner.h"
 #include "base/err.h"
 #include "runtime/wire_check.h"
+#include "worker/hb_tasks.h"
 #include "transport/auth.h"
 #include "base/log.h"
 #include "tuple/tuple_pool.h"
@@ -332,42 +333,14 @@ static long rss_kb(void) {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static const char *task_kind(const executor *ex) {
-    return ex->comp->is_acker ? "acker" : ex->comp->kind == SD_SPOUT ? "spout" : "bolt";
-}
-
-#define LOAD(x) ((json_int_t)atomic_load_explicit(&(x), memory_order_relaxed))
-
 static json_t *heartbeat_message(worker *w) {
-    json_t *tasks = json_array();
     uint64_t activity = 0;
-    for (int i = 0; i < w->rt.nexecs; i++) {
-        executor *ex = w->rt.execs[i];
-        json_t *t = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:I}",
-                              "task", ex->task, "component", ex->comp->id, "kind", task_kind(ex),
-                              "emitted", LOAD(ex->emitted), "transferred", LOAD(ex->transferred),
-                              "received", LOAD(ex->received), "executed", LOAD(ex->executed), "acked", LOAD(ex->acked), "failed",
-                              LOAD(ex->failed), "failed_final", LOAD(ex->failed_final), "pending",
-                              atomic_load(&ex->pending_count), "queue",
-                              (json_int_t)(queue_depth(ex->inq) + atomic_load(&ex->held_count)),
-                              "exhausted", atomic_load(&ex->exhausted), "errors", LOAD(ex->errors));
-        if (!t) continue;
-        /* shown by local mode's summary and `streamd status` */
-        if (ex->chain_prev) json_object_set_new(t, "chained_to", json_integer(ex->chain_prev->task));
-        if (ex->comp->kind == SD_SPOUT) {
-            json_object_set_new(t, "complete_latency_us",
-                                json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)executor_latency_us(ex, 0.5),
-                                          "p99", (json_int_t)executor_latency_us(ex, 0.99), "p999",
-                                          (json_int_t)executor_latency_us(ex, 0.999), "max",
-                                          LOAD(ex->lat_max_us)));
-        }
-        json_array_append_new(tasks, t);
-        activity += (uint64_t)(LOAD(ex->emitted) + LOAD(ex->executed) + LOAD(ex->acked) + LOAD(ex->failed));
-    }
+    json_t *tasks = hb_task_columns(&w->rt, &activity);
+    if (!tasks) return NULL;
     bool idle = activity == w->last_activity;
     w->last_activity = activity;
     json_t *msg = json_pack("{s:s, s:I, s:i, s:o, s:b, s:I, s:I, s:b}", "type", "heartbeat", "time_ms",
-                            (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "tasks", tasks,
+                            (json_int_t)(uv_now(&w->loop)), "worker_index", w->rt.worker_index, "task_columns", tasks,
                             "idle", idle, "rss_kb", (json_int_t)rss_kb(), "waiting", (json_int_t)w->nwaiting,
                             "throttled", atomic_load(&w->rt.throttle_votes) > 0);
     if (msg && w->rt.tr) {
@@ -420,6 +393,8 @@ static void finish(worker *w, bool all_done) {
     uv_timer_stop(&w->stop_timer);
     send_errors(w);
     json_t *msg = w->exit_code == 0 ? heartbeat_message(w) : NULL;
+    /* what a heartbeat of this topology costs, with the run's counts */
+    if (msg) log_info("last heartbeat: %zu bytes for %d tasks", json_dumpb(msg, NULL, 0, JSON_COMPACT), w->rt.nexecs);
     if (msg) control_send(w, msg);
     /* a task still running may still send: leave the transport alone then,
      * the process exits without freeing it */

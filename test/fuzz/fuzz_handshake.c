@@ -7,10 +7,10 @@
  * set, a valid dialer hello for our topology (worker 0, nonce from the
  * input) goes first, so the fuzzer explores what follows it: the
  * acceptor's answer, the dialer's proof and the pre-handshake limits. The
- * input never knows the topology's key, so no connection may ever become
+ * input never knows the topology's fuzz_key, so no connection may ever become
  * authenticated (it traps), no tuple may be delivered, and every
  * connection must be closed within 5 s. Also fuzzes auth_hex_decode (how an
- * assignment's secret is read): a decoded key re-encodes to the same hex.
+ * assignment's secret is read): a decoded fuzz_key re-encodes to the same hex.
  * Each connection comes from another 127.x.y.z address, so that TIME_WAIT
  * never runs out of ports. Run: tools/fuzz handshake
  */
@@ -32,24 +32,12 @@
 #include "transport/auth.h"
 #include "transport/frame.h"
 #include "transport/transport.h"
+#include "fuzz_peer.h"
 
-#define TOPO_ID "wordcount-1-0123456789abcdef"
-
-static const uint8_t key[AUTH_KEY_BYTES] = {0x5e, 0xc2, 0xe7, 0x01, 0x99};
-static const uint8_t hash[AUTH_HASH_BYTES] = {0xab, 0xcd};
-static char *fields[] = {"a"};
-static topo_stream streams[1] = {{.id = 0, .name = "default", .nfields = 1, .fields = fields}};
-static topology topo = {.nstreams = 1, .streams = streams};
 static uv_loop_t loop;
 static transport *tr;
 static transport_peer peers[3];
 static uint32_t conns;
-
-static int deliver(void *arg, sd_tuple *t) {
-    (void)arg;
-    (void)t;
-    __builtin_trap(); /* nothing reaches a worker from an unauthenticated peer */
-}
 
 static int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -69,10 +57,10 @@ static void setup(void) {
         peers[i].port = free_port();
     }
     transport_config cfg = {
-        .topology_id = TOPO_ID, .secret = key, .content_hash = hash, .worker_index = 2, .nworkers = 3,
+        .topology_id = FUZZ_TOPO_ID, .secret = fuzz_key, .content_hash = fuzz_hash, .worker_index = 2, .nworkers = 3,
         .peers = peers, .handshake_timeout_ms = 2000,
     };
-    tr = transport_new(&loop, &cfg, &topo, deliver, NULL);
+    tr = transport_new(&loop, &cfg, &fuzz_topo, fuzz_deliver_traps, NULL);
     if (!tr || transport_start(tr) != 0) abort();
 }
 
@@ -88,25 +76,6 @@ static void check_hex(const uint8_t *data, size_t size) {
     for (int i = 0; i < 32; i++) snprintf(again + 2 * i, 3, "%02x", out[i]);
     for (int i = 0; i < 64; i++)
         if (tolower((unsigned char)hex[i]) != again[i]) __builtin_trap();
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void send_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        uv_run(&loop, UV_RUN_NOWAIT); /* the transport reads while we write */
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            return; /* closed by the transport: the rest does not matter */
-        }
-    }
 }
 
 /* A new connection to the transport from the next 127.x.y.z address; the
@@ -137,34 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data++;
     size--;
     int fd = dial();
-    if (hello_first) {
-        frame_hello h = {.worker_index = 0, .topology_id = TOPO_ID};
-        memcpy(h.nonce, data, size < 32 ? size : 32);
-        memcpy(h.hash, hash, sizeof h.hash);
-        uint8_t payload[256], *fr;
-        size_t plen = frame_hello_encode(payload, sizeof payload, &h), flen;
-        if (plen == 0 || frame_build(FRAME_HANDSHAKE, payload, plen, 0, &fr, &flen) != 0) abort();
-        send_all(fd, fr, flen);
-        free(fr);
-    }
-    send_all(fd, data, size);
+    if (hello_first) fuzz_send_hello(&loop, fd, 0, false, data, size);
+    fuzz_send_all(&loop, fd, data, size);
     shutdown(fd, SHUT_WR);
-    /* the transport must close the connection: it never authenticates */
-    int64_t deadline = now_ms() + 5000;
-    char buf[4096];
-    for (;;) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
-        if (r > 0) continue;
-        if (now_ms() > deadline) __builtin_trap(); /* a stranger held a connection open */
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        poll(&pfd, 1, 1);
-    }
-    close(fd);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    transport_stats st;
-    transport_get_stats(tr, &st);
-    if (st.connected_peers != 0 || st.tuples_received != 0) __builtin_trap();
+    fuzz_expect_closed(&loop, tr, fd, fuzz_now_ms() + 5000);
     return 0;
 }

@@ -275,6 +275,15 @@ def cluster(streamd_bin, tmp_path):
         c.close()
 
 
+def leader_node_count(c):
+    """How many nodes the leader's own state holds (its API), or -1."""
+    try:
+        status, body = c.api("/api/v1/nodes")
+    except (AssertionError, OSError):
+        return -1
+    return len(body["nodes"]) if status == 200 and isinstance(body, dict) else -1
+
+
 def start_cluster(c, masters=2, nodes=2, slots=2, node_extra=()):
     """Starts masters and nodes and waits for a leader and every node."""
     for _ in range(masters):
@@ -283,3 +292,7 @@ def start_cluster(c, masters=2, nodes=2, slots=2, node_extra=()):
         c.add_node(slots=slots, extra=node_extra)
     wait_for(lambda: c.leader() is not None, 20, what="a leader")
     wait_for(lambda: len(c.etcd.get_prefix(c.key("nodes/"))) == nodes, 20, what=f"{nodes} nodes registered")
+    # registered in etcd is not yet known to the leader (its watch delivers
+    # them a little later): a topology submitted before that would be
+    # scheduled on the nodes it knows only
+    wait_for(lambda: leader_node_count(c) == nodes, 20, what=f"the leader to know {nodes} nodes")

@@ -133,6 +133,16 @@ def test_cut_node_stops_its_workers(hosts, streamd_bin, tmp_path):
         path = tmp_path / "spread.yaml"
         path.write_text(to_yaml(topo) + "\n")
 
+        def nodes_known():
+            # the master's own state, not etcd's: a node registered in etcd
+            # reaches the leader through its watch a little later, and a
+            # topology submitted before that is placed on the nodes it knows
+            code = ("import json, urllib.request; "
+                    f"print(len(json.load(urllib.request.urlopen('http://{h.ip(0)}:6627/api/v1/nodes', timeout=5))['nodes']))")
+            r = subprocess.run(h.exec(0) + ["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=30)
+            return r.returncode == 0 and r.stdout.strip() == "2"
+        wait_for(nodes_known, 30, interval=0.5, what="the master to know both nodes")
+
         def submit():
             r = subprocess.run(h.exec(0) + [str(streamd_bin), "submit", str(path), *common],
                                capture_output=True, text=True, timeout=30)

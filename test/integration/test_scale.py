@@ -2,7 +2,8 @@
 workers (lines x 1 -> split x 2,000 -> count x 8,000 -> sink x 1). It must
 start quickly, drain and count every word exactly, and each worker must stay
 within cores + 4 threads (tasks run on a pool, not a thread each) and under
-256 MiB RSS, read from /proc while it runs. Time and memory bounds hold for
+256 MiB RSS, read from /proc while it runs; its heartbeats cost a few bytes
+a task. Time and memory bounds hold for
 the default build only: the sanitizer build is several times slower and
 bigger by design, so there only the counts and threads are checked."""
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from conftest import SENTENCES, TOPOLOGIES, read_jsonl, split_words, worker_pids
 
 SPLIT, COUNT = 2000, 8000
+HEARTBEAT_BYTES_PER_TASK = 40
 
 
 def proc_status(pid):
@@ -86,6 +88,12 @@ def test_wordcount_10000_tasks(streamd, streamd_bin, tmp_path):
         assert 0 < threads <= cores + 4, f"worker {pid}: {threads} threads with {cores} cores"
         if not asan:
             assert hwm_kb < 256 * 1024, f"worker {pid}: peak RSS {hwm_kb} kB"
+    # heartbeats scale with tasks: each worker's last one (the run's final
+    # counts) costs a few bytes a task (it was ~200 with a JSON object per task)
+    beats = [(int(b), int(n)) for b, n in re.findall(r"last heartbeat: (\d+) bytes for (\d+) tasks", logs)]
+    assert len(beats) == 2, beats
+    for nbytes, n in beats:
+        assert n > 0 and nbytes <= HEARTBEAT_BYTES_PER_TASK * n, f"heartbeat of {nbytes} bytes for {n} tasks"
     assert started_at is not None, "the workers never logged that they started"
     if not asan:
         assert started_at - launched < 5, f"workers started {started_at - launched:.1f} s after launch"

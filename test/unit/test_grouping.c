@@ -18,25 +18,25 @@ static topo_input input;
 static int field_index[1] = {0};
 static int local_tasks[NTASKS];
 static route_target tg;
-static uint32_t sent_to[64];
 
-static void setup_target(topo_grouping g, int nlocal) {
+static void setup_wide(topo_grouping g, int nlocal, int ntasks) {
+    grouping_free_state(&ex);
     memset(&ex, 0, sizeof ex);
-    memset(sent_to, 0, sizeof sent_to);
-    ex.sent_to = sent_to;
     ex.rng = 12345;
     comp.first_task = FIRST;
-    comp.parallelism = NTASKS;
+    comp.parallelism = ntasks;
     input.grouping = g;
     input.nfields = 1;
     input.field_index = field_index;
     tg.comp = &comp;
     tg.input = &input;
-    tg.ntasks = NTASKS;
+    tg.ntasks = ntasks;
     tg.nlocal = nlocal;
     for (int i = 0; i < nlocal; i++) local_tasks[i] = FIRST + 2 + i; /* tasks 12, 13 are local */
     tg.local_tasks = local_tasks;
 }
+
+static void setup_target(topo_grouping g, int nlocal) { setup_wide(g, nlocal, NTASKS); }
 
 static int choose_word(const char *w, int *out) {
     sd_value v = sd_str(w, (uint32_t)strlen(w));
@@ -169,6 +169,62 @@ static void test_partial_key_two_candidates(void **s) {
     }
 }
 
+/* A target wider than PK_LOAD_SLOTS: the producer's estimate stays
+ * PK_LOAD_SLOTS counters (no counter per task of the topology: this
+ * executor has no runtime at all), and the two choices still take the
+ * load of skewed keys off the busiest task, which hashing alone cannot. */
+static void test_partial_key_wide_target_bounded(void **s) {
+    (void)s;
+    enum { WIDE = 8000, KEYS = 20000, HOT = 4000 };
+    static int load[WIDE], hashed[WIDE];
+    memset(load, 0, sizeof load);
+    memset(hashed, 0, sizeof hashed);
+    long sent = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        setup_wide(pass ? GROUP_FIELDS : GROUP_PARTIAL_KEY, 0, WIDE);
+        /* key k is sent HOT / (k + 1) + 1 times (Zipf-like), interleaved */
+        for (int r = 0; r <= HOT; r++)
+            for (int k = 0; k < KEYS && HOT / (k + 1) + 1 > r; k++) {
+                char w[16];
+                snprintf(w, sizeof w, "w%d", k);
+                int out[1];
+                assert_int_equal(choose_word(w, out), 1);
+                assert_in_range(out[0], FIRST, FIRST + WIDE - 1);
+                (pass ? hashed : load)[out[0] - FIRST]++;
+                sent += !pass;
+            }
+        if (pass == 0) {
+            size_t bytes = grouping_state_bytes(&ex);
+            print_message("partial key, %d tasks: %zu bytes of estimate\n", WIDE, bytes);
+            assert_true(bytes <= PK_LOAD_SLOTS * sizeof(uint32_t) + 64);
+        }
+    }
+    int most = 0, most_hashed = 0;
+    for (int i = 0; i < WIDE; i++) {
+        if (load[i] > most) most = load[i];
+        if (hashed[i] > most_hashed) most_hashed = hashed[i];
+    }
+    print_message("busiest task: %d with two choices, %d hashed (%ld tuples)\n", most, most_hashed, sent);
+    assert_true(most_hashed > HOT);             /* the hottest key's task */
+    assert_true(most <= most_hashed * 6 / 10);  /* split over two */
+    /* a hot key still splits over its two tasks */
+    setup_wide(GROUP_PARTIAL_KEY, 0, WIDE);
+    int first = -1, firsts = 0, total = 2000;
+    for (int r = 0; r < total; r++) {
+        int out[1];
+        assert_int_equal(choose_word("hot", out), 1);
+        if (first < 0) first = out[0];
+        firsts += out[0] == first;
+    }
+    assert_in_range(firsts, total / 2 - 1, total / 2 + 1);
+    /* a narrow target: a counter per task, nothing more */
+    setup_wide(GROUP_PARTIAL_KEY, 0, NTASKS);
+    int out[1];
+    assert_int_equal(choose_word("x", out), 1);
+    assert_true(grouping_state_bytes(&ex) <= NTASKS * sizeof(uint32_t) + 64);
+    grouping_free_state(&ex);
+}
+
 static void test_direct_not_chosen(void **s) {
     (void)s;
     setup_target(GROUP_DIRECT, 0);
@@ -186,6 +242,7 @@ int main(void) {
         cmocka_unit_test(test_local_or_shuffle_prefers_local),
         cmocka_unit_test(test_local_or_shuffle_without_local),
         cmocka_unit_test(test_partial_key_two_candidates),
+        cmocka_unit_test(test_partial_key_wide_target_bounded),
         cmocka_unit_test(test_direct_not_chosen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

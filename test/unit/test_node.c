@@ -19,6 +19,7 @@
 #include "store/memstore.h"
 #include "test_store_sync.h"
 #include "node/node.h"
+#include "proto/task_columns.h"
 #include "node/node_internal.h" /* node_worker_send, to push control messages at a worker */
 
 #define CLUSTER "t"
@@ -149,7 +150,7 @@ static bool has_status(fx *f, void *arg) {
     json_t *j = status(f, w->port);
     bool ok = j && json_integer_value(json_object_get(j, "restarts")) >= w->restarts &&
               json_integer_value(json_object_get(j, "pid")) != w->not_pid &&
-              json_array_size(json_object_get(json_object_get(j, "heartbeat"), "tasks")) > 0;
+              tcol_size(json_object_get(json_object_get(j, "heartbeat"), "task_columns")) > 0;
     json_decref(j);
     return ok;
 }
@@ -225,7 +226,7 @@ static void test_spawn_heartbeat_crash_restart_stop(void **state) {
     json_t *s = status(f, 7001);
     int64_t pid = json_integer_value(json_object_get(s, "pid"));
     assert_true(pid_alive(pid));
-    assert_int_equal(json_array_size(json_object_get(json_object_get(s, "heartbeat"), "tasks")), 2);
+    assert_int_equal(tcol_size(json_object_get(json_object_get(s, "heartbeat"), "task_columns")), 2);
     json_decref(s);
     /* the store has the state (written on changes only), not the counters */
     s = status_key(f, 7001);

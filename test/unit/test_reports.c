@@ -85,9 +85,9 @@ static int put(fixture *f, const char *node, const char *body, char *err) {
     return reports_put(f->r, f->st, node, body, strlen(body), 1000, err, 256);
 }
 
-#define TASK(t, c, k, e, a, x)                                                                                   \
-    "{\"task\":" #t ",\"component\":\"" c "\",\"kind\":\"" k "\",\"emitted\":" #e ",\"acked\":" #a ",\"failed\":" #x \
-    ",\"executed\":7}"
+/* a heartbeat's task columns (see proto/task_columns.h): task ids, then counters */
+#define COLS(t, e, a, x) "{\"task_columns\":{\"task\":[" t "],\"emitted\":[" e "],\"acked\":[" a "],\"failed\":[" x "]}}"
+#define NO_TASKS "{\"task_columns\":{\"task\":[]}}"
 
 static void test_kept_and_ignored(void **state) {
     fixture *f = *state;
@@ -95,22 +95,27 @@ static void test_kept_and_ignored(void **state) {
     /* n1 runs tasks 1 and 3: task 2 (not its own) is dropped; an unknown topology and
      * a port not assigned to n1 are ignored */
     const char *body = "{\"node\":\"n1\",\"workers\":["
-                       "{\"topology_id\":\"" TID "\",\"port\":6700,\"state\":\"running\",\"heartbeat\":{\"tasks\":["
-                       TASK(1, "src", "spout", 10, 8, 1) "," TASK(3, "out", "bolt", 5, 0, 0) ","
-                       TASK(2, "src", "spout", 99, 99, 99) "]}},"
-                       "{\"topology_id\":\"other-1-1\",\"port\":6701,\"heartbeat\":{\"tasks\":[]}},"
-                       "{\"topology_id\":\"" TID "\",\"port\":6701,\"heartbeat\":{\"tasks\":[]}}]}";
+                       "{\"topology_id\":\"" TID "\",\"port\":6700,\"state\":\"running\",\"heartbeat\":"
+                       COLS("1,3,2", "10,5,99", "8,0,99", "1,0,99") "},"
+                       "{\"topology_id\":\"other-1-1\",\"port\":6701,\"heartbeat\":" NO_TASKS "},"
+                       "{\"topology_id\":\"" TID "\",\"port\":6701,\"heartbeat\":" NO_TASKS "}]}";
     assert_int_equal(put(f, "n1", body, err), 1);
     const json_t *w = reports_worker(f->r, "n1", TID, 6700);
     assert_non_null(w);
-    assert_int_equal(json_array_size(json_object_get(w, "tasks")), 2);
+    /* kept as sums per component */
+    json_t *kept = json_object_get(w, "components");
+    assert_int_equal(json_object_size(kept), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(kept, "src"), "emitted")), 10);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(kept, "out"), "emitted")), 5);
     assert_string_equal(json_string_value(json_object_get(w, "state")), "running");
     assert_null(reports_worker(f->r, "n1", TID, 6701));
     assert_int_equal(reports_node_time(f->r, "n1"), 1000);
     assert_int_equal(reports_node_time(f->r, "n2"), 0);
 
-    body = "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
-           TASK(2, "src", "spout", 20, 20, 0) "," TASK(4, "out", "bolt", 1, 1, 1) "]}}]}";
+    /* task 4 runs chained into task 2 (topology.chaining) */
+    body = "{\"node\":\"n2\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":"
+           "{\"task_columns\":{\"task\":[2,4],\"emitted\":[20,1],\"acked\":[20,1],\"failed\":[0,1],"
+           "\"chained_to\":[0,2]}}}]}";
     assert_int_equal(put(f, "n2", body, err), 1);
 
     /* the view sums the latest reports per component */
@@ -126,6 +131,9 @@ static void test_kept_and_ignored(void **state) {
     assert_int_equal(json_integer_value(json_object_get(src, "failed")), 1);
     assert_int_equal(json_integer_value(json_object_get(out, "emitted")), 6);
     assert_int_equal(json_array_size(json_object_get(out, "tasks")), 2);
+    assert_string_equal(json_string_value(json_object_get(out, "chained_into")), "src");
+    assert_int_equal(json_integer_value(json_object_get(out, "chained_tasks")), 1);
+    assert_null(json_object_get(src, "chained_into"));
     json_t *ws = json_object_get(v, "workers");
     assert_string_equal(json_string_value(json_object_get(json_array_get(ws, 0), "state")), "running");
     assert_string_equal(json_string_value(json_object_get(json_array_get(ws, 1), "state")), "running");
@@ -169,7 +177,7 @@ static void test_kept_and_ignored(void **state) {
                      1);
     w = reports_worker(f->r, "n2", TID, 6700);
     assert_string_equal(json_string_value(json_object_get(w, "state")), "starting");
-    assert_int_equal(json_array_size(json_object_get(w, "tasks")), 0);
+    assert_int_equal(json_object_size(json_object_get(w, "components")), 0);
 
     /* a new report replaces the node's previous one */
     assert_int_equal(put(f, "n1", "{\"node\":\"n1\",\"workers\":[]}", err), 0);
@@ -184,19 +192,18 @@ static void test_refused(void **state) {
         "[1,2]",                                                   /* not an object */
         "{\"node\":\"n2\",\"workers\":[]}",                        /* another node's name */
         "{\"node\":\"n1\",\"workers\":{}}",                        /* workers not an array */
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":70000,\"heartbeat\":{\"tasks\":[]}}]}",
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":70000,\"heartbeat\":" NO_TASKS "}]}",
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"state\":\"bogus\","
-        "\"heartbeat\":{\"tasks\":[]}}]}",
+        "\"heartbeat\":" NO_TASKS "}]}",
         "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":[]}]}",
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
-        TASK(1, "src", "spout", -1, 0, 0) "]}}]}",                 /* negative counter */
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
-        TASK(9, "src", "spout", 1, 0, 0) "]}}]}",                  /* task out of range */
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
-        TASK(1, "src", "martian", 1, 0, 0) "]}}]}",                /* unknown kind */
-        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":{\"tasks\":["
-        TASK(1, "src", "spout", 1, 0, 0) "," TASK(1, "src", "spout", 1, 0, 0) "," TASK(1, "src", "spout", 1, 0, 0) ","
-        TASK(1, "src", "spout", 1, 0, 0) "," TASK(1, "src", "spout", 1, 0, 0) "]}}]}", /* more tasks than exist */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" "{\"tasks\":[]}}]}",                                   /* the old per-task list */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("1", "-1", "0", "0") "}]}",                         /* negative counter */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("9", "1", "0", "0") "}]}",                          /* task out of range */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("1,3", "1", "0,0", "0,0") "}]}",                    /* a column shorter than the tasks */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("1", "\"x\"", "0", "0") "}]}",                      /* not a number */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" "{\"task_columns\":{\"task\":[1],\"chained_to\":[5]}}}]}", /* chained to a task that does not exist */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("1", "4611686018427387904", "0", "0") "}]}",        /* a counter too large to sum */
+        "{\"node\":\"n1\",\"workers\":[{\"topology_id\":\"" TID "\",\"port\":6700,\"heartbeat\":" COLS("1,1,1,1,1", "1,1,1,1,1", "0,0,0,0,0", "0,0,0,0,0") "}]}", /* more tasks than exist */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';

@@ -140,39 +140,29 @@ static const char *worker_state(const json_t *w, json_t *states, const json_t *r
     return "unknown";
 }
 
-/* The id of the component that runs task (of comps), or NULL. */
-static const char *task_component(const json_t *comps, long long task) {
-    size_t i;
-    json_t *c;
-    json_array_foreach(comps, i, c) {
-        long long first = rec_int(c, "first_task");
-        if (task >= first && task < first + rec_int(c, "parallelism")) return rec_str(c, "id");
-    }
-    return NULL;
-}
-
-/* Adds the counters of one worker's report into sums[3 * component];
- * index: component id -> its position. Tasks run chained into another's
- * (topology.chaining) count in chains: component id -> {"into", "tasks"}. */
-static void add_report(const json_t *rep, json_t *index, const json_t *comps, json_t *chains, int64_t *sums) {
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(rep, "tasks"), i, t) {
-        json_t *pos = json_object_get(index, rec_str(t, "component"));
+/* Adds the counters of one worker's report (sums per component) into
+ * sums[3 * component]; index: component id -> its position. Tasks run
+ * chained into another's (topology.chaining) count in chains: component
+ * id -> {"into", "tasks"}. */
+static void add_report(const json_t *rep, json_t *index, json_t *chains, int64_t *sums) {
+    const char *id;
+    json_t *cs;
+    json_object_foreach(json_object_get(rep, "components"), id, cs) {
+        json_t *pos = json_object_get(index, id);
         if (!pos) continue; /* a component the topology does not have */
-        const char *into = task_component(comps, rec_int(t, "chained_to"));
+        const char *into = rec_str(cs, "chained_into");
         if (into) {
-            json_t *ch = json_object_get(chains, rec_str(t, "component"));
+            json_t *ch = json_object_get(chains, id);
             if (!ch) {
                 ch = json_pack("{s:s, s:I}", "into", into, "tasks", (json_int_t)0);
-                if (!ch || json_object_set_new(chains, rec_str(t, "component"), ch) != 0) ch = NULL;
+                if (!ch || json_object_set_new(chains, id, ch) != 0) ch = NULL;
             }
-            if (ch) json_object_set_new(ch, "tasks", json_integer(rec_int(ch, "tasks") + 1));
+            if (ch) json_object_set_new(ch, "tasks", json_integer(rec_int(ch, "tasks") + rec_int(cs, "chained_tasks")));
         }
         size_t c = (size_t)json_integer_value(pos);
-        sums[3 * c] = sat_add(sums[3 * c], rec_int(t, "emitted"));
-        sums[3 * c + 1] = sat_add(sums[3 * c + 1], rec_int(t, "acked"));
-        sums[3 * c + 2] = sat_add(sums[3 * c + 2], rec_int(t, "failed"));
+        sums[3 * c] = sat_add(sums[3 * c], rec_int(cs, "emitted"));
+        sums[3 * c + 1] = sat_add(sums[3 * c + 1], rec_int(cs, "acked"));
+        sums[3 * c + 2] = sat_add(sums[3 * c + 2], rec_int(cs, "failed"));
     }
 }
 
@@ -191,7 +181,7 @@ json_t *view_topology(const json_t *topo, const json_t *assign, json_t *states, 
     json_array_foreach(json_object_get(assign, "workers"), i, w) {
         if (!ok) break;
         const json_t *rep = r ? reports_worker(r, rec_str(w, "node"), rec_str(topo, "id"), (int)rec_int(w, "port")) : NULL;
-        if (rep) add_report(rep, index, comps, chains, sums);
+        if (rep) add_report(rep, index, chains, sums);
         json_t *wv = json_pack("{s:O, s:O, s:O, s:O, s:s}", "node", json_object_get(w, "node"), "host",
                                json_object_get(w, "host"), "port", json_object_get(w, "port"), "tasks",
                                json_object_get(w, "tasks"), "state", worker_state(w, states, rep, now, stale_secs));
