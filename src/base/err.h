@@ -18,4 +18,10 @@
 /* A static string for err (negative code; 0 gives "ok"). Never NULL. */
 const char *sd_strerror(int err);
 
+#include <stddef.h>
+
+/* Formats a message into err (errlen bytes, may be 0) for a caller that
+ * reports why, and returns code: `return sd_err_msg(err, len, -EINVAL, ...)`. */
+int sd_err_msg(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -5,9 +5,9 @@
  * keeps and what a topology's view reads grow with components, not tasks.
  */
 #include "master/reports.h"
+#include "base/err.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +39,6 @@ void reports_free(reports *r) {
 }
 
 void reports_clear(reports *r) { json_object_clear(r->nodes); }
-
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static bool one_of(const char *s, const char *const *set) {
     for (; s && *set; set++)
@@ -160,18 +152,18 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     json_t *port = json_object_get(w, "port"), *hb = json_object_get(w, "heartbeat");
     if (!tid || strlen(tid) > REC_MAX_ID || !json_is_integer(port) || json_integer_value(port) < 1 ||
         json_integer_value(port) > 65535)
-        return bad(err, errlen, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
-    if (state && !one_of(state, worker_states)) return bad(err, errlen, "workers[%zu]: bad \"state\"", idx);
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
+    if (state && !one_of(state, worker_states)) return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"state\"", idx);
     /* a worker not heard from yet comes without a heartbeat */
     json_t *cols = json_object_get(hb, "task_columns");
     if (hb && !json_is_null(hb) && (!json_is_object(hb) || !json_is_object(cols)))
-        return bad(err, errlen, "workers[%zu]: \"heartbeat\" has no \"task_columns\" object", idx);
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: \"heartbeat\" has no \"task_columns\" object", idx);
     json_t *topo = mstate_topology_by_id(st, tid);
     json_t *a = json_object_get(mstate_map(st, MSTATE_ASSIGNMENTS), tid);
     json_t *mine = topo && a ? assigned_here(a, node, json_integer_value(port)) : NULL;
     if (!mine) return 0; /* not ours to keep */
     long long ntasks = rec_int(topo, "ntasks");
-    if ((long long)tcol_size(cols) > ntasks) return bad(err, errlen, "workers[%zu]: too many tasks", idx);
+    if ((long long)tcol_size(cols) > ntasks) return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: too many tasks", idx);
     json_t *out = json_object();
     if (!out) return -ENOMEM;
     sum_arg sa = {mine, json_object_get(topo, "components"), out};
@@ -180,13 +172,13 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     if (rc != 0) {
         json_decref(out);
         if (rc == -ENOMEM) return rc;
-        return bad(err, errlen, "workers[%zu]: %s", idx, rc == -ERANGE ? "a counter is out of range" : terr);
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: %s", idx, rc == -ERANGE ? "a counter is out of range" : terr);
     }
     json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "components", out);
     if (rec && state) json_object_set_new(rec, "state", json_string(state));
     if (rec && keep_crash_info(w, rec) != 0) {
         json_decref(rec);
-        return bad(err, errlen, "workers[%zu]: bad \"restarts\", \"last_exit\" or \"errors\"", idx);
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"restarts\", \"last_exit\" or \"errors\"", idx);
     }
     char key[REC_MAX_ID + 16];
     snprintf(key, sizeof key, "%s:%lld", tid, (long long)json_integer_value(port));
@@ -214,13 +206,13 @@ int reports_put(reports *r, mstate *st, const char *node, const void *body, size
     }
     json_error_t je;
     json_t *v = json_loadb(body, len, 0, &je);
-    if (!v) return bad(err, errlen, "bad JSON: %s", je.text);
+    if (!v) return sd_err_msg(err, errlen, -EINVAL, "bad JSON: %s", je.text);
     const char *vnode = rec_str(v, "node");
     json_t *workers = json_object_get(v, "workers");
     int rc = 0;
-    if (!vnode || strcmp(vnode, node) != 0) rc = bad(err, errlen, "\"node\" is not the path's node");
+    if (!vnode || strcmp(vnode, node) != 0) rc = sd_err_msg(err, errlen, -EINVAL, "\"node\" is not the path's node");
     else if (!json_is_array(workers) || json_array_size(workers) > REC_MAX_SLOTS)
-        rc = bad(err, errlen, "\"workers\" is not an array of at most %d entries", REC_MAX_SLOTS);
+        rc = sd_err_msg(err, errlen, -EINVAL, "\"workers\" is not an array of at most %d entries", REC_MAX_SLOTS);
     json_t *kept = rc == 0 ? json_object() : NULL;
     if (rc == 0 && !kept) rc = -ENOMEM;
     size_t i;

@@ -8,13 +8,13 @@
  * No threads.
  */
 #include "package/package.h"
+#include "base/err.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <ftw.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,15 +47,6 @@ bool package_hash_valid(const char *hash) {
     for (; hash[i]; i++)
         if (i >= 64 || !((hash[i] >= '0' && hash[i] <= '9') || (hash[i] >= 'a' && hash[i] <= 'f'))) return false;
     return i == 64;
-}
-
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
 }
 
 static struct archive *open_reader(const void *data, size_t len) {
@@ -97,17 +88,17 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 /* An empty directory at dir (made here if absent); its real path in *real. */
 static int prepare_dir(const char *dir, char **real, char *err, size_t errlen) {
     if (mkdir(dir, 0755) != 0) {
-        if (errno != EEXIST) return set_err(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+        if (errno != EEXIST) return sd_err_msg(err, errlen, -errno, "%s: %s", dir, strerror(errno));
         struct stat st;
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-            return set_err(err, errlen, -ENOTDIR, "%s: %s", dir, strerror(ENOTDIR));
+            return sd_err_msg(err, errlen, -ENOTDIR, "%s: %s", dir, strerror(ENOTDIR));
         if (rmdir(dir) != 0) /* succeeds only when empty; made again below */
-            return set_err(err, errlen, -ENOTEMPTY, "%s: %s", dir, strerror(errno));
-        if (mkdir(dir, 0755) != 0) return set_err(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+            return sd_err_msg(err, errlen, -ENOTEMPTY, "%s: %s", dir, strerror(errno));
+        if (mkdir(dir, 0755) != 0) return sd_err_msg(err, errlen, -errno, "%s: %s", dir, strerror(errno));
     }
     /* without links in the prefix, libarchive's refusal to write through a
      * link applies to what the archive made only */
-    if (!(*real = realpath(dir, NULL))) return set_err(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+    if (!(*real = realpath(dir, NULL))) return sd_err_msg(err, errlen, -errno, "%s: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -130,13 +121,13 @@ static int copy_data(unpacker *u, const char *name) {
         int rc = archive_read_data_block(u->r, &buf, &size, &off);
         if (rc == ARCHIVE_EOF) return 0;
         if (rc != ARCHIVE_OK)
-            return set_err(u->err, u->errlen, -EINVAL, "package: '%s': %s", name, archive_error_string(u->r));
+            return sd_err_msg(u->err, u->errlen, -EINVAL, "package: '%s': %s", name, archive_error_string(u->r));
         written += (int64_t)size;
         u->total += size;
         if (off < 0 || written > PACKAGE_MAX_BYTES || u->total > PACKAGE_MAX_BYTES)
-            return set_err(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name, PACKAGE_MAX_BYTES >> 20);
+            return sd_err_msg(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name, PACKAGE_MAX_BYTES >> 20);
         if (archive_write_data_block(u->w, buf, size, off) != ARCHIVE_OK)
-            return set_err(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
+            return sd_err_msg(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
     }
 }
 
@@ -144,31 +135,31 @@ static int unpack_entry(unpacker *u, struct archive_entry *e) {
     char name[NAME_MAX_LEN + 1];
     const char *pn = archive_entry_pathname(e);
     if (!name_ok(pn))
-        return set_err(u->err, u->errlen, -EINVAL, "package: entry '%s': names must be relative, without '..'",
+        return sd_err_msg(u->err, u->errlen, -EINVAL, "package: entry '%s': names must be relative, without '..'",
                        pn ? pn : "");
     snprintf(name, sizeof name, "%s", pn);
     if (++u->entries > PACKAGE_MAX_ENTRIES)
-        return set_err(u->err, u->errlen, -EFBIG, "package: more than %d entries", PACKAGE_MAX_ENTRIES);
+        return sd_err_msg(u->err, u->errlen, -EFBIG, "package: more than %d entries", PACKAGE_MAX_ENTRIES);
     mode_t type = archive_entry_filetype(e);
     const char *hard = archive_entry_hardlink(e);
     char *path = NULL, *hard_path = NULL;
     if (hard && !name_ok(hard))
-        return set_err(u->err, u->errlen, -EINVAL, "package: entry '%s': hard link to '%s' leaves the package", name,
+        return sd_err_msg(u->err, u->errlen, -EINVAL, "package: entry '%s': hard link to '%s' leaves the package", name,
                        hard);
     if (type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
         if (!target || !link_target_ok(target))
-            return set_err(u->err, u->errlen, -EINVAL, "package: entry '%s': link to '%s' leaves the package", name,
+            return sd_err_msg(u->err, u->errlen, -EINVAL, "package: entry '%s': link to '%s' leaves the package", name,
                            target ? target : "");
     } else if (type != AE_IFREG && type != AE_IFDIR && !hard) {
-        return set_err(u->err, u->errlen, -EINVAL, "package: entry '%s': not a file, directory or link", name);
+        return sd_err_msg(u->err, u->errlen, -EINVAL, "package: entry '%s': not a file, directory or link", name);
     }
     int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
     if (size < 0 || size > PACKAGE_MAX_BYTES)
-        return set_err(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name, PACKAGE_MAX_BYTES >> 20);
+        return sd_err_msg(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name, PACKAGE_MAX_BYTES >> 20);
     if (asprintf(&path, "%s/%s", u->real, name) < 0 || (hard && asprintf(&hard_path, "%s/%s", u->real, hard) < 0)) {
         free(path);
-        return set_err(u->err, u->errlen, -ENOMEM, "out of memory");
+        return sd_err_msg(u->err, u->errlen, -ENOMEM, "out of memory");
     }
     archive_entry_set_pathname(e, path);
     if (hard) archive_entry_set_hardlink(e, hard_path);
@@ -180,11 +171,11 @@ static int unpack_entry(unpacker *u, struct archive_entry *e) {
     archive_entry_set_gid(e, getgid());
     int rc = 0;
     if (archive_write_header(u->w, e) != ARCHIVE_OK)
-        rc = set_err(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
+        rc = sd_err_msg(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
     else if (type == AE_IFREG && !hard)
         rc = copy_data(u, name);
     if (rc == 0 && archive_write_finish_entry(u->w) != ARCHIVE_OK)
-        rc = set_err(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
+        rc = sd_err_msg(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
     free(path);
     free(hard_path);
     return rc;
@@ -199,7 +190,7 @@ int package_unpack(const void *data, size_t len, const char *dir, char *err, siz
     u.r = open_reader(data, len);
     u.w = archive_write_disk_new();
     if (!u.r || !u.w) {
-        rc = set_err(err, errlen, u.r ? -ENOMEM : -EINVAL, u.r ? "out of memory" : "package: not a package archive");
+        rc = sd_err_msg(err, errlen, u.r ? -ENOMEM : -EINVAL, u.r ? "out of memory" : "package: not a package archive");
     } else {
         archive_write_disk_set_options(u.w, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_NO_OVERWRITE);
@@ -208,14 +199,14 @@ int package_unpack(const void *data, size_t len, const char *dir, char *err, siz
             int r = archive_read_next_header(u.r, &e);
             if (r == ARCHIVE_EOF) break;
             if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-                rc = set_err(err, errlen, -EINVAL, "package: %s", archive_error_string(u.r));
+                rc = sd_err_msg(err, errlen, -EINVAL, "package: %s", archive_error_string(u.r));
                 break;
             }
             if ((rc = unpack_entry(&u, e)) != 0) break;
         }
-        if (rc == 0 && u.entries == 0) rc = set_err(err, errlen, -EINVAL, "package: empty archive");
+        if (rc == 0 && u.entries == 0) rc = sd_err_msg(err, errlen, -EINVAL, "package: empty archive");
         if (rc == 0 && archive_write_close(u.w) != ARCHIVE_OK)
-            rc = set_err(err, errlen, -EIO, "package: %s", archive_error_string(u.w));
+            rc = sd_err_msg(err, errlen, -EIO, "package: %s", archive_error_string(u.w));
     }
     if (u.w) archive_write_free(u.w);
     if (u.r) archive_read_free(u.r);
@@ -227,28 +218,28 @@ int package_unpack(const void *data, size_t len, const char *dir, char *err, siz
 char *package_topology_text(const void *data, size_t len, char *err, size_t errlen) {
     struct archive *r = open_reader(data, len);
     if (!r) {
-        set_err(err, errlen, -EINVAL, "package: not a package archive");
+        sd_err_msg(err, errlen, -EINVAL, "package: not a package archive");
         return NULL;
     }
     struct archive_entry *e;
     char *text = NULL;
     int rc;
-    set_err(err, errlen, -ENOENT, "package: no %s in it", PACKAGE_TOPOLOGY_NAME);
+    sd_err_msg(err, errlen, -ENOENT, "package: no %s in it", PACKAGE_TOPOLOGY_NAME);
     while ((rc = archive_read_next_header(r, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
         if (strcmp(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", PACKAGE_TOPOLOGY_NAME) != 0) continue;
         int64_t size = archive_entry_size(e);
         if (archive_entry_filetype(e) != AE_IFREG || size < 0 || size > TOPOLOGY_TEXT_MAX) {
-            set_err(err, errlen, -EINVAL, "package: %s is not a file of at most %d bytes", PACKAGE_TOPOLOGY_NAME,
+            sd_err_msg(err, errlen, -EINVAL, "package: %s is not a file of at most %d bytes", PACKAGE_TOPOLOGY_NAME,
                     TOPOLOGY_TEXT_MAX);
             break;
         }
         if (!(text = malloc((size_t)size + 1))) {
-            set_err(err, errlen, -ENOMEM, "out of memory");
+            sd_err_msg(err, errlen, -ENOMEM, "out of memory");
             break;
         }
         la_ssize_t got = archive_read_data(r, text, (size_t)size);
         if (got != (la_ssize_t)size) {
-            set_err(err, errlen, -EINVAL, "package: %s: %s", PACKAGE_TOPOLOGY_NAME,
+            sd_err_msg(err, errlen, -EINVAL, "package: %s: %s", PACKAGE_TOPOLOGY_NAME,
                     got < 0 ? archive_error_string(r) : "truncated");
             free(text);
             text = NULL;
@@ -256,14 +247,14 @@ char *package_topology_text(const void *data, size_t len, char *err, size_t errl
         }
         text[size] = '\0';
         if (memchr(text, '\0', (size_t)size)) {
-            set_err(err, errlen, -EINVAL, "package: %s holds a NUL byte", PACKAGE_TOPOLOGY_NAME);
+            sd_err_msg(err, errlen, -EINVAL, "package: %s holds a NUL byte", PACKAGE_TOPOLOGY_NAME);
             free(text);
             text = NULL;
         }
         break;
     }
     if (!text && rc != ARCHIVE_OK && rc != ARCHIVE_WARN && rc != ARCHIVE_EOF)
-        set_err(err, errlen, -EINVAL, "package: %s", archive_error_string(r));
+        sd_err_msg(err, errlen, -EINVAL, "package: %s", archive_error_string(r));
     archive_read_free(r);
     return text;
 }

@@ -2,9 +2,9 @@
  * task_columns: see task_columns.h. Plain functions, no state.
  */
 #include "proto/task_columns.h"
+#include "base/err.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -38,35 +38,27 @@ fail:
     return NULL;
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 int tcol_each(const json_t *cols, int max_task, tcol_fn fn, void *arg, char *err, size_t errlen) {
     json_t *task = json_object_get(cols, "task");
-    if (!json_is_object(cols) || !json_is_array(task)) return bad(err, errlen, "task_columns: no \"task\" array");
+    if (!json_is_object(cols) || !json_is_array(task)) return sd_err_msg(err, errlen, -EINVAL, "task_columns: no \"task\" array");
     size_t n = json_array_size(task);
     const json_t *col[TCOL_COUNT];
     for (int c = 0; c < TCOL_COUNT; c++) {
         col[c] = json_object_get(cols, tcol_names[c]);
         if (col[c] && (!json_is_array(col[c]) || json_array_size(col[c]) != n))
-            return bad(err, errlen, "task_columns: \"%s\" is not an array of %zu values", tcol_names[c], n);
+            return sd_err_msg(err, errlen, -EINVAL, "task_columns: \"%s\" is not an array of %zu values", tcol_names[c], n);
     }
     /* checked whole before fn sees anything */
     for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(task, i);
         if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > max_task)
-            return bad(err, errlen, "task_columns: task[%zu] is not a task id of 1 to %d", i, max_task);
+            return sd_err_msg(err, errlen, -EINVAL, "task_columns: task[%zu] is not a task id of 1 to %d", i, max_task);
         for (int c = 0; c < TCOL_COUNT; c++) {
             if (!col[c]) continue;
             json_t *v = json_array_get(col[c], i);
             json_int_t most = c == TCOL_CHAINED_TO ? max_task : INT64_MAX;
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > most)
-                return bad(err, errlen, "task_columns: %s[%zu] of task %lld is out of range", tcol_names[c], i,
+                return sd_err_msg(err, errlen, -EINVAL, "task_columns: %s[%zu] of task %lld is out of range", tcol_names[c], i,
                            (long long)json_integer_value(t));
         }
     }
