@@ -153,7 +153,8 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     if (!tid || strlen(tid) > REC_MAX_ID || !json_is_integer(port) || json_integer_value(port) < 1 ||
         json_integer_value(port) > 65535)
         return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"topology_id\" or \"port\"", idx);
-    if (state && !one_of(state, worker_states)) return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"state\"", idx);
+    if (state && !one_of(state, worker_states))
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: bad \"state\"", idx);
     /* a worker not heard from yet comes without a heartbeat */
     json_t *cols = json_object_get(hb, "task_columns");
     if (hb && !json_is_null(hb) && (!json_is_object(hb) || !json_is_object(cols)))
@@ -163,7 +164,8 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     json_t *mine = topo && a ? assigned_here(a, node, json_integer_value(port)) : NULL;
     if (!mine) return 0; /* not ours to keep */
     long long ntasks = rec_int(topo, "ntasks");
-    if ((long long)tcol_size(cols) > ntasks) return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: too many tasks", idx);
+    if ((long long)tcol_size(cols) > ntasks)
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: too many tasks", idx);
     json_t *out = json_object();
     if (!out) return -ENOMEM;
     sum_arg sa = {mine, json_object_get(topo, "components"), out};
@@ -172,7 +174,8 @@ static int check_worker(mstate *st, const char *node, const json_t *w, size_t id
     if (rc != 0) {
         json_decref(out);
         if (rc == -ENOMEM) return rc;
-        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: %s", idx, rc == -ERANGE ? "a counter is out of range" : terr);
+        return sd_err_msg(err, errlen, -EINVAL, "workers[%zu]: %s", idx,
+                          rc == -ERANGE ? "a counter is out of range" : terr);
     }
     json_t *rec = json_pack("{s:I, s:o}", "time", (json_int_t)now, "components", out);
     if (rec && state) json_object_set_new(rec, "state", json_string(state));

@@ -125,7 +125,8 @@ static int copy_data(unpacker *u, const char *name) {
         written += (int64_t)size;
         u->total += size;
         if (off < 0 || written > PACKAGE_MAX_BYTES || u->total > PACKAGE_MAX_BYTES)
-            return sd_err_msg(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name, PACKAGE_MAX_BYTES >> 20);
+            return sd_err_msg(u->err, u->errlen, -EFBIG, "package: '%s': more than %d MiB", name,
+                              PACKAGE_MAX_BYTES >> 20);
         if (archive_write_data_block(u->w, buf, size, off) != ARCHIVE_OK)
             return sd_err_msg(u->err, u->errlen, -EIO, "package: '%s': %s", name, archive_error_string(u->w));
     }

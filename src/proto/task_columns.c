@@ -40,13 +40,15 @@ fail:
 
 int tcol_each(const json_t *cols, int max_task, tcol_fn fn, void *arg, char *err, size_t errlen) {
     json_t *task = json_object_get(cols, "task");
-    if (!json_is_object(cols) || !json_is_array(task)) return sd_err_msg(err, errlen, -EINVAL, "task_columns: no \"task\" array");
+    if (!json_is_object(cols) || !json_is_array(task))
+        return sd_err_msg(err, errlen, -EINVAL, "task_columns: no \"task\" array");
     size_t n = json_array_size(task);
     const json_t *col[TCOL_COUNT];
     for (int c = 0; c < TCOL_COUNT; c++) {
         col[c] = json_object_get(cols, tcol_names[c]);
         if (col[c] && (!json_is_array(col[c]) || json_array_size(col[c]) != n))
-            return sd_err_msg(err, errlen, -EINVAL, "task_columns: \"%s\" is not an array of %zu values", tcol_names[c], n);
+            return sd_err_msg(err, errlen, -EINVAL, "task_columns: \"%s\" is not an array of %zu values", tcol_names[c],
+                              n);
     }
     /* checked whole before fn sees anything */
     for (size_t i = 0; i < n; i++) {
@@ -58,8 +60,8 @@ int tcol_each(const json_t *cols, int max_task, tcol_fn fn, void *arg, char *err
             json_t *v = json_array_get(col[c], i);
             json_int_t most = c == TCOL_CHAINED_TO ? max_task : INT64_MAX;
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > most)
-                return sd_err_msg(err, errlen, -EINVAL, "task_columns: %s[%zu] of task %lld is out of range", tcol_names[c], i,
-                           (long long)json_integer_value(t));
+                return sd_err_msg(err, errlen, -EINVAL, "task_columns: %s[%zu] of task %lld is out of range",
+                                  tcol_names[c], i, (long long)json_integer_value(t));
         }
     }
     for (size_t i = 0; fn && i < n; i++) {
