@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -239,6 +240,70 @@ def spout_failed_in_progress(stderr_path, spout):
     return best
 
 
+def three_worker_flow(tmp_path, name, nlines, config, delay_ms, sink_tasks, pad=""):
+    """A 3-worker flow, lines -> slow x3 (delay_ms a tuple) -> sink, one
+    acker, over nlines input records; returns (topology, sink path)."""
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"record {i:06d}{pad}\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    conf = {"topology.acker.executors": 1, "worker.transfer.peer.timeout.secs": 1,
+            "worker.transfer.heartbeat.interval.ms": 200, **config}
+    topo = {
+        "name": name,
+        "workers": 3,
+        "config": conf,
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": delay_ms},
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "parallelism": sink_tasks, "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    return topo, sink
+
+
+@contextmanager
+def worker_2_stopped(streamd, proc, sink):
+    """Once tuples flow, SIGSTOPs local worker 2 (none of the spout's trees
+    has failed yet) and yields its pid; SIGCONTs it on the way out."""
+    wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
+    victim = local_worker_pid(proc.pid, 2)
+    assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
+    assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        yield victim
+    finally:
+        os.kill(victim, signal.SIGCONT)
+
+
+def wait_declared_down(streamd, proc):
+    wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
+             what="both live workers to declare the stopped one down")
+
+
+def wait_fails_before_timeout(streamd, proc, stopped, timeout, margin):
+    """The spout sees failed trees before any could time out (stopped: when
+    the worker was stopped; margin: seconds left for the progress lines)."""
+    # progress lines come every 5 s, from counters the workers send each second
+    wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, timeout - margin,
+             what="the spout to see failed trees before any could time out")
+    assert time.monotonic() - stopped < timeout
+
+
+def drained_with_every_line(streamd, proc, sink, nlines):
+    """Lets the run drain (--until-drained) and checks every input record
+    reached the sink; returns the spout's summary."""
+    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
+    assert res.returncode == 0, res.explain()
+    got = {row["line"].split(" ")[1] for row in read_jsonl(sink)}
+    assert got == {f"{i:06d}" for i in range(nlines)}, f"{nlines - len(got)} lines lost\n" + res.explain()
+    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
+                   if line.startswith("summary-json: "))
+    return summary["components"]["lines"]
+
+
 def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
     """A SIGSTOPped worker is declared down and its small overflow fills: the
     tuples for it are dropped and their trees failed at once, so the spout
@@ -257,52 +322,18 @@ def test_tuples_for_a_down_peer_fail_at_once(streamd, tmp_path):
     overflow is small, yet big enough that acks to the live workers, which
     may overshoot it twice rather than wait, are not dropped.)"""
     nlines, pending, timeout = 6000, 6000, 15
-    src = tmp_path / "input.txt"
-    src.write_text("".join(f"record {i:06d}\n" for i in range(nlines)))
-    sink = tmp_path / "sink.jsonl"
-    topo = {
-        "name": "downfail",
-        "workers": 3,
-        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
-                   "topology.max.spout.pending": pending,
-                   "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200,
-                   "worker.transfer.max.buffered.bytes": 65536},
-        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
-        "bolts": [
-            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 1},
-             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
-            {"id": "sink", "class": "file_sink", "parallelism": 3, "args": {"path": str(sink)},
-             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
-        ],
-    }
+    topo, sink = three_worker_flow(tmp_path, "downfail", nlines,
+                                   {"topology.message.timeout.secs": timeout, "topology.max.spout.pending": pending,
+                                    "worker.transfer.max.buffered.bytes": 65536}, delay_ms=1, sink_tasks=3)
     proc = streamd.start(topo)
-    victim = None
-    try:
-        wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
-        victim = local_worker_pid(proc.pid, 2)
-        assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
-        assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
-        os.kill(victim, signal.SIGSTOP)
+    with worker_2_stopped(streamd, proc, sink):
         stopped = time.monotonic()
-        wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
-                 what="both live workers to declare the stopped one down")
+        wait_declared_down(streamd, proc)
         before = sink_lines(sink)
-        # progress lines come every 5 s, from counters the workers send each second
-        wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, timeout - 3,
-                 what="the spout to see failed trees before any could time out")
-        assert time.monotonic() - stopped < timeout
+        wait_fails_before_timeout(streamd, proc, stopped, timeout, 3)
         assert sink_lines(sink) > before, "nothing reached the sink while worker 2 was stopped"
-    finally:
-        if victim:
-            os.kill(victim, signal.SIGCONT)
-    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
-    assert res.returncode == 0, res.explain()
-    got = {row["line"] for row in read_jsonl(sink)}
-    assert got == {f"record {i:06d}" for i in range(nlines)}, f"{nlines - len(got)} lines lost\n" + res.explain()
-    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
-                   if line.startswith("summary-json: "))
-    spout = summary["components"]["lines"]
-    assert spout["failed"] > 0 and spout["failed_final"] == 0, summary
+    spout = drained_with_every_line(streamd, proc, sink, nlines)
+    assert spout["failed"] > 0 and spout["failed_final"] == 0, spout
 
 
 NLINES, TIMEOUT = 3000, 12
@@ -319,52 +350,18 @@ def run_with_worker_2_stopped(streamd, tmp_path, name, sink_tasks, while_stopped
     while_stopped(worker logs), resumes it and lets the topology drain.
     Checks every line reached the sink and every tree was acked; returns the
     resumed worker's log."""
-    pad = "x" * 200
-    src = tmp_path / "input.txt"
-    src.write_text("".join(f"record {i:06d} {pad}\n" for i in range(NLINES)))
-    sink = tmp_path / "sink.jsonl"
-    topo = {
-        "name": name,
-        "workers": 3,
-        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": TIMEOUT,
-                   "topology.max.spout.pending": 1000,
-                   "worker.transfer.peer.timeout.secs": 1, "worker.transfer.heartbeat.interval.ms": 200},
-        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
-        "bolts": [
-            {"id": "slow", "class": "pass_through", "parallelism": 3, "args": {"delay.ms": 5},
-             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]},
-            {"id": "sink", "class": "file_sink", "parallelism": sink_tasks, "args": {"path": str(sink)},
-             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
-        ],
-    }
+    topo, sink = three_worker_flow(tmp_path, name, NLINES,
+                                   {"topology.message.timeout.secs": TIMEOUT, "topology.max.spout.pending": 1000},
+                                   delay_ms=5, sink_tasks=sink_tasks, pad=" " + "x" * 200)
     proc = streamd.start(topo)
-    victim = None
-    try:
-        wait_for(lambda: sink_lines(sink) > 100, 30, what="the flow to start")
-        victim = local_worker_pid(proc.pid, 2)
-        assert victim, "cannot find worker 2\n" + streamd.result(proc).explain()
+    with worker_2_stopped(streamd, proc, sink) as victim:
         victim_log = Path(os.readlink(f"/proc/{victim}/fd/1"))
-        assert spout_failed_in_progress(streamd.stderr_path, "lines") == 0
-        os.kill(victim, signal.SIGSTOP)
         stopped = time.monotonic()
-        wait_for(lambda: streamd.result(proc).worker_logs().count("peer declared down") >= 2, 10,
-                 what="both live workers to declare the stopped one down")
-        # progress lines come every 5 s, from counters the workers send each second
-        wait_for(lambda: spout_failed_in_progress(streamd.stderr_path, "lines") > 0, TIMEOUT - 4,
-                 what="the spout to see failed trees before any could time out")
-        assert time.monotonic() - stopped < TIMEOUT
+        wait_declared_down(streamd, proc)
+        wait_fails_before_timeout(streamd, proc, stopped, TIMEOUT, 4)
         while_stopped(lambda: streamd.result(proc).worker_logs())
-    finally:
-        if victim:
-            os.kill(victim, signal.SIGCONT)
-    res = streamd.finish(proc, timeout=90)  # --until-drained: every tree completed
-    assert res.returncode == 0, res.explain()
-    got = {row["line"].split(" ")[1] for row in read_jsonl(sink)}
-    assert got == {f"{i:06d}" for i in range(NLINES)}, f"{NLINES - len(got)} lines lost\n" + res.explain()
-    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
-                   if line.startswith("summary-json: "))
-    spout = summary["components"]["lines"]
-    assert spout["failed"] > 0 and spout["failed_final"] == 0 and spout["acked"] == NLINES, summary
+    spout = drained_with_every_line(streamd, proc, sink, NLINES)
+    assert spout["failed"] > 0 and spout["failed_final"] == 0 and spout["acked"] == NLINES, spout
     return victim_log.read_text(errors="replace")
 
 
