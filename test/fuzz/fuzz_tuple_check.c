@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "runtime/wire_check.h"
+#include "../wire_check_world.h"
 #include "tuple/codec.h"
 
 static topology *topo;
@@ -22,27 +23,16 @@ static worker_rt rt;
 static int task_worker[64];
 static struct executor *task_exec[64];
 
-/* tasks: lines 1-2, split 3-5, count 6-7, sink 8, __acker 9-10 */
-static const int on_worker[11] = {-1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1};
 
 static void setup(void) {
     char err[512];
     log_set_level(SD_LOG_ERROR);
     topo = topology_load(FUZZ_DATA_DIR "/wordcount.yaml", NULL, NULL, err, sizeof err);
-    if (!topo || topo->ntasks != 10) {
+    if (!topo || topo->ntasks != WCW_TASKS) {
         fprintf(stderr, "fuzz_tuple_check: cannot load the test topology: %s\n", topo ? "task count" : err);
         abort();
     }
-    rt.topo = topo;
-    rt.worker_index = 1;
-    rt.nworkers = 2;
-    for (int t = 0; t <= 10; t++) {
-        task_worker[t] = on_worker[t];
-        task_exec[t] = t > 0 && on_worker[t] == 1 ? (struct executor *)&rt : NULL;
-    }
-    rt.task_worker = task_worker;
-    rt.task_exec = task_exec;
-    if (routes_build(&rt) != 0) abort();
+    if (wcw_layout(&rt, topo, task_worker, task_exec) != 0) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -53,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (codec_decode(data + 1, size - 1, topo, &t) != CODEC_OK) return 0;
     const char *why = wire_check(&rt, peer, t);
     if (!why) {
-        if (t->dest_task < 1 || t->dest_task > topo->ntasks || on_worker[t->dest_task] != 1) __builtin_trap();
-        if (t->src_task < 1 || t->src_task > topo->ntasks || on_worker[t->src_task] != peer) __builtin_trap();
+        if (t->dest_task < 1 || t->dest_task > topo->ntasks || wcw_on_worker[t->dest_task] != 1) __builtin_trap();
+        if (t->src_task < 1 || t->src_task > topo->ntasks || wcw_on_worker[t->src_task] != peer) __builtin_trap();
         if (t->stream_id >= topo->nstreams) __builtin_trap();
         const topo_stream *st = &topo->streams[t->stream_id];
         if ((int)t->nvalues != st->nfields) __builtin_trap();

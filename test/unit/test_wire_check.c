@@ -13,32 +13,21 @@
 
 #include "runtime/wire_check.h"
 #include "test_data.h"
+#include "../wire_check_world.h"
 
-/* tasks: lines 1-2, split 3-5, count 6-7, sink 8, __acker 9-10 */
-static const int on_worker[11] = {-1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1};
 static topology *topo;
 static worker_rt rt;
-static int task_worker[11];
-static struct executor *task_exec[11];
+static int task_worker[WCW_TASKS + 1];
+static struct executor *task_exec[WCW_TASKS + 1];
 
 static int setup(void **state) {
     (void)state;
     char path[4200], err[512];
     data_path(path, sizeof path, "wordcount.yaml");
     topo = topology_load(path, NULL, NULL, err, sizeof err);
-    if (!topo || topo->ntasks != 10) return -1;
+    if (!topo || topo->ntasks != WCW_TASKS) return -1;
     memset(&rt, 0, sizeof rt);
-    rt.topo = topo;
-    rt.worker_index = 1;
-    rt.nworkers = 2;
-    for (int t = 0; t <= 10; t++) {
-        task_worker[t] = on_worker[t];
-        /* wire_check only asks whether a task has an executor here */
-        task_exec[t] = t > 0 && on_worker[t] == 1 ? (struct executor *)&rt : NULL;
-    }
-    rt.task_worker = task_worker;
-    rt.task_exec = task_exec;
-    return routes_build(&rt);
+    return wcw_layout(&rt, topo, task_worker, task_exec);
 }
 
 static int teardown(void **state) {
