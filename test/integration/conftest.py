@@ -290,3 +290,20 @@ def split_words(line, lowercase=False):
     if cur:
         words.append("".join(cur))
     return words
+
+
+def slow_topology(name, src, sink, config, limits=None, delay_ms=3, workers=1):
+    """lines (file_lines over src) -> slow (pass_through, delay_ms a tuple,
+    with the given limits) -> sink (file_sink to sink), workers tasks each."""
+    bolt = {"id": "slow", "class": "pass_through", "parallelism": workers, "args": {"delay.ms": delay_ms},
+            "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]}
+    if limits:
+        bolt["limits"] = limits
+    return {
+        "name": name,
+        "workers": workers,
+        "config": config,
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [bolt, {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
+                         "inputs": [{"from": "slow", "grouping": "shuffle"}]}],
+    }

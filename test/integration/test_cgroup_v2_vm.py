@@ -15,11 +15,10 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, to_yaml
+from conftest import REPO, slow_topology, to_yaml
 
 # qemu and busybox missing is a failure (tools/setup installs them), not a skip
 # the guest boots under emulation here (about a minute): once, in the default
@@ -34,20 +33,9 @@ def lines_file(case, n, tag):
 
 
 def topology(name, case, config, limits=None, delay_ms=3, workers=1):
-    """test_cgroups.py's slow_topology, with the guest's paths (/cases/<case>)."""
+    """slow_topology with the guest's paths (/cases/<case>)."""
     g = f"/cases/{case.name}"
-    bolt = {"id": "slow", "class": "pass_through", "parallelism": workers, "args": {"delay.ms": delay_ms},
-            "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]}
-    if limits:
-        bolt["limits"] = limits
-    return {
-        "name": name,
-        "workers": workers,
-        "config": config,
-        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": f"{g}/input.txt"}}],
-        "bolts": [bolt, {"id": "sink", "class": "file_sink", "parallelism": workers,
-                         "args": {"path": f"{g}/sink.jsonl"}, "inputs": [{"from": "slow", "grouping": "shuffle"}]}],
-    }
+    return slow_topology(name, f"{g}/input.txt", f"{g}/sink.jsonl", config, limits, delay_ms, workers)
 
 
 def write_case(cases, name, topo, conf, probe):

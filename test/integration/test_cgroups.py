@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner, read_jsonl, stop_group, wait_for, worker_pids
+from conftest import Runner, read_jsonl, slow_topology, stop_group, wait_for, worker_pids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
 
@@ -51,21 +51,6 @@ def lines_file(tmp_path, n, tag):
     src = tmp_path / "input.txt"
     src.write_text("".join(f"{tag} line {i:05d}\n" for i in range(n)))
     return src, [f"{tag} line {i:05d}" for i in range(n)]
-
-
-def slow_topology(name, src, sink, config, limits=None, delay_ms=3, workers=1):
-    bolt = {"id": "slow", "class": "pass_through", "parallelism": workers, "args": {"delay.ms": delay_ms},
-            "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "shuffle"}]}
-    if limits:
-        bolt["limits"] = limits
-    return {
-        "name": name,
-        "workers": workers,
-        "config": config,
-        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
-        "bolts": [bolt, {"id": "sink", "class": "file_sink", "parallelism": workers, "args": {"path": str(sink)},
-                         "inputs": [{"from": "slow", "grouping": "shuffle"}]}],
-    }
 
 
 def v1_available():
