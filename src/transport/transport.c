@@ -638,7 +638,8 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         }
         /* a record that would overflow the current frame starts the next
          * one (frame_batch_count's rule) */
-        if (p->len > p->frame_start && p->len + sz - p->frame_start > tr->send_frame) {
+        bool new_frame = p->len > p->frame_start && p->len + sz - p->frame_start > tr->send_frame;
+        if (new_frame) {
             if (p->ncuts == p->cuts_cap) {
                 size_t cc = p->cuts_cap ? p->cuts_cap * 2 : 16;
                 size_t *g = realloc(p->cuts, cc * sizeof *g);
@@ -668,7 +669,7 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         out[2] = (uint8_t)(rl >> 16);
         out[3] = (uint8_t)(rl >> 24);
         codec_encode(tuples[i], out + 4);
-        if (p->len > p->frame_start && p->len + sz - p->frame_start > tr->send_frame) {
+        if (new_frame) {
             p->cuts[p->ncuts++] = p->len; /* room made above */
             p->frame_start = p->len;
         }
