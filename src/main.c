@@ -1,250 +1,133 @@
 /*
- * main: the one streamd executable. Parses the command line, builds the
- * configuration (defaults < --config FILE < topology config: < -c key=value)
- * and hands over to the role: local mode, a worker (forked by a node), ...
- * Bad input exits with status 2 and one line naming file, line and key.
+ * main: the one streamd executable. A worker (`--role=worker`, started by a
+ * node) runs here, linked with only what a worker needs. Every other role
+ * and every client command is in the roles module (src/roles_main.c, built
+ * as streamd-roles.so with libcurl, libmicrohttpd and libarchive), which is
+ * loaded from next to the executable, or else from the install directory.
+ * A worker therefore never maps those libraries and what they pull in.
  */
-#include <curl/curl.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "base/conf.h"
-#include "local/local.h"
 #include "base/log.h"
-#include "client/client.h"
-#include "master/master.h"
-#include "node/node_role.h"
-#include "topology/topology.h"
+#include "roles_main.h"
 #include "worker/worker.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: streamd --role=ROLE [options] [TOPOLOGY.yaml]\n"
-            "       streamd COMMAND [options] [ARGS]\n"
-            "\n"
-            "roles:\n"
-            "  local     run TOPOLOGY.yaml on this machine: master and node logic in one\n"
-            "            process on the embedded store, with real worker processes\n"
-            "  worker    internal: started by a node, never by hand\n"
-            "  master    cluster master (nimbus): election, scheduling, HTTP API\n"
-            "  node      cluster node (supervisor): runs the workers assigned to it\n"
-            "\n"
-            "commands (cluster mode; they find the leader through etcd or --master):\n"
-            "  submit TOPOLOGY.yaml   pack the topology and what it needs, and run it\n"
-            "  list                   the cluster's topologies\n"
-            "  status NAME            a topology's components, workers and counters\n"
-            "  kill NAME [--wait S]   deactivate, wait S seconds, then stop its workers\n"
-            "  activate NAME, deactivate NAME\n"
-            "  loglevel NAME LEVEL    set a running topology's log level (debug, info, warn,\n"
-            "                         error; default: back to its log.level)\n"
-            "\n"
-            "options:\n"
-            "  --config FILE       configuration file (see etc/streamd.yaml)\n"
-            "  -c KEY=VALUE        set one configuration key (wins over everything)\n"
-            "  --etcd URL[,URL]    etcd endpoints (store.etcd.endpoints)\n"
-            "  --cluster NAME      cluster name (cluster.name)\n"
-            "  --node-id ID        node: this node's id (node.id)\n"
-            "  --master URL        commands: the master's API instead of finding it in etcd\n"
-            "  --json              commands: JSON output for scripts\n"
-            "  --wait SECS         kill: seconds between deactivating and stopping\n"
-            "  --until-drained     local: exit once every spout is exhausted and every tuple\n"
-            "                      tree has completed (status 1 if any tuple failed for good)\n"
-            "  --duration SECS     local: stop gracefully after SECS seconds\n"
-            "  --control-fd N      worker: the node's control channel\n"
-            "  --log-fd N          worker: where its own log lines go (default: stderr)\n"
-            "  --log-format F      worker: text or json, until its topology's log.format is known\n"
-            "  --help, --version\n"
-            "\n"
-            "Configuration keys and their defaults are documented in etc/streamd.yaml.\n");
+#ifndef STREAMD_ROLES_DIR
+#error "STREAMD_ROLES_DIR: where the roles module is installed (meson.build)"
+#endif
+
+static bool is_worker_role(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--role=worker") == 0) return true;
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc && strcmp(argv[i + 1], "worker") == 0) return true;
+    }
+    return false;
 }
 
-static conf *base, *overrides, *eff; /* freed on every exit path by fail_input/done */
-static char exe[4096];           /* this executable, run as the workers */
-
-static int self_exe(char *buf, size_t cap) {
-    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
+static int parse_fd(const char *opt, const char *text, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || errno != 0 || v < 0 || v > INT_MAX) {
+        fprintf(stderr, "streamd: %s: expected an fd\n", opt);
+        return -1;
+    }
+    *out = (int)v;
     return 0;
 }
 
-static int done(int rc) {
-    conf_free(base);
-    conf_free(overrides);
-    conf_free(eff);
-    base = overrides = eff = NULL;
-    return rc;
-}
-
-static int fail_input(const char *msg) {
-    fprintf(stderr, "streamd: %s\n", msg);
-    return done(2);
-}
-
-int main(int argc, char **argv) {
-    enum {
-        OPT_ROLE = 256,
-        OPT_CONFIG,
-        OPT_UNTIL_DRAINED,
-        OPT_DURATION,
-        OPT_CONTROL_FD,
-        OPT_LOG_FD,
-        OPT_LOG_FORMAT,
-        OPT_HELP,
-        OPT_VERSION,
-        OPT_ETCD,
-        OPT_CLUSTER,
-        OPT_NODE_ID,
-        OPT_MASTER,
-        OPT_JSON,
-        OPT_WAIT,
-    };
+/* `streamd --role=worker --control-fd=N [--log-fd=N] [--log-format=F]` */
+static int worker_command(int argc, char **argv) {
+    enum { OPT_ROLE = 256, OPT_CONTROL_FD, OPT_LOG_FD, OPT_LOG_FORMAT };
     static const struct option opts[] = {
         {"role", required_argument, NULL, OPT_ROLE},
-        {"config", required_argument, NULL, OPT_CONFIG},
-        {"until-drained", no_argument, NULL, OPT_UNTIL_DRAINED},
-        {"duration", required_argument, NULL, OPT_DURATION},
         {"control-fd", required_argument, NULL, OPT_CONTROL_FD},
         {"log-fd", required_argument, NULL, OPT_LOG_FD},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {"etcd", required_argument, NULL, OPT_ETCD},
-        {"cluster", required_argument, NULL, OPT_CLUSTER},
-        {"node-id", required_argument, NULL, OPT_NODE_ID},
-        {"master", required_argument, NULL, OPT_MASTER},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"wait", required_argument, NULL, OPT_WAIT},
         {NULL, 0, NULL, 0},
     };
-    const char *role = NULL, *config_path = NULL, *master_url = NULL;
-    int until_drained = 0, control_fd = -1, log_fd = -1, json = 0;
-    long wait_secs = -1;
-    long duration = 0;
-    char err[1024];
-    log_init(); /* before any thread: the host tag is only read after this */
-    overrides = conf_new();
-    base = conf_new();
-    if (!overrides || !base) return done(1);
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        char *end;
+    int control_fd = -1, log_fd = -1, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_ROLE: role = optarg; break;
-        case OPT_CONFIG: config_path = optarg; break;
-        case OPT_UNTIL_DRAINED: until_drained = 1; break;
-        case OPT_DURATION:
-            duration = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || duration <= 0 || duration > 365L * 24 * 3600)
-                return fail_input("--duration: expected a number of seconds from 1 to 31536000");
-            break;
+        case OPT_ROLE: break;
         case OPT_CONTROL_FD:
-            control_fd = (int)strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || control_fd < 0) return fail_input("--control-fd: expected an fd");
+            if (parse_fd("--control-fd", optarg, &control_fd) != 0) return 2;
             break;
         case OPT_LOG_FD:
-            log_fd = (int)strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || log_fd < 0) return fail_input("--log-fd: expected an fd");
+            if (parse_fd("--log-fd", optarg, &log_fd) != 0) return 2;
             break;
         case OPT_LOG_FORMAT:
-            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
-                return fail_input("--log-format: expected text or json");
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "streamd: --log-format: expected text or json\n");
+                return 2;
+            }
             log_set_json(strcmp(optarg, "json") == 0);
             break;
-        case 'c':
-            if (conf_set_kv(overrides, optarg, err, sizeof err) != 0) return fail_input(err);
-            break;
-        case OPT_ETCD:
-        case OPT_CLUSTER:
-        case OPT_NODE_ID: {
-            const char *key = c == OPT_ETCD ? "store.etcd.endpoints" : c == OPT_CLUSTER ? "cluster.name" : "node.id";
-            if (conf_set_text(overrides, key, optarg, "-c", 0, err, sizeof err) != 0) return fail_input(err);
-            break;
-        }
-        case OPT_MASTER: master_url = optarg; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_WAIT:
-            wait_secs = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || wait_secs < 0 || wait_secs > 24L * 3600)
-                return fail_input("--wait: expected a number of seconds from 0 to 86400");
-            break;
-        case 'h':
-        case OPT_HELP: usage(stdout); return done(0);
-        case OPT_VERSION: printf("streamd %s\n", STREAMD_VERSION); return done(0);
-        default: usage(stderr); return done(2);
+        default:
+            fprintf(stderr, "streamd: --role=worker takes only --control-fd, --log-fd and --log-format\n");
+            return 2;
         }
     }
-    /* libcurl's global state, once, before any thread (node reports, etcd) uses it */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "streamd: cannot initialise libcurl\n");
-        return done(1);
+    if (optind != argc) {
+        fprintf(stderr, "streamd: --role=worker takes no operands\n");
+        return 2;
     }
-    const char *command = NULL;
-    if (!role && optind < argc && client_is_command(argv[optind])) command = argv[optind++];
-    if (!role && !command) {
-        usage(stderr);
-        return done(2);
+    if (control_fd < 0) {
+        fprintf(stderr, "streamd: --role=worker needs --control-fd\n");
+        return 2;
     }
-    if (role && strcmp(role, "worker") == 0) {
-        if (control_fd < 0) return fail_input("--role=worker needs --control-fd");
-        return done(worker_main(control_fd, log_fd));
-    }
-    if (config_path && conf_load_file(base, config_path, err, sizeof err) != 0) return fail_input(err);
-    eff = conf_copy(base); /* defaults < --config < -c, for the roles that take no topology */
-    if (!eff) return done(1);
-    conf_merge(eff, overrides);
-    {
-        sd_log_level level;
-        if (log_parse_level(conf_str_or(eff, "log.level", "info"), &level) == 0) log_set_level(level);
-        log_set_json(strcmp(conf_str_or(eff, "log.format", "text"), "json") == 0);
-        log_set_tags(conf_str_or(eff, "cluster.name", "default"), NULL, role ? role : command);
-        /* a node's or master's own log file, rotated like the workers' */
-        const char *file = conf_str(eff, "log.file");
-        if (role && (strcmp(role, "node") == 0 || strcmp(role, "master") == 0) && file && *file) {
-            if (log_open_file(file) != 0) return done(1);
-            int64_t bytes = conf_int(eff, "log.rotate.bytes");
-            if (bytes > 0) log_rotate_by_size(bytes, (int)conf_int(eff, "log.rotate.keep"), false);
+    return worker_main(control_fd, log_fd);
+}
+
+/* The module next to this executable (a build tree, or a relocated
+ * install) wins over the one in the install directory. */
+static int roles_module_path(char *buf, size_t cap) {
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *slash = strrchr(buf, '/');
+        if (slash && (size_t)(slash + 1 - buf) + sizeof SD_ROLES_MODULE <= cap) {
+            memcpy(slash + 1, SD_ROLES_MODULE, sizeof SD_ROLES_MODULE);
+            if (access(buf, F_OK) == 0) return 0;
         }
     }
-    if (command) {
-        client_options co = {
-            .command = command,
-            .args = argv + optind,
-            .nargs = argc - optind,
-            .conf = eff,
-            .master_url = master_url,
-            .json = json != 0,
-            .wait_secs = (int)wait_secs,
-        };
-        return done(client_run(&co));
+    int len = snprintf(buf, cap, "%s/%s", STREAMD_ROLES_DIR, SD_ROLES_MODULE);
+    return len > 0 && (size_t)len < cap ? 0 : -ENAMETOOLONG;
+}
+
+static int run_roles_module(int argc, char **argv) {
+    char path[PATH_MAX];
+    if (roles_module_path(path, sizeof path) != 0) {
+        fprintf(stderr, "streamd: the roles module's path is too long\n");
+        return 1;
     }
-    if (strcmp(role, "local") == 0) {
-        if (optind != argc - 1) return fail_input("--role=local needs exactly one TOPOLOGY.yaml");
-        const char *path = argv[optind];
-        topology *t = topology_load(path, base, overrides, err, sizeof err);
-        if (!t) return fail_input(err);
-        topology_free(t);
-        if (self_exe(exe, sizeof exe) != 0) return fail_input("cannot find my own executable");
-        local_options lo = {
-            .topology_path = path,
-            .base = base,
-            .overrides = overrides,
-            .until_drained = until_drained != 0,
-            .duration_secs = (int)duration,
-            .exe_path = exe,
-        };
-        return done(local_run(&lo));
+    /* RTLD_LOCAL: nothing of the module joins the global scope that
+     * component libraries bind against */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        fprintf(stderr, "streamd: cannot load the roles module %s: %s\n", path, why ? why : "unknown error");
+        return 1;
     }
-    if (strcmp(role, "master") == 0 || strcmp(role, "node") == 0) {
-        if (optind != argc) return fail_input("--role=master and --role=node take no operands");
-        if (strcmp(role, "master") == 0) return done(master_run(eff));
-        if (self_exe(exe, sizeof exe) != 0) return fail_input("cannot find my own executable");
-        return done(node_role_run(eff, exe));
+    sd_roles_main_fn *entry = (sd_roles_main_fn *)dlsym(h, SD_ROLES_ENTRY);
+    if (!entry) {
+        fprintf(stderr, "streamd: %s has no %s: reinstall streamd\n", path, SD_ROLES_ENTRY);
+        return 1;
     }
-    fprintf(stderr, "streamd: unknown role '%s' (local, worker, master, node)\n", role);
-    return done(2);
+    /* not closed: the roles' threads and atexit handlers live in it */
+    return entry(argc, argv, STREAMD_VERSION);
+}
+
+int main(int argc, char **argv) {
+    log_init(); /* before any thread: the host tag is only read after this */
+    if (is_worker_role(argc, argv)) return worker_command(argc, argv);
+    return run_roles_module(argc, argv);
 }

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "runtime/emit.h"
 #include "runtime/executor_internal.h"
+#include "tuple/tuple_pool.h"
 #include "runtime/latency_hist.h"
 #include "runtime/peer_down.h"
 
@@ -158,7 +159,11 @@ int spout_slice(executor *ex, int64_t *wake_at) {
         ex->deactivated = 1;
         if (ex->def->deactivate) ex->def->deactivate(ex->state, &ex->col);
     }
-    bool throttled = atomic_load_explicit(&rt->throttle_votes, memory_order_relaxed) != 0;
+    /* the loop's throttle has hysteresis but reacts only when the loop
+     * runs; the spouts' own look at the bytes of tuples alive bounds a
+     * worker's memory while the loop waits for a core */
+    bool throttled = atomic_load_explicit(&rt->throttle_votes, memory_order_relaxed) != 0 ||
+                     (rt->spout_hold_bytes && tuple_pool_busy_bytes() > rt->spout_hold_bytes);
     int r = SD_NEXT_IDLE;
     bool at_max = false;
     if (!stalled && active && !throttled) {

@@ -58,6 +58,7 @@ typedef struct worker_rt {
     uint32_t slice_tuples;        /* most tuples a task handles in one slice */
     int64_t timeout_ns, tick_ns, spout_idle_ns;
     int max_pending;
+    size_t spout_hold_bytes;      /* spouts emit nothing while tuples alive exceed it (0: no limit) */
     /* lifecycle, written by the loop thread */
     atomic_bool active;           /* spouts call next_tuple */
     atomic_bool stopping;         /* executors clean up and exit */

@@ -165,7 +165,7 @@ static void transport_free(transport *tr) {
         peer *p = &tr->peers[i];
         if (p->ntuples) STAT_ADD(tr, tuples_dropped, p->ntuples);
         free(p->buf);
-        free(p->spare);
+        for (int k = 0; k < p->nspare; k++) free(p->spare[k]);
         free(p->cuts);
         free(p->spare_cuts);
         pthread_mutex_destroy(&p->mu);
@@ -339,9 +339,9 @@ static void on_write_done(uv_write_t *req, int status) {
     }
     pthread_mutex_lock(&p->mu);
     p->inflight -= w->data_len;
-    if (!p->spare) {
-        p->spare = w->data;
-        p->spare_cap = w->data_cap;
+    if (p->nspare < PEER_SPARE_BUFFERS) {
+        p->spare[p->nspare] = w->data;
+        p->spare_cap[p->nspare++] = w->data_cap;
         w->data = NULL;
     }
     pthread_cond_broadcast(&p->room);
@@ -368,10 +368,14 @@ static void peer_flush(peer *p) {
     size_t len = p->len, cap = p->cap;
     uint32_t ntuples = p->ntuples;
     size_t *cuts = p->cuts, ncuts = p->ncuts, cuts_cap = p->cuts_cap;
-    p->buf = p->spare;
-    p->cap = p->spare_cap;
-    p->spare = NULL;
-    p->spare_cap = 0;
+    if (p->nspare > 0) {
+        p->nspare--;
+        p->buf = p->spare[p->nspare];
+        p->cap = p->spare_cap[p->nspare];
+    } else {
+        p->buf = NULL;
+        p->cap = 0;
+    }
     p->cuts = p->spare_cuts;
     p->cuts_cap = p->spare_cuts_cap;
     p->spare_cuts = NULL;

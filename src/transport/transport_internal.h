@@ -38,6 +38,9 @@ enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_AUTH, CONN_UP, CONN_CLOS
 
 typedef struct conn conn;
 
+/* buffers a peer keeps for reuse */
+#define PEER_SPARE_BUFFERS 2
+
 typedef struct peer {
     transport *tr;
     int index;
@@ -48,8 +51,12 @@ typedef struct peer {
     uint8_t *buf;              /* batch records: (u32 len, codec bytes)... */
     size_t len, cap;
     uint32_t ntuples;          /* records in buf */
-    uint8_t *spare;            /* a recycled buffer, saves a malloc per flush */
-    size_t spare_cap;
+    /* recycled buffers, saving a malloc per flush and the regrowth of a
+     * new buffer by doubling: one per write in flight at the same time
+     * (the loop flushes a full batch even while a write is in flight) */
+    uint8_t *spare[PEER_SPARE_BUFFERS];
+    size_t spare_cap[PEER_SPARE_BUFFERS];
+    int nspare;
     /* where buf's frames end (offsets of the records that start a new
      * frame), noted by senders as they append, so that the loop cuts frames
      * without a pass over every record; frame_start: the current frame's */

@@ -549,6 +549,7 @@ static int build_runtime(worker *w) {
     w->low_watermark = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark");
     w->high_bytes = (size_t)conf_int(w->conf, "topology.backpressure.high.watermark.bytes");
     w->low_bytes = (size_t)conf_int(w->conf, "topology.backpressure.low.watermark.bytes");
+    rt->spout_hold_bytes = w->high_bytes;
     for (int t = 1; t <= w->topo->ntasks; t++) {
         if (rt->task_worker[t] != rt->worker_index) continue;
         executor *ex = executor_new(rt, t);

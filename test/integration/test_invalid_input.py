@@ -117,3 +117,34 @@ def test_command_line_beats_topology_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "drained" in proc.stdout
     assert "__acker" not in proc.stdout
+
+
+@pytest.mark.asan
+@pytest.mark.parametrize("args,want", [
+    ([], "--role=worker needs --control-fd"),
+    (["--control-fd=x"], "--control-fd: expected an fd"),
+    (["--control-fd=3", "--log-format=xml"], "--log-format: expected text or json"),
+    (["--control-fd=3", "--until-drained"], "--role=worker takes only --control-fd, --log-fd and --log-format"),
+    (["--control-fd=3", "topo.yaml"], "--role=worker takes no operands"),
+])
+def test_invalid_worker_command_line(args, want):
+    assert_refused(run("--role=worker", *args), want)
+
+
+def test_executable_without_its_roles_module(tmp_path):
+    """The executable alone runs the worker role (it checks a worker's
+    command line) but no other: those name the module it could not load."""
+    if not os.access(STREAMD, os.X_OK):
+        pytest.skip(f"{STREAMD} not built")
+    alone = tmp_path / "streamd"
+    alone.write_bytes(pathlib.Path(STREAMD).read_bytes())
+    alone.chmod(0o755)
+    worker = subprocess.run([str(alone), "--role=worker"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert_refused(worker, "--role=worker needs --control-fd")
+    proc = subprocess.run([str(alone), "--version"], capture_output=True, text=True, timeout=TIMEOUT)
+    if proc.returncode == 0:
+        # an installed module (<libdir>/streamd/) was found instead
+        pytest.skip(f"a streamd-roles.so is installed: {proc.stdout}")
+    assert proc.returncode == 1, proc.stderr
+    assert "streamd: cannot load the roles module" in proc.stderr, proc.stderr
+    assert "streamd-roles.so" in proc.stderr, proc.stderr

@@ -93,3 +93,44 @@ def test_nothing_lost_under_byte_backpressure_acking_on(streamd):
     comps = s["components"]
     assert comps["gen"]["acked"] == n and comps["gen"]["failed"] == 0, comps
     assert comps["sink"]["acked"] == n, comps
+
+
+def mapped_libraries(pid):
+    """base names of the shared objects mapped into process pid."""
+    names = set()
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and ".so" in parts[5]:
+                names.add(Path(parts[5]).name)
+    return names
+
+
+CONTROL_PLANE_LIBS = ("libcurl", "libmicrohttpd", "libarchive")
+
+
+def test_workers_map_no_control_plane_library(streamd):
+    """A worker is the executable alone: libcurl, libmicrohttpd, libarchive
+    and what they pull in live in the roles module, which the local process
+    (which does map them) loaded and the workers do not."""
+    proc = streamd.start(slow_pair(ack=False), until_drained=False, extra=["--duration", "4"])
+    seen = {}
+    local_libs = set()
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline and len(seen) < 2:
+        try:
+            local_libs = mapped_libraries(proc.pid)
+            for pid in worker_pids(proc.pid):
+                seen[pid] = mapped_libraries(pid)
+        except OSError:
+            pass  # a process that ended meanwhile
+        time.sleep(0.05)
+    res = streamd.finish(proc, timeout=30)
+    assert res.returncode == 0, res.explain()
+    assert len(seen) == 2, f"saw workers {sorted(seen)}\n" + res.explain()
+    # the check itself can see these libraries: the local process has them
+    assert any(n.startswith("libcurl") for n in local_libs), sorted(local_libs)
+    assert "streamd-roles.so" in local_libs, sorted(local_libs)
+    for pid, libs in seen.items():
+        bad = sorted(n for n in libs if n.startswith(CONTROL_PLANE_LIBS) or n == "streamd-roles.so")
+        assert not bad, f"worker {pid} maps {bad}"
