@@ -210,19 +210,18 @@ void frame_reader_free(frame_reader *r) {
     memset(r, 0, sizeof *r);
 }
 
-int frame_reader_push(frame_reader *r, const void *data, size_t n) {
-    if (n == 0) return 0;
+int frame_reader_room(frame_reader *r, size_t want, uint8_t **out, size_t *room) {
     if (r->start == r->len) {
         r->start = r->len = 0;
-    } else if (r->start > 0 && r->len + n > r->cap) {
+    } else if (r->start > 0 && r->len + want > r->cap) {
         /* reclaim the consumed prefix before growing */
         memmove(r->buf, r->buf + r->start, r->len - r->start);
         r->len -= r->start;
         r->start = 0;
     }
-    if (r->len + n > r->cap) {
+    if (r->len + want > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n) cap *= 2;
+        while (cap < r->len + want) cap *= 2;
         uint8_t *b = realloc(r->buf, cap);
         if (!b) {
             log_error("frame: out of memory growing a reader to %zu bytes", cap);
@@ -231,8 +230,21 @@ int frame_reader_push(frame_reader *r, const void *data, size_t n) {
         r->buf = b;
         r->cap = cap;
     }
-    memcpy(r->buf + r->len, data, n);
-    r->len += n;
+    *out = r->buf + r->len;
+    *room = r->cap - r->len;
+    return 0;
+}
+
+void frame_reader_commit(frame_reader *r, size_t n) { r->len += n; }
+
+int frame_reader_push(frame_reader *r, const void *data, size_t n) {
+    if (n == 0) return 0;
+    uint8_t *at;
+    size_t room;
+    int rc = frame_reader_room(r, n, &at, &room);
+    if (rc != 0) return rc;
+    memcpy(at, data, n);
+    frame_reader_commit(r, n);
     return 0;
 }
 

@@ -128,6 +128,12 @@ void frame_reader_init(frame_reader *r, size_t max_frame);
 void frame_reader_free(frame_reader *r);
 /* Copies n bytes in; 0 or FRAME_ENOMEM. */
 int frame_reader_push(frame_reader *r, const void *data, size_t n);
+/* Room for at least want more bytes after the data held (compacted or
+ * grown as needed), for reading straight into the reader: *out and *room.
+ * 0 or FRAME_ENOMEM. Valid until the next call on r. */
+int frame_reader_room(frame_reader *r, size_t want, uint8_t **out, size_t *room);
+/* n bytes (at most the room) were written there */
+void frame_reader_commit(frame_reader *r, size_t n);
 /* FRAME_READY with *f set, FRAME_NEED_MORE, or a FRAME_E* error (the stream
  * is then unusable: close the connection). */
 int frame_reader_next(frame_reader *r, frame *f);

@@ -133,7 +133,7 @@ struct transport {
     int open_handles;
     void (*done)(void *);
     void *done_arg;
-    uint8_t rbuf[READ_BUF_BYTES]; /* loop thread: every read lands here, then is copied to a reader */
+    uint8_t rbuf[READ_BUF_BYTES]; /* loop thread: reads before the handshake completes land here */
     _Atomic uint64_t tuples_sent, tuples_received, tuples_dropped;
     _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
     _Atomic uint64_t frames_rejected, handshakes_rejected, peers_timed_out;

@@ -1,5 +1,6 @@
 """Install layout and the systemd units: `meson install` into a staging
-directory puts the binary, the public header, the example config and both
+directory puts the binary, its roles module where the binary looks for
+it, the public header, the example config and both
 units in place, and `systemd-analyze verify` accepts the units (pointed at
 the built binary)."""
 import os
@@ -22,6 +23,12 @@ def test_meson_install_layout(streamd_bin, tmp_path):
                  "lib/systemd/system/streamd-master.service", "lib/systemd/system/streamd-node.service",
                  "share/streamd/python/streamd_multilang.py"):
         assert any(f.endswith(want) for f in files), f"{want} not installed; got {sorted(files)}"
+    # the roles module, where the installed binary looks for it
+    modules = [f for f in files if f.endswith("/streamd/streamd-roles.so")]
+    assert len(modules) == 1, f"roles module not installed; got {sorted(files)}"
+    module_dir = "/" + modules[0][:-len("/streamd-roles.so")]
+    binary = (dest / next(f for f in files if f.endswith("bin/streamd"))).read_bytes()
+    assert module_dir.encode() + b"\0" in binary, f"the installed binary does not name {module_dir}"
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")

@@ -21,7 +21,8 @@ static uint8_t *make_payload(size_t n) {
     return p;
 }
 
-/* Feeds data in chunks of 1..maxchunk bytes; collects frames' payloads
+/* Feeds data in chunks of 1..maxchunk bytes (copied in, or written into the
+ * reader's room, at random); collects frames' payloads
  * concatenated into out; returns the number of frames or an error. */
 static int read_all(const uint8_t *data, size_t len, size_t maxchunk, uint8_t *out, size_t *out_len) {
     frame_reader r;
@@ -32,7 +33,17 @@ static int read_all(const uint8_t *data, size_t len, size_t maxchunk, uint8_t *o
     while (off < len && rc >= 0) {
         size_t c = 1 + (size_t)rand() % maxchunk;
         if (c > len - off) c = len - off;
-        assert_int_equal(frame_reader_push(&r, data + off, c), 0);
+        if (rand() & 1) {
+            assert_int_equal(frame_reader_push(&r, data + off, c), 0);
+        } else {
+            /* as a read straight into the reader does it */
+            uint8_t *at;
+            size_t room;
+            assert_int_equal(frame_reader_room(&r, c, &at, &room), 0);
+            assert_true(room >= c);
+            memcpy(at, data + off, c);
+            frame_reader_commit(&r, c);
+        }
         off += c;
         frame f;
         while ((rc = frame_reader_next(&r, &f)) == FRAME_READY) {
