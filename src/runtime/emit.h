@@ -12,8 +12,17 @@
  * with message id msg_id. 0, or -1 after logging and counting the error. */
 int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
-/* Queues a system tuple (acking) for task dest; sent without waiting. */
-void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
+/* Holds one acking record (tuple/ackpkt.h) for task dest on system stream
+ * stream_id; emit_flush sends the slice's records as packets, on the
+ * acking path that never waits for data. */
+static inline void emit_ack_record(executor *ex, int stream_id, int dest, uint32_t kind, uint64_t root,
+                                   uint64_t xor, int32_t task) {
+    ackrec r = {.root = root, .xor = xor, .task = task, .kind = kind};
+    ack_stage_add(&ex->th->acks, ex, dest, stream_id, &r);
+}
+/* The send function of a pool thread's ack stage (arg: its exec_thread):
+ * one packet from src to dest. */
+void emit_ack_packet(void *arg, void *src, int dest, int stream_id, const ackrec *recs, size_t n);
 /* Hands every outgoing batch to its queue (or the stalled list) or the
  * transport. Tuples the
  * transport drops (their worker is down and its overflow full) have their

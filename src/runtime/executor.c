@@ -112,6 +112,7 @@ exec_thread *exec_thread_new(const worker_rt *rt) {
     th->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_n);
     th->remote_cap = rt->batch_size * 4;
     th->pool = tuple_pool_new();
+    ack_stage_init(&th->acks, emit_ack_packet, th);
     if (!th->local_out || !th->local_dirty || !th->local_listed || !th->dests || !th->remote_out || !th->remote_n ||
         !th->pool)
         goto fail;
@@ -151,6 +152,7 @@ void exec_thread_free(exec_thread *th) {
     for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
     free(th->chainq);
     tuple_releaser_flush(&th->chain_rel);
+    ack_stage_destroy(&th->acks); /* every task flushed: nothing is held */
     if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
     free(th);
 }

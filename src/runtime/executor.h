@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "runtime/ack_stage.h"
 #include "runtime/latency_hist.h"
 #include "runtime/queue.h"
 #include "runtime/runtime.h"
@@ -52,6 +53,8 @@ typedef struct exec_thread {
     /* chained tuples executed this slice, released together by the end of
      * it: one atomic operation per run of a slab's tuples, not one each */
     tuple_releaser chain_rel;
+    /* acking records of this slice, sent as packets by emit_flush */
+    ack_stage acks;
 } exec_thread;
 
 typedef struct executor {
@@ -145,7 +148,7 @@ uint64_t executor_random(executor *ex);
 /* latency percentile (0..1) in microseconds from the histogram */
 uint64_t executor_latency_us(executor *ex, double q);
 
-/* acker.c: handles one tuple addressed to an acker task */
+/* acker.c: handles one packet of acking records addressed to an acker task */
 void acker_execute(executor *ex, sd_tuple *t);
 /* acker.c: drops entries older than the message timeout */
 void acker_expire(executor *ex, int64_t now);

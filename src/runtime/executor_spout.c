@@ -102,10 +102,15 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
         tuple_batch *next = b->next;
         for (uint32_t i = 0; i < b->n; i++) {
             sd_tuple *t = b->items[i];
-            if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2 && t->values[0].v.i == 0)
-                peer_down_fail_trees(ex, t->src_task, spout_complete); /* that acker's worker is down */
-            else if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2)
-                spout_complete(ex, (uint64_t)t->values[0].v.i, t->values[1].v.b);
+            if (ex->rt->stream_kind[t->stream_id] != STREAM_ACK_DONE) continue;
+            int n = ackpkt_count(t);
+            for (int k = 0; k < n; k++) { /* verdicts of the acker (or peer_down's notices) */
+                ackrec r;
+                ackpkt_get(t, k, &r);
+                if (r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) continue;
+                if (r.root == 0) peer_down_fail_trees(ex, t->src_task, spout_complete); /* that acker's worker is down */
+                else spout_complete(ex, r.root, r.kind == ACKREC_DONE_OK);
+            }
         }
         tuple_batch_free(b);
         b = next;
