@@ -43,10 +43,10 @@ static void acker_record(executor *ex, const ackrec *r) {
     if (!(rec->flags & ACK_F_INIT)) return; /* wait for the spout's init */
     if (rec->flags & ACK_F_FAILED) {
         tell_spout(ex, r->root, rec->i, false);
-        agemap_del(&ex->acks, r->root);
+        agemap_del_rec(&ex->acks, rec);
     } else if (rec->a == 0) {
         tell_spout(ex, r->root, rec->i, true);
-        agemap_del(&ex->acks, r->root);
+        agemap_del_rec(&ex->acks, rec);
     }
 }
 
@@ -56,10 +56,14 @@ void acker_execute(executor *ex, sd_tuple *t) {
     /* the statistics count records, as they counted acking tuples */
     STAT_ADD(ex->received, (uint64_t)n - 1);
     STAT_ADD(ex->executed, (uint64_t)n - 1);
+    ackrec next;
+    agemap_prefetch(&ex->acks, ackpkt_get_root(t, 0));
+    if (n > 1) agemap_prefetch(&ex->acks, ackpkt_get_root(t, 1));
     for (int i = 0; i < n; i++) {
-        ackrec r;
-        ackpkt_get(t, i, &r);
-        acker_record(ex, &r);
+        /* the entry two records ahead is loaded while this one is handled */
+        if (i + 2 < n) agemap_prefetch(&ex->acks, ackpkt_get_root(t, i + 2));
+        ackpkt_get(t, i, &next);
+        acker_record(ex, &next);
     }
 }
 

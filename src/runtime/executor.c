@@ -94,7 +94,7 @@ void executor_free(executor *ex) {
     free(ex->lat_hist);
     free(ex->members);
     free(ex->deferred_acks);
-    if (ex->pending.keys) u64map_destroy(&ex->pending);
+    if (ex->pending.slots) u64map_destroy(&ex->pending);
     agemap_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
     free(ex);

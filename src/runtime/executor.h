@@ -106,6 +106,7 @@ typedef struct executor {
 
     /* spout: trees in flight and the order they were emitted in */
     u64map pending;
+    uint64_t next_root;           /* the root of the next tree (0: none drawn yet) */
     uint64_t *fifo;               /* ring of root ids in emit order */
     size_t fifo_cap, fifo_head, fifo_len;
     int last_next;                /* last next_tuple result */

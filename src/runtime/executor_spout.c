@@ -104,7 +104,10 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
             sd_tuple *t = b->items[i];
             if (ex->rt->stream_kind[t->stream_id] != STREAM_ACK_DONE) continue;
             int n = ackpkt_count(t);
+            if (n > 0) u64map_prefetch(&ex->pending, ackpkt_get_root(t, 0));
+            if (n > 1) u64map_prefetch(&ex->pending, ackpkt_get_root(t, 1));
             for (int k = 0; k < n; k++) { /* verdicts of the acker (or peer_down's notices) */
+                if (k + 2 < n) u64map_prefetch(&ex->pending, ackpkt_get_root(t, k + 2));
                 ackrec r;
                 ackpkt_get(t, k, &r);
                 if (r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) continue;

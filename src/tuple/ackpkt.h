@@ -78,6 +78,11 @@ static inline void ackpkt_get(const sd_tuple *t, int i, ackrec *r) {
     r->kind = ackpkt_le32(p + 20);
 }
 
+/* The root of record i (for loading what it will touch ahead of it). */
+static inline uint64_t ackpkt_get_root(const sd_tuple *t, int i) {
+    return ackpkt_le64((const uint8_t *)t->values[0].v.s.ptr + (size_t)i * ACKPKT_REC_BYTES);
+}
+
 /* Writes r at p in the record layout (ACKPKT_REC_BYTES bytes). */
 void ackpkt_put(uint8_t *p, const ackrec *r);
 
