@@ -15,6 +15,8 @@
 
 #define ACK_F_INIT 1
 #define ACK_F_FAILED 2
+/* records whose table slots are being loaded ahead of the one handled */
+#define ACK_PREFETCH 8
 
 static void tell_spout(executor *ex, uint64_t root, int spout_task, bool ok) {
     if (ok) STAT_ADD(ex->acked, 1); /* trees completed / failed, for the statistics */
@@ -57,11 +59,10 @@ void acker_execute(executor *ex, sd_tuple *t) {
     STAT_ADD(ex->received, (uint64_t)n - 1);
     STAT_ADD(ex->executed, (uint64_t)n - 1);
     ackrec next;
-    agemap_prefetch(&ex->acks, ackpkt_get_root(t, 0));
-    if (n > 1) agemap_prefetch(&ex->acks, ackpkt_get_root(t, 1));
+    for (int i = 0; i < n && i < ACK_PREFETCH; i++) agemap_prefetch(&ex->acks, ackpkt_get_root(t, i));
     for (int i = 0; i < n; i++) {
-        /* the entry two records ahead is loaded while this one is handled */
-        if (i + 2 < n) agemap_prefetch(&ex->acks, ackpkt_get_root(t, i + 2));
+        /* the entries of the next records load while this one is handled */
+        if (i + ACK_PREFETCH < n) agemap_prefetch(&ex->acks, ackpkt_get_root(t, i + ACK_PREFETCH));
         ackpkt_get(t, i, &next);
         acker_record(ex, &next);
     }

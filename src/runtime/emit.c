@@ -286,12 +286,8 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
     if (track && ndest > 0) {
         /* track the tree before anything is sent: a tree in flight that we
          * could not track would be neither acked nor failed */
-        /* drawn one emit ahead, so that its slot of the table of trees in
-         * flight was loaded meanwhile */
-        root = ex->next_root ? ex->next_root : executor_random(ex);
-        ex->next_root = executor_random(ex);
-        u64map_prefetch(&ex->pending, ex->next_root);
-        if (spout_track(ex, root, msg_id) != 0)
+        root = spout_track(ex, msg_id);
+        if (!root)
             return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
     }
     STAT_ADD(ex->emitted, 1);

@@ -25,6 +25,7 @@
 #include "base/agemap.h"
 #include "runtime/sched.h"
 #include "base/u64map.h"
+#include "runtime/spout_trees.h"
 
 struct sd_context { struct executor *ex; };
 struct sd_collector { struct executor *ex; };
@@ -105,8 +106,7 @@ typedef struct executor {
     int64_t round_ns;             /* spout: the clock read once per slice */
 
     /* spout: trees in flight and the order they were emitted in */
-    u64map pending;
-    uint64_t next_root;           /* the root of the next tree (0: none drawn yet) */
+    spout_trees pending;
     uint64_t *fifo;               /* ring of root ids in emit order */
     size_t fifo_cap, fifo_head, fifo_len;
     int last_next;                /* last next_tuple result */

@@ -30,7 +30,7 @@ static void fifo_compact(executor *ex) {
     size_t kept = 0;
     for (size_t i = 0; i < ex->fifo_len; i++) {
         uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
-        if (u64map_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
+        if (spout_trees_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
     }
     /* the kept entries now start at index 0 (fifo_head was rotated away) */
     ex->fifo_head = 0;
@@ -79,10 +79,10 @@ int spout_deferred_make_room(executor *ex, uint64_t msg_id) {
 }
 
 static void spout_complete(executor *ex, uint64_t root, int ok) {
-    u64map_rec rec;
-    if (!u64map_take(&ex->pending, root, &rec)) return; /* already timed out */
-    uint64_t msg_id = rec.a;
-    int64_t started = rec.t;
+    spout_tree rec;
+    if (!spout_trees_take(&ex->pending, root, &rec)) return; /* already timed out */
+    uint64_t msg_id = rec.msg_id;
+    int64_t started = rec.started;
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     if (ok) {
         lat_record(ex->lat_hist, &ex->lat_max_us, ex->round_ns - started);
@@ -96,6 +96,9 @@ static void spout_complete(executor *ex, uint64_t root, int ok) {
 
 /* ---- the loop ----------------------------------------------------------------- */
 
+/* verdicts whose trees' slots are being loaded ahead of the one handled */
+#define DONE_PREFETCH 8
+
 static void spout_take_inbound(executor *ex, tuple_batch *b) {
     if (b) ex->round_ns = now_ns();
     while (b) {
@@ -104,10 +107,9 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
             sd_tuple *t = b->items[i];
             if (ex->rt->stream_kind[t->stream_id] != STREAM_ACK_DONE) continue;
             int n = ackpkt_count(t);
-            if (n > 0) u64map_prefetch(&ex->pending, ackpkt_get_root(t, 0));
-            if (n > 1) u64map_prefetch(&ex->pending, ackpkt_get_root(t, 1));
+            for (int k = 0; k < n && k < DONE_PREFETCH; k++) spout_trees_prefetch(&ex->pending, ackpkt_get_root(t, k));
             for (int k = 0; k < n; k++) { /* verdicts of the acker (or peer_down's notices) */
-                if (k + 2 < n) u64map_prefetch(&ex->pending, ackpkt_get_root(t, k + 2));
+                if (k + DONE_PREFETCH < n) spout_trees_prefetch(&ex->pending, ackpkt_get_root(t, k + DONE_PREFETCH));
                 ackrec r;
                 ackpkt_get(t, k, &r);
                 if (r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) continue;
@@ -123,8 +125,8 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
 static void spout_expire(executor *ex, int64_t now) {
     while (ex->fifo_len) {
         uint64_t root = ex->fifo[ex->fifo_head];
-        u64map_rec *rec = u64map_get(&ex->pending, root);
-        if (rec && now - rec->t < ex->rt->timeout_ns) break;
+        spout_tree *rec = spout_trees_get(&ex->pending, root);
+        if (rec && now - rec->started < ex->rt->timeout_ns) break;
         ex->fifo_head = (ex->fifo_head + 1) % ex->fifo_cap;
         ex->fifo_len--;
         if (rec) {
