@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/u64map.h"
+
 /* a spout task tracks at most 2^24 trees at once (the most
  * topology.max.spout.pending allows); the other 40 bits are random */
 #define SPOUT_TREES_INDEX_BITS 24
@@ -55,6 +57,6 @@ static inline spout_tree *spout_trees_get(spout_trees *s, uint64_t root) {
 /* Starts loading the entry of root (a verdict to handle soon). */
 static inline void spout_trees_prefetch(const spout_trees *s, uint64_t root) {
     size_t i = (size_t)(root & (SPOUT_TREES_MAX - 1));
-    if (i < s->used) __builtin_prefetch(&s->e[i], 1);
+    if (i < s->used) u64map_prefetch_addr(&s->e[i]);
 }
 #endif
