@@ -36,10 +36,12 @@ void emit_chain_run(exec_thread *th);
  * when a queue is still full (ex->room is woken once it has room). */
 int emit_retry_stalled(executor *ex);
 
-/* The acker task that tracks tree root: chosen by the root's random bits
- * (its low bits are its spout's index of the tree: spout_trees.h). */
+/* The acker task that tracks tree root: chosen by the root's top 32 bits,
+ * which are random (its low bits are its spout's index of the tree:
+ * spout_trees.h), scaled to the ackers by a multiply rather than a
+ * division (one per acking record). */
 static inline int emit_acker_task(const worker_rt *rt, uint64_t root) {
-    return rt->acker->first_task + (int)((root >> SPOUT_TREES_INDEX_BITS) % (uint64_t)rt->acker->parallelism);
+    return rt->acker->first_task + (int)(((root >> 32) * (uint64_t)(uint32_t)rt->acker->parallelism) >> 32);
 }
 
 #endif

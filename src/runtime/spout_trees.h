@@ -23,6 +23,7 @@
  * topology.max.spout.pending allows); the other 40 bits are random */
 #define SPOUT_TREES_INDEX_BITS 24
 #define SPOUT_TREES_MAX ((size_t)1 << SPOUT_TREES_INDEX_BITS)
+_Static_assert(SPOUT_TREES_INDEX_BITS <= 32, "a root's top 32 bits are random (emit_acker_task)");
 
 typedef struct spout_tree {
     uint64_t root;   /* 0: free */
