@@ -107,7 +107,7 @@ typedef struct executor {
 
     /* spout: trees in flight and the order they were emitted in */
     spout_trees pending;
-    uint64_t *fifo;               /* ring of root ids in emit order */
+    uint64_t *fifo;               /* ring of root ids in emit order (fifo_cap: a power of two) */
     size_t fifo_cap, fifo_head, fifo_len;
     int last_next;                /* last next_tuple result */
     int deactivated;              /* deactivate callback already called */

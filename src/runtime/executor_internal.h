@@ -32,7 +32,7 @@ static inline uint64_t spout_track(executor *ex, uint64_t msg_id) {
     /* the round's clock: one clock read per round, not per tuple */
     uint64_t root = spout_trees_add(&ex->pending, executor_random(ex), msg_id, ex->round_ns);
     if (!root) return 0;
-    ex->fifo[(ex->fifo_head + ex->fifo_len++) % ex->fifo_cap] = root;
+    ex->fifo[(ex->fifo_head + ex->fifo_len++) & (ex->fifo_cap - 1)] = root;
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     return root;
 }

@@ -29,7 +29,7 @@
 static void fifo_compact(executor *ex) {
     size_t kept = 0;
     for (size_t i = 0; i < ex->fifo_len; i++) {
-        uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+        uint64_t root = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
         if (spout_trees_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
     }
     /* the kept entries now start at index 0 (fifo_head was rotated away) */
@@ -43,7 +43,7 @@ int spout_fifo_make_room(executor *ex) {
             /* rotate to a linear layout first, then compact */
             uint64_t *lin = malloc(ex->fifo_cap * sizeof *lin);
             if (!lin) return -1;
-            for (size_t i = 0; i < ex->fifo_len; i++) lin[i] = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+            for (size_t i = 0; i < ex->fifo_len; i++) lin[i] = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
             free(ex->fifo);
             ex->fifo = lin;
             ex->fifo_head = 0;
@@ -54,7 +54,7 @@ int spout_fifo_make_room(executor *ex) {
         size_t cap = ex->fifo_cap * 2;
         uint64_t *grown = malloc(cap * sizeof *grown);
         if (!grown) return -1;
-        for (size_t i = 0; i < ex->fifo_len; i++) grown[i] = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+        for (size_t i = 0; i < ex->fifo_len; i++) grown[i] = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
         free(ex->fifo);
         ex->fifo = grown;
         ex->fifo_cap = cap;
@@ -127,7 +127,7 @@ static void spout_expire(executor *ex, int64_t now) {
         uint64_t root = ex->fifo[ex->fifo_head];
         spout_tree *rec = spout_trees_get(&ex->pending, root);
         if (rec && now - rec->started < ex->rt->timeout_ns) break;
-        ex->fifo_head = (ex->fifo_head + 1) % ex->fifo_cap;
+        ex->fifo_head = (ex->fifo_head + 1) & (ex->fifo_cap - 1);
         ex->fifo_len--;
         if (rec) {
             log_task(SD_LOG_DEBUG, ex->task, "tuple tree %llx timed out", (unsigned long long)root);

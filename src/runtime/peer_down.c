@@ -91,7 +91,7 @@ void peer_down_fail_trees(executor *ex, int acker_task, void (*complete)(executo
     if (!roots) return; /* those trees time out */
     size_t n = 0;
     for (size_t i = 0; i < ex->fifo_len && n < ex->pending.len; i++) {
-        uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+        uint64_t root = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
         if (emit_acker_task(rt, root) == acker_task && spout_trees_get(&ex->pending, root)) roots[n++] = root;
     }
     for (size_t i = 0; i < n; i++) complete(ex, roots[i], 0);
