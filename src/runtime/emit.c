@@ -140,6 +140,7 @@ static void flush_locals(executor *ex) {
 
 void emit_flush(executor *ex) {
     int nslots = ex->rt->nworkers * 2, failed = 0;
+    ex->th->acks_by = ex;
     ack_stage_flush(&ex->th->acks);
     flush_locals(ex);
     for (int w = 0; w < nslots; w++) failed |= flush_remote(ex, w);
@@ -185,12 +186,13 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
 
 void emit_ack_packet(void *arg, void *src, int dest, int stream_id, const ackrec *recs, size_t n) {
     exec_thread *th = arg;
-    executor *ex = src;
+    const executor *from = src; /* its task and runtime only: it may run on another thread by now */
+    executor *ex = th->acks_by;
     sd_tuple *t = ackpkt_new(th->pool, recs, n);
     if (!t) return; /* out of memory (logged): those trees time out */
-    t->src_task = ex->task;
+    t->src_task = from->task;
     t->stream_id = (uint16_t)stream_id;
-    t->stream = &ex->rt->topo->streams[stream_id];
+    t->stream = &from->rt->topo->streams[stream_id];
     STAT_ADD(ex->transferred, n - 1); /* route_tuple counts one: a record counts as a tuple did */
     route_tuple(ex, t, dest, 1);
 }

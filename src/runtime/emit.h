@@ -17,6 +17,7 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
  * acking path that never waits for data. */
 static inline void emit_ack_record(executor *ex, int stream_id, int dest, uint32_t kind, uint64_t root,
                                    uint64_t xor, int32_t task) {
+    ex->th->acks_by = ex;
     ack_stage_add(&ex->th->acks, ex, dest, stream_id, kind, root, xor, task);
 }
 /* The send function of a pool thread's ack stage (arg: its exec_thread):

@@ -56,6 +56,10 @@ typedef struct exec_thread {
     tuple_releaser chain_rel;
     /* acking records of this slice, sent as packets by emit_flush */
     ack_stage acks;
+    /* the task running on this thread that sends the stage's packets: a
+     * packet is from the task that made its records, but is routed (its
+     * counters, its stalled batches) by the task running now */
+    struct executor *acks_by;
 } exec_thread;
 
 typedef struct executor {
