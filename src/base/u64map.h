@@ -71,7 +71,8 @@ static inline void u64map_prefetch(const u64map *m, uint64_t key) {
 }
 /* does rec point into m's table? */
 static inline int u64map_holds(const u64map *m, const u64map_rec *rec) {
-    return m->slots && (const char *)rec >= (const char *)m->slots && (const char *)rec < (const char *)(m->slots + m->cap);
+    const char *p = (const char *)rec;
+    return m->slots && p >= (const char *)m->slots && p < (const char *)(m->slots + m->cap);
 }
 
 #endif

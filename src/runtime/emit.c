@@ -290,7 +290,8 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
          * could not track would be neither acked nor failed */
         root = spout_track(ex, msg_id);
         if (!root)
-            return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
+            return emit_error(ex, "cannot track a tuple tree on stream '%s' (out of memory, or %zu trees in flight)",
+                              st->name, (size_t)SPOUT_TREES_MAX);
     }
     STAT_ADD(ex->emitted, 1);
     ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */

@@ -59,7 +59,8 @@ executor *executor_new(worker_rt *rt, int task) {
         ex->fifo = malloc(ex->fifo_cap * sizeof *ex->fifo);
         ex->lat_hist = calloc(LAT_BUCKETS, sizeof *ex->lat_hist);
         if (!ex->fifo || !ex->lat_hist ||
-            spout_trees_init(&ex->pending, (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
+            spout_trees_init(&ex->pending,
+                             (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
             goto fail;
     }
     /* the acker forgets trees a message timeout (+1 s) old: see acker_expire */

@@ -113,8 +113,10 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
                 ackrec r;
                 ackpkt_get(t, k, &r);
                 if (r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) continue;
-                if (r.root == 0) peer_down_fail_trees(ex, t->src_task, spout_complete); /* that acker's worker is down */
-                else spout_complete(ex, r.root, r.kind == ACKREC_DONE_OK);
+                if (r.root == 0) /* that acker's worker is down */
+                    peer_down_fail_trees(ex, t->src_task, spout_complete);
+                else
+                    spout_complete(ex, r.root, r.kind == ACKREC_DONE_OK);
             }
         }
         tuple_batch_free(b);
