@@ -18,8 +18,8 @@ int agemap_init(agemap *m, size_t cap_hint, int64_t period_ns, int64_t now) {
 }
 
 void agemap_destroy(agemap *m) {
-    if (m->cur.keys) u64map_destroy(&m->cur);
-    if (m->prev.keys) u64map_destroy(&m->prev);
+    if (m->cur.slots) u64map_destroy(&m->cur);
+    if (m->prev.slots) u64map_destroy(&m->prev);
 }
 
 u64map_rec *agemap_get(agemap *m, uint64_t key) {
@@ -42,6 +42,10 @@ u64map_rec *agemap_upsert(agemap *m, uint64_t key, int *created) {
 int agemap_del(agemap *m, uint64_t key) {
     if (u64map_del(&m->cur, key)) return 1;
     return m->prev.len ? u64map_del(&m->prev, key) : 0;
+}
+
+void agemap_del_rec(agemap *m, u64map_rec *rec) {
+    u64map_del_rec(u64map_holds(&m->cur, rec) ? &m->cur : &m->prev, rec);
 }
 
 size_t agemap_expire(agemap *m, int64_t now) {

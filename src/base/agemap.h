@@ -36,8 +36,12 @@ u64map_rec *agemap_get(agemap *m, uint64_t key);
 /* the record for key, inserted zeroed into the current generation when in
  * neither (*created set); NULL when out of memory */
 u64map_rec *agemap_upsert(agemap *m, uint64_t key, int *created);
+/* starts loading where key would be in the current generation (u64map_prefetch) */
+static inline void agemap_prefetch(const agemap *m, uint64_t key) { u64map_prefetch(&m->cur, key); }
 /* removes key; 1 if it was there */
 int agemap_del(agemap *m, uint64_t key);
+/* removes the entry of rec (from agemap_get or agemap_upsert, still valid) */
+void agemap_del_rec(agemap *m, u64map_rec *rec);
 /* Once a period has passed since the last rotation: drops the previous
  * generation, returns how many entries it still held (0 otherwise, or when
  * a new table cannot be allocated: then nothing is dropped). */

@@ -195,12 +195,12 @@ int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
 
 /* ---- ack / fail --------------------------------------------------------- */
 
-/* sends one message per distinct root of t to that root's acker */
-static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, int with_xor) {
+/* one acking record per distinct root of t, for that root's acker */
+static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, uint32_t kind) {
     for (uint16_t i = 0; i < t->nanchors; i++) {
         uint64_t root = t->anchors[i].root;
-        sd_value v[2] = {sd_int((int64_t)root), sd_int((int64_t)(t->anchors[i].edge ^ t->ack_xor))};
-        emit_system(ex, stream_id, emit_acker_task(ex->rt, root), v, with_xor ? 2 : 1);
+        uint64_t xor = kind == ACKREC_ACK ? t->anchors[i].edge ^ t->ack_xor : 0;
+        emit_ack_record(ex, stream_id, emit_acker_task(ex->rt, root), kind, root, xor, 0);
     }
 }
 
@@ -221,7 +221,7 @@ void sd_ack(sd_collector *col, sd_tuple *t) {
     if (already_done(ex, t, "ack")) return;
     STAT_ADD(ex->acked, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
-    send_to_ackers(ex, t, ex->sid_ack_ack, 1);
+    send_to_ackers(ex, t, ex->sid_ack_ack, ACKREC_ACK);
 }
 
 void sd_fail(sd_collector *col, sd_tuple *t) {
@@ -229,7 +229,7 @@ void sd_fail(sd_collector *col, sd_tuple *t) {
     if (already_done(ex, t, "fail")) return;
     STAT_ADD(ex->failed, 1);
     if (!ex->rt->acker || t->nanchors == 0) return;
-    send_to_ackers(ex, t, ex->sid_ack_fail, 0);
+    send_to_ackers(ex, t, ex->sid_ack_fail, ACKREC_FAIL);
 }
 
 void sd_spout_gave_up(sd_collector *col, uint64_t msg_id) {

@@ -106,13 +106,8 @@ static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
         if (!(t->flags & TUPLE_F_UNSENT)) continue;
         for (uint16_t k = 0; k < t->nanchors; k++) {
             uint64_t root = t->anchors[k].root;
-            if (spout) {
-                sd_value v[2] = {sd_int((int64_t)root), sd_bool(false)};
-                emit_system(ex, ex->sid_ack_done, ex->task, v, 2);
-            } else {
-                sd_value v[1] = {sd_int((int64_t)root)};
-                emit_system(ex, ex->sid_ack_fail, emit_acker_task(rt, root), v, 1);
-            }
+            if (spout) emit_ack_record(ex, ex->sid_ack_done, ex->task, ACKREC_DONE_FAIL, root, 0, 0);
+            else emit_ack_record(ex, ex->sid_ack_fail, emit_acker_task(rt, root), ACKREC_FAIL, root, 0, 0);
         }
     }
 }
@@ -145,9 +140,12 @@ static void flush_locals(executor *ex) {
 
 void emit_flush(executor *ex) {
     int nslots = ex->rt->nworkers * 2, failed = 0;
+    ex->th->acks_by = ex;
+    ack_stage_flush(&ex->th->acks);
     flush_locals(ex);
     for (int w = 0; w < nslots; w++) failed |= flush_remote(ex, w);
     if (failed) { /* what the failures queued goes out now, not next round */
+        ack_stage_flush(&ex->th->acks);
         flush_locals(ex);
         for (int w = 1; w < nslots; w += 2) flush_remote(ex, w);
     }
@@ -186,12 +184,16 @@ static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     STAT_ADD(ex->transferred, 1);
 }
 
-void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n) {
-    sd_tuple *t = tuple_new_in(ex->th->pool, values, n, NULL, 0);
-    if (!t) return;
-    t->src_task = ex->task;
+void emit_ack_packet(void *arg, void *src, int dest, int stream_id, const ackrec *recs, size_t n) {
+    exec_thread *th = arg;
+    const executor *from = src; /* its task and runtime only: it may run on another thread by now */
+    executor *ex = th->acks_by;
+    sd_tuple *t = ackpkt_new(th->pool, recs, n);
+    if (!t) return; /* out of memory (logged): those trees time out */
+    t->src_task = from->task;
     t->stream_id = (uint16_t)stream_id;
-    t->stream = &ex->rt->topo->streams[stream_id];
+    t->stream = &from->rt->topo->streams[stream_id];
+    STAT_ADD(ex->transferred, n - 1); /* route_tuple counts one: a record counts as a tuple did */
     route_tuple(ex, t, dest, 1);
 }
 
@@ -286,9 +288,10 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
     if (track && ndest > 0) {
         /* track the tree before anything is sent: a tree in flight that we
          * could not track would be neither acked nor failed */
-        root = executor_random(ex);
-        if (spout_track(ex, root, msg_id) != 0)
-            return emit_error(ex, "out of memory tracking a tuple tree on stream '%s'", st->name);
+        root = spout_track(ex, msg_id);
+        if (!root)
+            return emit_error(ex, "cannot track a tuple tree on stream '%s' (out of memory, or %zu trees in flight)",
+                              st->name, (size_t)SPOUT_TREES_MAX);
     }
     STAT_ADD(ex->emitted, 1);
     ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */
@@ -316,9 +319,7 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
         if (!track || ndest == 0) {
             spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
         } else {
-            sd_value v[3] = {sd_int((int64_t)root), sd_int((int64_t)xor_all), sd_int(ex->task)};
-            emit_system(ex, ex->sid_ack_init, rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism),
-                        v, 3);
+            emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(rt, root), ACKREC_INIT, root, xor_all, ex->task);
         }
     }
     return 0;

@@ -12,8 +12,17 @@
  * with message id msg_id. 0, or -1 after logging and counting the error. */
 int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
-/* Queues a system tuple (acking) for task dest; sent without waiting. */
-void emit_system(executor *ex, int stream_id, int dest, const sd_value *values, size_t n);
+/* Holds one acking record (tuple/ackpkt.h) for task dest on system stream
+ * stream_id; emit_flush sends the slice's records as packets, on the
+ * acking path that never waits for data. */
+static inline void emit_ack_record(executor *ex, int stream_id, int dest, uint32_t kind, uint64_t root,
+                                   uint64_t xor, int32_t task) {
+    ex->th->acks_by = ex;
+    ack_stage_add(&ex->th->acks, ex, dest, stream_id, kind, root, xor, task);
+}
+/* The send function of a pool thread's ack stage (arg: its exec_thread):
+ * one packet from src to dest. */
+void emit_ack_packet(void *arg, void *src, int dest, int stream_id, const ackrec *recs, size_t n);
 /* Hands every outgoing batch to its queue (or the stalled list) or the
  * transport. Tuples the
  * transport drops (their worker is down and its overflow full) have their
@@ -28,9 +37,12 @@ void emit_chain_run(exec_thread *th);
  * when a queue is still full (ex->room is woken once it has room). */
 int emit_retry_stalled(executor *ex);
 
-/* The acker task that tracks tree root. */
+/* The acker task that tracks tree root: chosen by the root's top 32 bits,
+ * which are random (its low bits are its spout's index of the tree:
+ * spout_trees.h), scaled to the ackers by a multiply rather than a
+ * division (one per acking record). */
 static inline int emit_acker_task(const worker_rt *rt, uint64_t root) {
-    return rt->acker->first_task + (int)(root % (uint64_t)rt->acker->parallelism);
+    return rt->acker->first_task + (int)(((root >> 32) * (uint64_t)(uint32_t)rt->acker->parallelism) >> 32);
 }
 
 #endif

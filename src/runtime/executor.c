@@ -59,7 +59,8 @@ executor *executor_new(worker_rt *rt, int task) {
         ex->fifo = malloc(ex->fifo_cap * sizeof *ex->fifo);
         ex->lat_hist = calloc(LAT_BUCKETS, sizeof *ex->lat_hist);
         if (!ex->fifo || !ex->lat_hist ||
-            u64map_init(&ex->pending, (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
+            spout_trees_init(&ex->pending,
+                             (size_t)(rt->max_pending && rt->max_pending < 1024 ? rt->max_pending : 1024)) != 0)
             goto fail;
     }
     /* the acker forgets trees a message timeout (+1 s) old: see acker_expire */
@@ -94,7 +95,7 @@ void executor_free(executor *ex) {
     free(ex->lat_hist);
     free(ex->members);
     free(ex->deferred_acks);
-    if (ex->pending.keys) u64map_destroy(&ex->pending);
+    spout_trees_destroy(&ex->pending);
     agemap_destroy(&ex->acks);
     if (ex->inq) queue_free(ex->inq);
     free(ex);
@@ -112,6 +113,7 @@ exec_thread *exec_thread_new(const worker_rt *rt) {
     th->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_n);
     th->remote_cap = rt->batch_size * 4;
     th->pool = tuple_pool_new();
+    ack_stage_init(&th->acks, emit_ack_packet, th);
     if (!th->local_out || !th->local_dirty || !th->local_listed || !th->dests || !th->remote_out || !th->remote_n ||
         !th->pool)
         goto fail;
@@ -151,6 +153,7 @@ void exec_thread_free(exec_thread *th) {
     for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
     free(th->chainq);
     tuple_releaser_flush(&th->chain_rel);
+    ack_stage_destroy(&th->acks); /* every task flushed: nothing is held */
     if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
     free(th);
 }

@@ -18,12 +18,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "runtime/ack_stage.h"
 #include "runtime/latency_hist.h"
 #include "runtime/queue.h"
 #include "runtime/runtime.h"
 #include "base/agemap.h"
 #include "runtime/sched.h"
 #include "base/u64map.h"
+#include "runtime/spout_trees.h"
 
 struct sd_context { struct executor *ex; };
 struct sd_collector { struct executor *ex; };
@@ -52,6 +54,12 @@ typedef struct exec_thread {
     /* chained tuples executed this slice, released together by the end of
      * it: one atomic operation per run of a slab's tuples, not one each */
     tuple_releaser chain_rel;
+    /* acking records of this slice, sent as packets by emit_flush */
+    ack_stage acks;
+    /* the task running on this thread that sends the stage's packets: a
+     * packet is from the task that made its records, but is routed (its
+     * counters, its stalled batches) by the task running now */
+    struct executor *acks_by;
 } exec_thread;
 
 typedef struct executor {
@@ -102,8 +110,8 @@ typedef struct executor {
     int64_t round_ns;             /* spout: the clock read once per slice */
 
     /* spout: trees in flight and the order they were emitted in */
-    u64map pending;
-    uint64_t *fifo;               /* ring of root ids in emit order */
+    spout_trees pending;
+    uint64_t *fifo;               /* ring of root ids in emit order (fifo_cap: a power of two) */
     size_t fifo_cap, fifo_head, fifo_len;
     int last_next;                /* last next_tuple result */
     int deactivated;              /* deactivate callback already called */
@@ -145,7 +153,7 @@ uint64_t executor_random(executor *ex);
 /* latency percentile (0..1) in microseconds from the histogram */
 uint64_t executor_latency_us(executor *ex, double q);
 
-/* acker.c: handles one tuple addressed to an acker task */
+/* acker.c: handles one packet of acking records addressed to an acker task */
 void acker_execute(executor *ex, sd_tuple *t);
 /* acker.c: drops entries older than the message timeout */
 void acker_expire(executor *ex, int64_t now);

@@ -24,22 +24,17 @@ int spout_fifo_make_room(executor *ex);
  * memory (then msg_id has been acked inline). */
 int spout_deferred_make_room(executor *ex, uint64_t msg_id);
 
-/* Starts tracking tree root for message msg_id (timed from the round's
- * clock). 0, or -1 when out of memory (nothing tracked). Inline: one call
- * per spout emit, from emit.c. */
-static inline int spout_track(executor *ex, uint64_t root, uint64_t msg_id) {
-    int created;
-    u64map_rec *rec = u64map_upsert(&ex->pending, root, &created);
-    if (!rec) return -1;
-    if (ex->fifo_len == ex->fifo_cap && spout_fifo_make_room(ex) != 0) {
-        u64map_del(&ex->pending, root);
-        return -1;
-    }
-    ex->fifo[(ex->fifo_head + ex->fifo_len++) % ex->fifo_cap] = root;
-    rec->a = msg_id;
-    rec->t = ex->round_ns; /* the round's clock: one clock read per round, not per tuple */
+/* Starts tracking a new tree for message msg_id (timed from the round's
+ * clock): its root, or 0 when out of memory (nothing tracked). Inline: one
+ * call per spout emit, from emit.c. */
+static inline uint64_t spout_track(executor *ex, uint64_t msg_id) {
+    if (ex->fifo_len == ex->fifo_cap && spout_fifo_make_room(ex) != 0) return 0;
+    /* the round's clock: one clock read per round, not per tuple */
+    uint64_t root = spout_trees_add(&ex->pending, executor_random(ex), msg_id, ex->round_ns);
+    if (!root) return 0;
+    ex->fifo[(ex->fifo_head + ex->fifo_len++) & (ex->fifo_cap - 1)] = root;
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
-    return 0;
+    return root;
 }
 
 /* Acks msg_id after the current next_tuple returns (a message nothing

@@ -30,8 +30,8 @@
 static void fifo_compact(executor *ex) {
     size_t kept = 0;
     for (size_t i = 0; i < ex->fifo_len; i++) {
-        uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
-        if (u64map_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
+        uint64_t root = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
+        if (spout_trees_get(&ex->pending, root)) ex->fifo[kept++] = root; /* kept <= i: in place */
     }
     /* the kept entries now start at index 0 (fifo_head was rotated away) */
     ex->fifo_head = 0;
@@ -44,7 +44,7 @@ int spout_fifo_make_room(executor *ex) {
             /* rotate to a linear layout first, then compact */
             uint64_t *lin = malloc(ex->fifo_cap * sizeof *lin);
             if (!lin) return -1;
-            for (size_t i = 0; i < ex->fifo_len; i++) lin[i] = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+            for (size_t i = 0; i < ex->fifo_len; i++) lin[i] = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
             free(ex->fifo);
             ex->fifo = lin;
             ex->fifo_head = 0;
@@ -55,7 +55,7 @@ int spout_fifo_make_room(executor *ex) {
         size_t cap = ex->fifo_cap * 2;
         uint64_t *grown = malloc(cap * sizeof *grown);
         if (!grown) return -1;
-        for (size_t i = 0; i < ex->fifo_len; i++) grown[i] = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
+        for (size_t i = 0; i < ex->fifo_len; i++) grown[i] = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
         free(ex->fifo);
         ex->fifo = grown;
         ex->fifo_cap = cap;
@@ -80,10 +80,10 @@ int spout_deferred_make_room(executor *ex, uint64_t msg_id) {
 }
 
 static void spout_complete(executor *ex, uint64_t root, int ok) {
-    u64map_rec rec;
-    if (!u64map_take(&ex->pending, root, &rec)) return; /* already timed out */
-    uint64_t msg_id = rec.a;
-    int64_t started = rec.t;
+    spout_tree rec;
+    if (!spout_trees_take(&ex->pending, root, &rec)) return; /* already timed out */
+    uint64_t msg_id = rec.msg_id;
+    int64_t started = rec.started;
     atomic_store_explicit(&ex->pending_count, (int)ex->pending.len, memory_order_relaxed);
     if (ok) {
         lat_record(ex->lat_hist, &ex->lat_max_us, ex->round_ns - started);
@@ -97,16 +97,28 @@ static void spout_complete(executor *ex, uint64_t root, int ok) {
 
 /* ---- the loop ----------------------------------------------------------------- */
 
+/* verdicts whose trees' slots are being loaded ahead of the one handled */
+#define DONE_PREFETCH 8
+
 static void spout_take_inbound(executor *ex, tuple_batch *b) {
     if (b) ex->round_ns = now_ns();
     while (b) {
         tuple_batch *next = b->next;
         for (uint32_t i = 0; i < b->n; i++) {
             sd_tuple *t = b->items[i];
-            if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2 && t->values[0].v.i == 0)
-                peer_down_fail_trees(ex, t->src_task, spout_complete); /* that acker's worker is down */
-            else if (ex->rt->stream_kind[t->stream_id] == STREAM_ACK_DONE && t->nvalues == 2)
-                spout_complete(ex, (uint64_t)t->values[0].v.i, t->values[1].v.b);
+            if (ex->rt->stream_kind[t->stream_id] != STREAM_ACK_DONE) continue;
+            int n = ackpkt_count(t);
+            for (int k = 0; k < n && k < DONE_PREFETCH; k++) spout_trees_prefetch(&ex->pending, ackpkt_get_root(t, k));
+            for (int k = 0; k < n; k++) { /* verdicts of the acker (or peer_down's notices) */
+                if (k + DONE_PREFETCH < n) spout_trees_prefetch(&ex->pending, ackpkt_get_root(t, k + DONE_PREFETCH));
+                ackrec r;
+                ackpkt_get(t, k, &r);
+                if (r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) continue;
+                if (r.root == 0) /* that acker's worker is down */
+                    peer_down_fail_trees(ex, t->src_task, spout_complete);
+                else
+                    spout_complete(ex, r.root, r.kind == ACKREC_DONE_OK);
+            }
         }
         tuple_batch_free(b);
         b = next;
@@ -116,9 +128,9 @@ static void spout_take_inbound(executor *ex, tuple_batch *b) {
 static void spout_expire(executor *ex, int64_t now) {
     while (ex->fifo_len) {
         uint64_t root = ex->fifo[ex->fifo_head];
-        u64map_rec *rec = u64map_get(&ex->pending, root);
-        if (rec && now - rec->t < ex->rt->timeout_ns) break;
-        ex->fifo_head = (ex->fifo_head + 1) % ex->fifo_cap;
+        spout_tree *rec = spout_trees_get(&ex->pending, root);
+        if (rec && now - rec->started < ex->rt->timeout_ns) break;
+        ex->fifo_head = (ex->fifo_head + 1) & (ex->fifo_cap - 1);
         ex->fifo_len--;
         if (rec) {
             log_task(SD_LOG_DEBUG, ex->task, "tuple tree %llx timed out", (unsigned long long)root);

@@ -4,21 +4,24 @@
  * on_unsent and on_peer_down, and by the spout loop (its own thread) for
  * the notices the worker queued for it (in its slice).
  *
- * The notice to a spout is an __ack_done on the acker's stream with root 0
- * (never a tree's root: the acker ignores root 0) sent from the lost acker
- * task: it is made locally and never travels (wire_check refuses root 0).
+ * The notices are packets of one acking record (tuple/ackpkt.h). The one to
+ * a spout is an __ack_done on the acker's stream with root 0 (never a
+ * tree's root: the acker ignores root 0) sent from the lost acker task: it
+ * is made locally and never travels (wire_check refuses root 0).
  */
 #include "runtime/peer_down.h"
 
 #include <stdlib.h>
 
 #include "runtime/emit.h"
+#include "tuple/ackpkt.h"
 #include "tuple/tuple_pool.h"
 
-/* A one-value or two-value system tuple from src to dest; NULL when out of memory. */
-static sd_tuple *system_tuple(struct tuple_pool *pool, const topo_stream *st, int src, int dest, const sd_value *v,
-                              size_t n) {
-    sd_tuple *t = tuple_new_in(pool, v, n, NULL, 0);
+/* A packet of one record of kind for root from src to dest; NULL when out of memory. */
+static sd_tuple *system_tuple(struct tuple_pool *pool, const topo_stream *st, int src, int dest, uint32_t kind,
+                              uint64_t root) {
+    ackrec r = {.root = root, .xor = 0, .task = 0, .kind = kind};
+    sd_tuple *t = ackpkt_new(pool, &r, 1);
     if (!t) return NULL;
     t->src_task = src;
     t->dest_task = dest;
@@ -55,13 +58,10 @@ void peer_down_fail_unsent(const worker_rt *rt, struct tuple_pool *pool, int pee
         int acker = emit_acker_task(rt, root);
         if (rt->task_worker[acker] == peer) continue; /* lost with it: the spouts were told */
         sd_tuple *f;
-        if (spout) { /* as the acker would tell the spout */
-            sd_value v[2] = {sd_int((int64_t)root), sd_bool(false)};
-            f = system_tuple(pool, st, acker, src, v, 2);
-        } else { /* as sd_fail from the bolt that sent it */
-            sd_value v[1] = {sd_int((int64_t)root)};
-            f = system_tuple(pool, st, src, acker, v, 1);
-        }
+        if (spout) /* as the acker would tell the spout */
+            f = system_tuple(pool, st, acker, src, ACKREC_DONE_FAIL, root);
+        else /* as sd_fail from the bolt that sent it */
+            f = system_tuple(pool, st, src, acker, ACKREC_FAIL, root);
         if (f) hand_over(rt, f, deliver, arg);
     }
 }
@@ -77,8 +77,7 @@ void peer_down_notify_spouts(const worker_rt *rt, struct tuple_pool *pool, int p
         for (int i = 0; i < rt->nexecs; i++) {
             const executor *ex = rt->execs[i];
             if (ex->comp->kind != SD_SPOUT || ex->comp->is_acker) continue;
-            sd_value v[2] = {sd_int(0), sd_bool(false)};
-            sd_tuple *f = system_tuple(pool, st, a, ex->task, v, 2);
+            sd_tuple *f = system_tuple(pool, st, a, ex->task, ACKREC_DONE_FAIL, 0);
             if (f) hand_over(rt, f, deliver, arg);
         }
     }
@@ -92,8 +91,8 @@ void peer_down_fail_trees(executor *ex, int acker_task, void (*complete)(executo
     if (!roots) return; /* those trees time out */
     size_t n = 0;
     for (size_t i = 0; i < ex->fifo_len && n < ex->pending.len; i++) {
-        uint64_t root = ex->fifo[(ex->fifo_head + i) % ex->fifo_cap];
-        if (emit_acker_task(rt, root) == acker_task && u64map_get(&ex->pending, root)) roots[n++] = root;
+        uint64_t root = ex->fifo[(ex->fifo_head + i) & (ex->fifo_cap - 1)];
+        if (emit_acker_task(rt, root) == acker_task && spout_trees_get(&ex->pending, root)) roots[n++] = root;
     }
     for (size_t i = 0; i < n; i++) complete(ex, roots[i], 0);
     free(roots);

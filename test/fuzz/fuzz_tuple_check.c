@@ -3,11 +3,14 @@
  * and judged by wire_check (src/runtime/wire_check.c) as worker 1 of the
  * word count test topology on two workers. Neither may crash; a tuple that
  * wire_check accepts must satisfy what routing relies on (its destination
- * runs here, its source task and stream exist, its value count matches the
- * stream, an __ack_init names its own source task): a violation traps.
+ * runs here, its source task and stream exist, a user tuple's value count
+ * matches the stream, an acking tuple is a packet of records of its
+ * stream's kind and an init record names its own source task): a violation
+ * traps.
  * The first input byte picks the sending worker (0..2: 2 does not exist).
  * Run: tools/fuzz tuple_check
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "base/log.h"
 #include "runtime/wire_check.h"
 #include "../wire_check_world.h"
+#include "tuple/ackpkt.h"
 #include "tuple/codec.h"
 
 static topology *topo;
@@ -47,8 +51,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (t->src_task < 1 || t->src_task > topo->ntasks || wcw_on_worker[t->src_task] != peer) __builtin_trap();
         if (t->stream_id >= topo->nstreams) __builtin_trap();
         const topo_stream *st = &topo->streams[t->stream_id];
-        if ((int)t->nvalues != st->nfields) __builtin_trap();
-        if (strcmp(st->name, "__ack_init") == 0 && t->values[2].v.i != t->src_task) __builtin_trap();
+        if (!st->system && (int)t->nvalues != st->nfields) __builtin_trap();
+        if (st->system) {
+            int n = ackpkt_count(t);
+            if (n < 1) __builtin_trap();
+            bool init = strcmp(st->name, "__ack_init") == 0, done = strcmp(st->name, "__ack_done") == 0;
+            for (int i = 0; i < n; i++) {
+                ackrec r;
+                ackpkt_get(t, i, &r);
+                if (r.root == 0 || r.root == UINT64_MAX) __builtin_trap();
+                if (init && (r.kind != ACKREC_INIT || r.task != t->src_task)) __builtin_trap();
+                if (done && r.kind != ACKREC_DONE_OK && r.kind != ACKREC_DONE_FAIL) __builtin_trap();
+                if (!init && !done && r.kind != ACKREC_ACK && r.kind != ACKREC_FAIL) __builtin_trap();
+            }
+        }
     }
     tuple_unref(t);
     return 0;

@@ -8,7 +8,7 @@
  * usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS] [guess]
  * With "guess", it does not use the assignment's secret but a random key of
  * its own: a peer that knows (or guessed) the topology id and nothing more.
- * KIND: ack_init (an __ack_init naming a spout task that does not exist),
+ * KIND: ack_init (an __ack_init packet naming a spout task that does not exist),
  *       unsubscribed (a user tuple on a stream the destination does not
  *       subscribe), fields (one value more than the stream declares),
  *       none (only the handshake).
@@ -36,6 +36,7 @@
 #include "topology/topology.h"
 #include "transport/auth.h"
 #include "transport/frame.h"
+#include "tuple/ackpkt.h"
 #include "tuple/codec.h"
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
@@ -99,7 +100,6 @@ static int forge(const topology *t, json_t *workers, int to, int as, const char 
             for (int i = 0; i < n + 1; i++) v[i] = sd_int(1000 + i);
             if (!strcmp(kind, "ack_init")) {
                 if (strcmp(st->name, TOPO_STREAM_ACK_INIT) != 0 || !dc->is_acker) continue;
-                v[2] = sd_int(t->ntasks + 1000); /* no such spout task */
             } else if (!strcmp(kind, "unsubscribed")) {
                 if (st->system || subscribes(dc, s)) continue;
             } else if (!strcmp(kind, "fields")) {
@@ -108,7 +108,13 @@ static int forge(const topology *t, json_t *workers, int to, int as, const char 
             } else {
                 return -1;
             }
-            sd_tuple *tu = tuple_new(v, (size_t)n, NULL, 0);
+            sd_tuple *tu;
+            if (!strcmp(kind, "ack_init")) { /* a packet of one acking init record */
+                ackrec r = {.root = 77, .xor = 5, .task = t->ntasks + 1000, .kind = ACKREC_INIT};
+                tu = ackpkt_new(NULL, &r, 1);
+            } else {
+                tu = tuple_new(v, (size_t)n, NULL, 0);
+            }
             if (!tu) return -1;
             tu->dest_task = dest;
             tu->src_task = src;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "runtime/wire_check.h"
+#include "tuple/ackpkt.h"
 #include "test_data.h"
 #include "../wire_check_world.h"
 
@@ -75,35 +76,70 @@ static void test_user_streams(void **s) {
     assert_null(check(0, 3, 6, split, v, (size_t)topo->streams[split].nfields));
 }
 
+/* the same for an acking packet of n records */
+static const char *check_pkt(int peer, int src, int dest, int stream, const ackrec *r, size_t n) {
+    sd_tuple *t = ackpkt_new(NULL, r, n);
+    assert_non_null(t);
+    t->src_task = src;
+    t->dest_task = dest;
+    t->stream_id = (uint16_t)stream;
+    t->stream = &topo->streams[stream];
+    const char *why = wire_check(&rt, peer, t);
+    tuple_unref(t);
+    return why;
+}
+
 static void test_acker_streams(void **s) {
     (void)s;
     int init = sid("lines", "__ack_init"), ack = sid("split", "__ack_ack"), fail = sid("split", "__ack_fail");
+    ackrec in[2] = {{77, 5, 1, ACKREC_INIT}, {78, 6, 1, ACKREC_INIT}};
+    assert_null(check_pkt(0, 1, 10, init, in, 2));
+    ackrec bad_task[2] = {{77, 5, 1, ACKREC_INIT}, {78, 6, 2, ACKREC_INIT}};
+    assert_string_equal(check_pkt(0, 1, 10, init, bad_task, 2), "__ack_init names another spout task");
+    ackrec far_task[1] = {{77, 5, 100000, ACKREC_INIT}};
+    assert_string_equal(check_pkt(0, 1, 10, init, far_task, 1), "__ack_init names another spout task");
+    assert_string_equal(check_pkt(0, 1, 8, init, in, 2), "malformed __ack_init");
+    /* a record of another stream's kind */
+    ackrec mixed[2] = {{77, 5, 1, ACKREC_INIT}, {78, 6, 0, ACKREC_ACK}};
+    assert_string_equal(check_pkt(0, 1, 10, init, mixed, 2), "malformed __ack_init");
+    /* the old form (integer values) is not a packet */
     sd_value v[3] = {sd_int(77), sd_int(5), sd_int(1)};
-    assert_null(check(0, 1, 10, init, v, 3));
-    sd_value bad_task[3] = {sd_int(77), sd_int(5), sd_int(2)};
-    assert_string_equal(check(0, 1, 10, init, bad_task, 3), "__ack_init names another spout task");
-    sd_value far_task[3] = {sd_int(77), sd_int(5), sd_int(100000)};
-    assert_string_equal(check(0, 1, 10, init, far_task, 3), "__ack_init names another spout task");
-    assert_string_equal(check(0, 1, 8, init, v, 3), "malformed __ack_init");
-    sd_value str[3] = {sd_int(77), sd_str("x", 1), sd_int(1)};
-    assert_string_equal(check(0, 1, 10, init, str, 3), "malformed __ack_init");
-    assert_null(check(0, 3, 10, ack, v, 2));
-    assert_string_equal(check(0, 3, 4, ack, v, 2), "malformed acker tuple");
-    assert_null(check(0, 3, 10, fail, v, 1));
+    assert_string_equal(check(0, 1, 10, init, v, 3), "malformed __ack_init");
+    ackrec acks[3] = {{77, 5, 0, ACKREC_ACK}, {78, 9, 0, ACKREC_ACK}, {79, 1, 0, ACKREC_ACK}};
+    assert_null(check_pkt(0, 3, 10, ack, acks, 3));
+    assert_string_equal(check_pkt(0, 3, 4, ack, acks, 3), "malformed acker tuple");
+    ackrec zero[2] = {{77, 5, 0, ACKREC_ACK}, {0, 9, 0, ACKREC_ACK}};
+    assert_string_equal(check_pkt(0, 3, 10, ack, zero, 2),
+                        "acking record for root 0 (a local notice) or a reserved root");
+    ackrec top[1] = {{UINT64_MAX, 9, 0, ACKREC_ACK}};
+    assert_non_null(check_pkt(0, 3, 10, ack, top, 1));
+    ackrec fails[1] = {{77, 0, 0, ACKREC_FAIL}};
+    assert_null(check_pkt(0, 3, 10, fail, fails, 1));
+    assert_string_equal(check_pkt(0, 3, 10, ack, fails, 1), "malformed acker tuple");
+    assert_string_equal(check_pkt(0, 3, 10, fail, acks, 1), "malformed acker tuple");
     sd_value sfail[1] = {sd_str("x", 1)};
     assert_string_equal(check(0, 3, 10, fail, sfail, 1), "malformed acker tuple");
+    /* bytes that are not whole records */
+    char junk[25] = {0};
+    sd_value part[1] = {sd_bytes(junk, 25)};
+    assert_string_equal(check(0, 3, 10, ack, part, 1), "malformed acker tuple");
+    sd_value none[1] = {sd_bytes(junk, 0)};
+    assert_string_equal(check(0, 3, 10, ack, none, 1), "malformed acker tuple");
 }
 
 static void test_ack_done_and_tick(void **s) {
     (void)s;
     int done = sid("__acker", "__ack_done");
-    sd_value ok[2] = {sd_int(77), sd_bool(true)}, bad[2] = {sd_int(77), sd_int(1)};
-    assert_null(check(0, 9, 2, done, ok, 2));
-    assert_string_equal(check(0, 9, 2, done, bad, 2), "malformed __ack_done");
-    assert_string_equal(check(0, 9, 4, done, ok, 2), "malformed __ack_done");
+    ackrec ok[2] = {{77, 0, 0, ACKREC_DONE_OK}, {78, 0, 0, ACKREC_DONE_FAIL}};
+    assert_null(check_pkt(0, 9, 2, done, ok, 2));
+    ackrec bad[1] = {{77, 0, 0, ACKREC_ACK}};
+    assert_string_equal(check_pkt(0, 9, 2, done, bad, 1), "malformed __ack_done");
+    ackrec kind99[1] = {{77, 0, 0, 99}};
+    assert_string_equal(check_pkt(0, 9, 2, done, kind99, 1), "malformed __ack_done");
+    assert_string_equal(check_pkt(0, 9, 4, done, ok, 2), "malformed __ack_done");
     /* root 0: a spout's notice that an acker's worker is down, made locally only */
-    sd_value notice[2] = {sd_int(0), sd_bool(false)};
-    assert_non_null(check(0, 9, 2, done, notice, 2));
+    ackrec notice[1] = {{0, 0, 0, ACKREC_DONE_FAIL}};
+    assert_non_null(check_pkt(0, 9, 2, done, notice, 1));
     int tick = -1;
     for (int i = 0; i < topo->nstreams; i++)
         if (strcmp(topo->streams[i].name, "__tick") == 0) tick = i;
