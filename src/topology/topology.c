@@ -153,8 +153,8 @@ static int layout(loader *ld, int line) {
         a->is_acker = true;
         a->parallelism = (int)ackers;
         if (!(a->id = strdup(TOPO_ACKER_ID))) return topo_oom(ld);
-        static const char *const done[] = {"root", "ok", NULL};
-        if (topo_add_stream_v(ld, ai, TOPO_STREAM_ACK_DONE, false, done) != 0) return -1;
+        static const char *const records[] = {"records", NULL}; /* acking packets (topology.h) */
+        if (topo_add_stream_v(ld, ai, TOPO_STREAM_ACK_DONE, false, records) != 0) return -1;
     }
     static const char *const none[] = {NULL};
     if (topo_add_stream_v(ld, -1, TOPO_STREAM_TICK, false, none) != 0) return -1;

@@ -22,12 +22,14 @@
 #define TOPO_MAX_TASKS 50000
 #define TOPO_ACKER_ID "__acker"
 #define TOPO_SYSTEM_ID "__system"
-/* system streams: declared on every spout/bolt/acker by the loader */
+/* system streams: declared on every spout/bolt/acker by the loader. The
+ * acking streams carry packets: one bytes field, "records", of 24-byte
+ * acking records (src/tuple/ackpkt.h) of the kinds named here */
 #define TOPO_STREAM_TICK "__tick"         /* __system -> bolts: [] */
-#define TOPO_STREAM_ACK_INIT "__ack_init" /* spout -> acker: [root, xor, spout_task] */
-#define TOPO_STREAM_ACK_ACK "__ack_ack"   /* bolt -> acker: [root, xor] */
-#define TOPO_STREAM_ACK_FAIL "__ack_fail" /* bolt -> acker: [root] */
-#define TOPO_STREAM_ACK_DONE "__ack_done" /* acker -> spout: [root, ok(bool)] */
+#define TOPO_STREAM_ACK_INIT "__ack_init" /* spout -> acker: init records (root, xor, spout task) */
+#define TOPO_STREAM_ACK_ACK "__ack_ack"   /* bolt -> acker: ack records (root, xor) */
+#define TOPO_STREAM_ACK_FAIL "__ack_fail" /* bolt -> acker: fail records (root) */
+#define TOPO_STREAM_ACK_DONE "__ack_done" /* acker -> spout: verdict records (root, ok or failed) */
 
 typedef enum {
     GROUP_SHUFFLE, GROUP_LOCAL_OR_SHUFFLE, GROUP_FIELDS, GROUP_ALL, GROUP_GLOBAL,

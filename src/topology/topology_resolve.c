@@ -96,12 +96,11 @@ static int declare_streams(loader *ld, int ci) {
             if (topo_add_stream_v(ld, ci, d->name, d->direct, d->fields) != 0) return -1;
         }
     }
-    static const char *const ack_init[] = {"root", "xor", "task", NULL};
-    static const char *const ack_ack[] = {"root", "xor", NULL};
-    static const char *const ack_fail[] = {"root", NULL};
-    if (c->kind == SD_SPOUT) return topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_INIT, false, ack_init);
-    if (topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_ACK, false, ack_ack) != 0) return -1;
-    return topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_FAIL, false, ack_fail);
+    /* acking packets (topology.h) */
+    static const char *const records[] = {"records", NULL};
+    if (c->kind == SD_SPOUT) return topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_INIT, false, records);
+    if (topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_ACK, false, records) != 0) return -1;
+    return topo_add_stream_v(ld, ci, TOPO_STREAM_ACK_FAIL, false, records);
 }
 
 int topo_resolve(loader *ld) {
