@@ -44,9 +44,9 @@ static int sid(const char *comp, const char *stream) {
     return s->id;
 }
 
-/* the reason for a tuple src -> dest on stream with values, from worker `peer` */
-static const char *check(int peer, int src, int dest, int stream, const sd_value *v, size_t n) {
-    sd_tuple *t = tuple_new(v, n, NULL, 0);
+/* the reason for tuple t (ours, released here) as src -> dest on stream,
+ * from worker `peer` */
+static const char *judge(int peer, int src, int dest, int stream, sd_tuple *t) {
     assert_non_null(t);
     t->src_task = src;
     t->dest_task = dest;
@@ -55,6 +55,11 @@ static const char *check(int peer, int src, int dest, int stream, const sd_value
     const char *why = wire_check(&rt, peer, t);
     tuple_unref(t);
     return why;
+}
+
+/* the same for a tuple of values */
+static const char *check(int peer, int src, int dest, int stream, const sd_value *v, size_t n) {
+    return judge(peer, src, dest, stream, tuple_new(v, n, NULL, 0));
 }
 
 static void test_user_streams(void **s) {
@@ -78,15 +83,7 @@ static void test_user_streams(void **s) {
 
 /* the same for an acking packet of n records */
 static const char *check_pkt(int peer, int src, int dest, int stream, const ackrec *r, size_t n) {
-    sd_tuple *t = ackpkt_new(NULL, r, n);
-    assert_non_null(t);
-    t->src_task = src;
-    t->dest_task = dest;
-    t->stream_id = (uint16_t)stream;
-    t->stream = &topo->streams[stream];
-    const char *why = wire_check(&rt, peer, t);
-    tuple_unref(t);
-    return why;
+    return judge(peer, src, dest, stream, ackpkt_new(NULL, r, n));
 }
 
 static void test_acker_streams(void **s) {
