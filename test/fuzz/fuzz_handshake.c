@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,19 +50,32 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
+static void on_closed(void *arg) { *(bool *)arg = true; }
+
 static void setup(void) {
     log_set_level(SD_LOG_ERROR);
     if (uv_loop_init(&loop) != 0) abort();
-    for (int i = 0; i < 3; i++) {
-        snprintf(peers[i].host, sizeof peers[i].host, "127.0.0.1");
-        peers[i].port = free_port();
+    /* a port free when chosen is not reserved: a connection made meanwhile
+     * (the dialer target runs beside this one, making thousands) may take
+     * it before the transport listens there; choose again then */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        for (int i = 0; i < 3; i++) {
+            snprintf(peers[i].host, sizeof peers[i].host, "127.0.0.1");
+            peers[i].port = free_port();
+        }
+        transport_config cfg = {
+            .topology_id = FUZZ_TOPO_ID, .secret = fuzz_key, .content_hash = fuzz_hash, .worker_index = 2,
+            .nworkers = 3, .peers = peers, .handshake_timeout_ms = 2000,
+        };
+        tr = transport_new(&loop, &cfg, &fuzz_topo, fuzz_deliver_traps, NULL);
+        if (!tr) abort();
+        if (transport_start(tr) == 0) return;
+        bool closed = false;
+        transport_close(tr, on_closed, &closed);
+        while (!closed) uv_run(&loop, UV_RUN_ONCE);
+        tr = NULL;
     }
-    transport_config cfg = {
-        .topology_id = FUZZ_TOPO_ID, .secret = fuzz_key, .content_hash = fuzz_hash, .worker_index = 2, .nworkers = 3,
-        .peers = peers, .handshake_timeout_ms = 2000,
-    };
-    tr = transport_new(&loop, &cfg, &fuzz_topo, fuzz_deliver_traps, NULL);
-    if (!tr || transport_start(tr) != 0) abort();
+    abort();
 }
 
 static void check_hex(const uint8_t *data, size_t size) {
