@@ -29,7 +29,11 @@
 
 #define FRAME_HEADER_BYTES 12
 #define FRAME_MAGIC 0x4B574453u /* "SDWK" on the wire */
-#define FRAME_VERSION 2
+/* the data plane's protocol: raised whenever what travels changes meaning
+ * (3: acking streams carry packets of records), so that workers of two
+ * streamd versions refuse each other at the handshake, by name, instead of
+ * rejecting each other's tuples */
+#define FRAME_VERSION 3
 #define FRAME_MAX_TOPOLOGY_ID 255
 
 enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3, FRAME_AUTH = 4, FRAME_PING = 5 };
