@@ -136,14 +136,9 @@ const char *sd_tuple_source_component(const sd_tuple *t) {
 
 /* ---- emit --------------------------------------------------------------- */
 
-static int stream_of(executor *ex, const char *name) {
-    /* the default stream (NULL) is resolved once, at setup; components
-     * mostly emit on one stream: try the last one first (the name is
-     * compared, not its pointer: a caller may reuse a buffer) */
-    if (!name) {
-        if (ex->default_stream_id >= 0) return ex->default_stream_id;
-        name = SD_DEFAULT_STREAM;
-    }
+/* stream_of's lookup by name; cold: components mostly emit on one stream */
+static __attribute__((noinline, cold)) int stream_lookup(executor *ex, const char *name) {
+    if (!name) name = SD_DEFAULT_STREAM; /* a component without a default stream */
     if (ex->last_stream_id >= 0 && strcmp(ex->rt->topo->streams[ex->last_stream_id].name, name) == 0)
         return ex->last_stream_id;
     const topo_component *comp = ex->comp;
@@ -157,6 +152,14 @@ static int stream_of(executor *ex, const char *name) {
     log_task(SD_LOG_ERROR, ex->task, "emit on undeclared stream '%s' of %s", name, comp->id);
     STAT_ADD(ex->errors, 1);
     return -1;
+}
+
+/* The default stream (NULL) is resolved once, at setup; a named one is
+ * looked up, the last one first (by name, not pointer: a caller may reuse
+ * a buffer). */
+static inline int stream_of(executor *ex, const char *name) {
+    if (!name && ex->default_stream_id >= 0) return ex->default_stream_id;
+    return stream_lookup(ex, name);
 }
 
 int sd_spout_emit(sd_collector *col, const char *stream, const sd_value *values, size_t n,

@@ -44,15 +44,19 @@ static void hand_over(executor *ex, tuple_batch *b, int dest) {
     else if (rc != 0) tuple_batch_free(b); /* closed: the worker is stopping */
 }
 
+/* makes room for one more chained tuple; 0 or -1 */
+static __attribute__((noinline)) int chain_grow(exec_thread *th) {
+    size_t cap = th->chain_cap ? th->chain_cap * 2 : 256;
+    struct chain_item *grown = realloc(th->chainq, cap * sizeof *grown);
+    if (!grown) return -1;
+    th->chainq = grown;
+    th->chain_cap = cap;
+    return 0;
+}
+
 /* hands t to a chained task (run after the emitting callback); 0 or -1 */
-static int chain_push(exec_thread *th, executor *to, sd_tuple *t) {
-    if (th->chain_n == th->chain_cap) {
-        size_t cap = th->chain_cap ? th->chain_cap * 2 : 256;
-        struct chain_item *grown = realloc(th->chainq, cap * sizeof *grown);
-        if (!grown) return -1;
-        th->chainq = grown;
-        th->chain_cap = cap;
-    }
+static inline int chain_push(exec_thread *th, executor *to, sd_tuple *t) {
+    if (th->chain_n == th->chain_cap && chain_grow(th) != 0) return -1;
     th->chainq[th->chain_n].to = to;
     th->chainq[th->chain_n++].t = t;
     return 0;
@@ -151,8 +155,8 @@ void emit_flush(executor *ex) {
     }
 }
 
-/* takes the caller's reference to t */
-static void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
+/* takes the caller's reference to t; inline: once per tuple emitted */
+static inline __attribute__((always_inline)) void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
     worker_rt *rt = ex->rt;
     t->dest_task = dest;
     int w = rt->task_worker[dest];
@@ -242,6 +246,21 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
     return n;
 }
 
+/* builds one tuple of an emit and routes it to dest; inline: once per tuple */
+static inline __attribute__((always_inline)) void emit_to(executor *ex, int stream_id, const sd_value *values,
+                                                          size_t n, uint32_t data_len, uint32_t strings,
+                                                          const tuple_anchor *anc, size_t na, int dest) {
+    sd_tuple *t = tuple_build_in(ex->th->pool, values, n, data_len, strings, anc, na);
+    if (!t) {
+        log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
+        return; /* its tree times out and is replayed */
+    }
+    t->src_task = ex->task;
+    t->stream_id = (uint16_t)stream_id;
+    t->stream = &ex->rt->topo->streams[stream_id];
+    route_tuple(ex, t, dest, 0);
+}
+
 static int emit_error(executor *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int emit_error(executor *ex, const char *fmt, ...) {
     va_list ap;
@@ -252,40 +271,61 @@ static int emit_error(executor *ex, const char *fmt, ...) {
     return -1;
 }
 
-int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
-               sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
-    worker_rt *rt = ex->rt;
-    exec_thread *th = ex->th;
-    const topo_stream *st = &rt->topo->streams[stream_id];
+/* The uncommon emits, off the common path: values that do not match the
+ * stream, and direct emits. Fills th->dests for a valid direct emit and
+ * returns the number of destinations, or -1 (logged). */
+static __attribute__((noinline)) int emit_dests_checked(executor *ex, const topo_stream *st, const stream_routes *sr,
+                                                        int direct_task, size_t n) {
     if ((int)n != st->nfields)
         return emit_error(ex, "emit of %zu values on stream '%s' that declares %d fields", n, st->name,
                           st->nfields);
-    const stream_routes *sr = &rt->routes[stream_id];
-    int ndest = 0;
     /* a direct stream's subscribers are all direct: a plain emit would reach
      * nobody and its message would be acked as if processed */
     if (st->direct && direct_task <= 0)
         return emit_error(ex, "stream '%s' is direct: emit on it with a task (*_emit_direct)", st->name);
     if (!st->direct && direct_task != 0)
         return emit_error(ex, "stream '%s' is not direct: task %d given", st->name, direct_task);
-    if (direct_task > 0) {
-        if (!is_direct_subscriber(sr, direct_task))
-            return emit_error(ex, "direct emit on stream '%s' to task %d, which does not subscribe directly",
-                              st->name, direct_task);
-        th->dests[ndest++] = direct_task;
-    } else {
+    if (!is_direct_subscriber(sr, direct_task))
+        return emit_error(ex, "direct emit on stream '%s' to task %d, which does not subscribe directly", st->name,
+                          direct_task);
+    ex->th->dests[0] = direct_task;
+    return 1;
+}
+
+int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
+               sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
+    worker_rt *rt = ex->rt;
+    exec_thread *th = ex->th;
+    const topo_stream *st = &rt->topo->streams[stream_id];
+    const stream_routes *sr = &rt->routes[stream_id];
+    int ndest = 0;
+    if (__builtin_expect((int)n == st->nfields && !st->direct && direct_task == 0, 1)) {
         /* dests has room for every task of every subscriber (routes_build) */
         for (int i = 0; i < sr->ntargets; i++)
             ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
+    } else if ((ndest = emit_dests_checked(ex, st, sr, direct_task, n)) < 0) {
+        return -1;
     }
-    bool track = with_root && rt->acker;
-    uint64_t root = 0, xor_all = 0;
-    size_t anc_need = track ? 1 : 0;
-    if (!track && rt->acker)
+    /* n == nfields <= SD_MAX_FIELDS (topology load), so the sizes fit */
+    uint32_t strings;
+    uint64_t data_len = tuple_data_len(values, n, &strings);
+    if (data_len > UINT32_MAX)
+        return emit_error(ex, "emit of %llu bytes of values on stream '%s': at most 4 GiB",
+                          (unsigned long long)data_len, st->name);
+    if (!rt->acker) { /* acking off: nothing anchored, nothing tracked */
+        STAT_ADD(ex->emitted, 1);
+        ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */
+        for (int d = 0; d < ndest; d++) emit_to(ex, stream_id, values, n, (uint32_t)data_len, strings, NULL, 0, th->dests[d]);
+        if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+        return 0;
+    }
+    size_t anc_need = with_root ? 1 : 0;
+    if (!with_root)
         for (size_t a = 0; a < nanchors; a++) anc_need += anchors[a] ? anchors[a]->nanchors : 0;
     if (anc_need > UINT16_MAX || reserve((void **)&th->anc, &th->anc_cap, anc_need, sizeof *th->anc) != 0)
         return emit_error(ex, "cannot anchor an emit on stream '%s' (%zu anchors)", st->name, anc_need);
-    if (track && ndest > 0) {
+    uint64_t root = 0, xor_all = 0;
+    if (with_root && ndest > 0) {
         /* track the tree before anything is sent: a tree in flight that we
          * could not track would be neither acked nor failed */
         root = spout_track(ex, msg_id);
@@ -294,33 +334,22 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
                               st->name, (size_t)SPOUT_TREES_MAX);
     }
     STAT_ADD(ex->emitted, 1);
-    ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */
+    ex->last_ndest = ndest;
     for (int d = 0; d < ndest; d++) {
         size_t na = 0;
-        if (track) {
+        if (with_root) {
             th->anc[0].root = root;
             th->anc[0].edge = executor_random(ex);
             xor_all ^= th->anc[0].edge;
             na = 1;
-        } else if (rt->acker && nanchors) {
+        } else if (nanchors) {
             na = bolt_anchors(ex, anchors, nanchors, th->anc);
         }
-        sd_tuple *t = tuple_new_in(th->pool, values, n, th->anc, na);
-        if (!t) {
-            log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
-            continue; /* its tree times out and is replayed */
-        }
-        t->src_task = ex->task;
-        t->stream_id = (uint16_t)stream_id;
-        t->stream = st;
-        route_tuple(ex, t, th->dests[d], 0);
+        emit_to(ex, stream_id, values, n, (uint32_t)data_len, strings, th->anc, na, th->dests[d]);
     }
     if (with_root) {
-        if (!track || ndest == 0) {
-            spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
-        } else {
-            emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(rt, root), ACKREC_INIT, root, xor_all, ex->task);
-        }
+        if (ndest == 0) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+        else emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(rt, root), ACKREC_INIT, root, xor_all, ex->task);
     }
     return 0;
 }

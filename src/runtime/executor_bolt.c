@@ -17,12 +17,6 @@
 #include "runtime/executor_internal.h"
 #include "tuple/tuple_pool.h"
 
-void bolt_execute_one(executor *ex, sd_tuple *t) {
-    if (ex->comp->is_acker) acker_execute(ex, t);
-    else ex->def->execute(ex->state, &ex->col, t);
-    STAT_ADD(ex->executed, 1);
-}
-
 static void bolt_tick(executor *ex, int64_t now) {
     worker_rt *rt = ex->rt;
     if (ex->comp->is_acker) {

@@ -46,8 +46,13 @@ static inline void spout_defer_ack(executor *ex, uint64_t msg_id) {
 
 /* executor_bolt.c: before the first slice. */
 void bolt_begin(executor *ex);
-/* executor_bolt.c: executes one input tuple (the caller keeps its reference). */
-void bolt_execute_one(executor *ex, sd_tuple *t);
+/* Executes one input tuple of a bolt or acker (the caller keeps its
+ * reference). Inline: once per tuple, from executor_bolt.c and emit.c. */
+static inline void bolt_execute_one(executor *ex, sd_tuple *t) {
+    if (ex->comp->is_acker) acker_execute(ex, t);
+    else ex->def->execute(ex->state, &ex->col, t);
+    STAT_ADD(ex->executed, 1);
+}
 /* executor_bolt.c: a tick (or an acker's expiry scan) when due; returns
  * when the next one is (SCHED_NEVER: none). */
 int64_t bolt_tick_due(executor *ex, int64_t now);

@@ -22,27 +22,16 @@ _Static_assert(sizeof(sd_value) % 8 == 0, "value array must keep 8-byte alignmen
 _Static_assert(sizeof(tuple_anchor) % 8 == 0, "anchor array must keep 8-byte alignment");
 
 sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
-    size_t vals = (size_t)nvalues * sizeof(sd_value);
-    size_t anch = (size_t)nanchors * sizeof(tuple_anchor);
-    size_t total = sizeof(sd_tuple) + vals + anch + (size_t)data_len;
+    size_t total = sizeof(sd_tuple) + (size_t)nvalues * sizeof(sd_value) + (size_t)nanchors * sizeof(tuple_anchor) +
+                   (size_t)data_len;
     tuple_slab *slab = NULL;
-    sd_tuple *t = pool ? tuple_pool_alloc(pool, total, &slab) : malloc(total);
-    if (!t) {
+    void *mem = pool ? tuple_pool_alloc(pool, total, &slab) : malloc(total);
+    if (!mem) {
         log_error("tuple: out of memory allocating %zu bytes", total);
         return NULL;
     }
-    /* only the header is cleared: the arrays are always filled by the caller */
-    memset(t, 0, sizeof *t);
-    t->slab = slab;
-    atomic_init(&t->refs, 1);
-    t->nvalues = nvalues;
-    t->nanchors = nanchors;
-    t->data_len = data_len;
-    char *base = (char *)(t + 1);
-    t->values = (sd_value *)base;
-    t->anchors = (tuple_anchor *)(base + vals);
-    t->data = base + vals + anch;
-    return t;
+    /* the arrays are always filled by the caller */
+    return tuple_init(mem, slab, nvalues, nanchors, data_len);
 }
 
 sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
@@ -59,26 +48,14 @@ sd_tuple *tuple_new_in(tuple_pool *pool, const sd_value *values, size_t n, const
         log_error("tuple: %zu values / %zu anchors is too many", n, nanchors);
         return NULL;
     }
-    uint64_t data_len = 0;
-    for (size_t i = 0; i < n; i++)
-        if (values[i].type == SD_STRING || values[i].type == SD_BYTES) data_len += values[i].v.s.len;
+    uint32_t strings;
+    uint64_t data_len = tuple_data_len(values, n, &strings);
     if (data_len > UINT32_MAX) {
         log_error("tuple: %llu bytes of value data is too much", (unsigned long long)data_len);
         return NULL;
     }
     sd_tuple *t = tuple_alloc_in(pool, (uint16_t)n, (uint16_t)nanchors, (uint32_t)data_len);
-    if (!t) return NULL;
-    char *p = t->data;
-    for (size_t i = 0; i < n; i++) {
-        t->values[i] = values[i];
-        if (values[i].type == SD_STRING || values[i].type == SD_BYTES) {
-            uint32_t len = values[i].v.s.len;
-            if (len) memcpy(p, values[i].v.s.ptr, len);
-            t->values[i].v.s.ptr = p;
-            p += len;
-        }
-    }
-    if (nanchors) memcpy(t->anchors, anchors, nanchors * sizeof *anchors);
+    if (t) tuple_fill(t, values, n, strings, anchors, nanchors);
     return t;
 }
 
@@ -113,7 +90,7 @@ void tuple_releaser_flush(tuple_releaser *r) {
     r->n = 0;
 }
 
-void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r) {
+void tuple_unref_deferred_slow(sd_tuple *t, tuple_releaser *r) {
     if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -121,11 +98,9 @@ void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r) {
         free(t);
         return;
     }
-    if (t->slab != r->slab) {
-        tuple_releaser_flush(r);
-        r->slab = t->slab;
-    }
-    r->n++;
+    tuple_releaser_flush(r);
+    r->slab = t->slab;
+    r->n = 1;
 }
 
 int value_equal(const sd_value *a, const sd_value *b) {

@@ -13,7 +13,10 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
+
 #include "streamd/component.h"
+#include "tuple/tuple_pool.h"
 
 struct topo_stream;
 
@@ -60,6 +63,78 @@ sd_tuple *tuple_alloc_in(struct tuple_pool *pool, uint16_t nvalues, uint16_t nan
 sd_tuple *tuple_new_in(struct tuple_pool *pool, const sd_value *values, size_t n, const tuple_anchor *anchors,
                        size_t nanchors);
 
+/* Sets up the header of a tuple at mem (of slab, NULL for malloc) sized for
+ * nvalues values (<= SD_MAX_FIELDS), nanchors anchors (<= UINT16_MAX) and
+ * data_len bytes; refs = 1, every other field zero or NULL. */
+static inline sd_tuple *tuple_init(void *mem, struct tuple_slab *slab, size_t nvalues, size_t nanchors,
+                                   uint32_t data_len) {
+    sd_tuple *t = mem;
+    atomic_init(&t->refs, 1);
+    t->src_task = 0;
+    t->dest_task = 0;
+    t->stream_id = 0;
+    t->nvalues = (uint16_t)nvalues;
+    t->nanchors = (uint16_t)nanchors;
+    t->flags = 0;
+    t->data_len = data_len;
+    t->stream = NULL;
+    t->ack_xor = 0;
+    t->recv_ns = 0;
+    char *base = (char *)(t + 1);
+    t->values = (sd_value *)base;
+    t->anchors = (tuple_anchor *)(base + nvalues * sizeof(sd_value));
+    t->data = (char *)(t->anchors + nanchors);
+    t->slab = slab;
+    return t;
+}
+
+/* Bytes of string and bytes data in values (n <= SD_MAX_FIELDS), and in
+ * *strings a bit per such value: what tuple_fill copies. */
+static inline uint64_t tuple_data_len(const sd_value *values, size_t n, uint32_t *strings) {
+    _Static_assert(SD_MAX_FIELDS <= 32, "a bit per field");
+    uint64_t len = 0;
+    uint32_t mask = 0;
+    for (size_t i = 0; i < n; i++)
+        if (values[i].type == SD_STRING || values[i].type == SD_BYTES) {
+            len += values[i].v.s.len;
+            mask |= 1u << i;
+        }
+    *strings = mask;
+    return len;
+}
+
+/* Copies values (the strings and bytes that tuple_data_len found into t's
+ * data area) and anchors into t, allocated for them. */
+static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uint32_t strings,
+                              const tuple_anchor *anchors, size_t nanchors) {
+    sd_value *out = t->values;
+    for (size_t i = 0; i < n; i++) out[i] = values[i];
+    char *p = t->data;
+    for (; strings; strings &= strings - 1) {
+        int i = __builtin_ctz(strings);
+        uint32_t len = values[i].v.s.len;
+        if (len) memcpy(p, values[i].v.s.ptr, len);
+        out[i].v.s.ptr = p;
+        p += len;
+    }
+    for (size_t i = 0; i < nanchors; i++) t->anchors[i] = anchors[i];
+}
+
+/* tuple_new_in for the emit path, inline: the caller has checked n <=
+ * SD_MAX_FIELDS and nanchors <= UINT16_MAX, and data_len = tuple_data_len
+ * (values, n, &strings) <= UINT32_MAX. NULL when out of memory (not logged). */
+static inline sd_tuple *tuple_build_in(struct tuple_pool *pool, const sd_value *values, size_t n,
+                                       uint32_t data_len, uint32_t strings, const tuple_anchor *anchors,
+                                       size_t nanchors) {
+    size_t size = sizeof(sd_tuple) + n * sizeof(sd_value) + nanchors * sizeof(tuple_anchor) + data_len;
+    struct tuple_slab *slab;
+    void *mem = tuple_pool_alloc(pool, size, &slab);
+    if (!mem) return NULL;
+    sd_tuple *t = tuple_init(mem, slab, n, nanchors, data_len);
+    tuple_fill(t, values, n, strings, anchors, nanchors);
+    return t;
+}
+
 /* Deep copy with refs = 1 (used when a value must be owned separately). */
 sd_tuple *tuple_clone(const sd_tuple *t);
 
@@ -73,7 +148,13 @@ typedef struct tuple_releaser {
     struct tuple_slab *slab;
     int n;
 } tuple_releaser;
-void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r);
+void tuple_unref_deferred_slow(sd_tuple *t, tuple_releaser *r); /* what tuple_unref_deferred does not count */
+/* Inline: once per tuple executed. The common case, a tuple held only here
+ * from the slab of the run, counts it; the rest is tuple_unref_deferred_slow. */
+static inline void tuple_unref_deferred(sd_tuple *t, tuple_releaser *r) {
+    if (t->slab == r->slab && t->slab && atomic_load_explicit(&t->refs, memory_order_acquire) == 1) r->n++;
+    else tuple_unref_deferred_slow(t, r);
+}
 void tuple_releaser_flush(tuple_releaser *r);
 
 /* Field-wise equality of values (type and content); for tests and grouping. */

@@ -21,18 +21,11 @@ struct tuple_slab {
     _Alignas(64) char mem[];
 };
 
-struct tuple_pool {
-    _Atomic(tuple_slab *) returned; /* pushed by any thread, taken by the owner */
-    atomic_int nreturned;     /* about how many wait there: beyond SPARE_SLABS, freed instead */
-    atomic_int slabs;         /* slabs alive + 1 for the owner; frees the pool at 0 */
-    tuple_slab *current;
-    size_t used;              /* bytes carved from current */
-    int allocated;            /* tuples carved from current */
-    tuple_slab *spare;        /* owner only */
-    int nspare;
-};
-
 static const size_t payload = SLAB_BYTES - sizeof(tuple_slab);
+/* tuples above this come from malloc: they would waste slabs (tuple_pool_alloc
+ * tests the same bound) */
+_Static_assert(SLAB_BYTES / 4 == 16384, "tuple_pool_alloc's big-tuple bound");
+#define BIG_TUPLE (SLAB_BYTES / 4)
 
 /* every pool's slabs, for tuple_pool_slab_bytes (statistics and tests), and
  * those holding tuples (the worker's backpressure budget): busy counts a
@@ -101,6 +94,7 @@ static void retire_current(tuple_pool *p) {
     tuple_slab *s = p->current;
     if (!s) return;
     p->current = NULL;
+    p->next = p->end = NULL;
     /* its last release, here or on another thread, takes this back */
     atomic_fetch_add_explicit(&busy_bytes, SLAB_BYTES, memory_order_relaxed);
     int drop = LIVE_BIAS - p->allocated;
@@ -146,27 +140,26 @@ static tuple_slab *next_slab(tuple_pool *p) {
     }
     atomic_init(&s->live, LIVE_BIAS);
     s->next = NULL;
-    p->used = 0;
+    p->next = s->mem;
+    p->end = s->mem + payload;
     p->allocated = 0;
     return s;
 }
 
-void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab) {
+void *tuple_pool_alloc_slow(tuple_pool *p, size_t size, tuple_slab **slab) {
     size = (size + 15) & ~(size_t)15;
-    if (size > payload / 4) { /* big tuples would waste slabs */
+    if (size > BIG_TUPLE) {
         *slab = NULL;
         return malloc(size);
     }
-    tuple_slab *s = p->current;
-    if (!s || p->used + size > payload) {
+    if (!p->current || (size_t)(p->end - p->next) < size) {
         retire_current(p);
-        s = p->current = next_slab(p);
-        if (!s) return NULL;
+        if (!(p->current = next_slab(p))) return NULL;
     }
-    void *mem = s->mem + p->used;
-    p->used += size;
+    void *mem = p->next;
+    p->next += size;
     p->allocated++;
-    *slab = s;
+    *slab = p->current;
     return mem;
 }
 

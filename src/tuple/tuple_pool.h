@@ -20,14 +20,43 @@
 
 #include <stddef.h>
 
+#include <stdatomic.h>
+
 typedef struct tuple_pool tuple_pool;
 typedef struct tuple_slab tuple_slab;
 
+/* A pool, visible here only so that the common case of tuple_pool_alloc
+ * (room left in the current slab) inlines into the emit path; every field is
+ * tuple_pool.c's. */
+struct tuple_pool {
+    char *next;               /* owner: the next free byte of current */
+    char *end;                /* owner: the end of current's payload */
+    tuple_slab *current;      /* owner: the slab being carved, or NULL */
+    int allocated;            /* owner: tuples carved from current */
+    int nspare;               /* owner: slabs on spare */
+    tuple_slab *spare;        /* owner: slabs ready for reuse */
+    _Atomic(tuple_slab *) returned; /* pushed by any thread, taken by the owner */
+    atomic_int nreturned;     /* about how many wait there: beyond the spares kept, freed instead */
+    atomic_int slabs;         /* slabs alive + 1 for the owner; frees the pool at 0 */
+};
+
 tuple_pool *tuple_pool_new(void); /* NULL on allocation failure */
+/* Owner: the uncommon cases of tuple_pool_alloc (a new slab, a big tuple). */
+void *tuple_pool_alloc_slow(tuple_pool *p, size_t size, tuple_slab **slab);
 /* Owner: memory for one tuple of size bytes (16-byte aligned), and the slab
  * it lives in (*slab, to store in the tuple); NULL when out of memory. Sizes
- * above a slab's payload come from malloc with *slab = NULL. */
-void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab);
+ * above a quarter of a slab come from malloc with *slab = NULL. */
+static inline void *tuple_pool_alloc(tuple_pool *p, size_t size, tuple_slab **slab) {
+    size = (size + 15) & ~(size_t)15;
+    if (__builtin_expect((size_t)(p->end - p->next) >= size && size <= 16384, 1)) {
+        void *mem = p->next;
+        p->next += size;
+        p->allocated++;
+        *slab = p->current;
+        return mem;
+    }
+    return tuple_pool_alloc_slow(p, size, slab);
+}
 /* Owner: no more allocations. Slabs still holding tuples are freed when their
  * last tuple is; the pool itself once no slab remains. */
 void tuple_pool_close(tuple_pool *p);
