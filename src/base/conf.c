@@ -47,7 +47,7 @@ static const conf_key_info known[] = {
     {"topology.backpressure.low.watermark.bytes", "int", "2097152", "the spouts resume once the tuples alive in the worker take less than this (and the tuples waiting are under topology.backpressure.low.watermark)"},
     {"topology.debug", "bool", "false", "per-tuple debug logging (accepted and passed to workers; nothing acts on it yet)"},
     {"topology.chaining", "bool", "true", "a bolt whose only input is a forward grouping from a task in the same worker runs in that task's thread, without a queue"},
-    {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = the CPUs it may use (affinity, cgroup quota)"},
+    {"worker.executor.threads", "int", "0", "threads a worker runs its tasks on; 0 = its share of the CPUs it may use (affinity, divided among the topology's workers on its host, capped by its cgroup quota)"},
     {"worker.executor.slice.tuples", "int", "1024", "most tuples a task handles before the next task's turn on its thread"},
     {"worker.malloc.arenas", "int", "1", "malloc arenas a worker's threads share (glibc); more cost memory (each keeps its own peak), fewer cost some CPU where threads allocate at once; 0 = glibc's default (8 per core)"},
     {"worker.transfer.batch.bytes", "int", "65536", "bytes of tuples batched per destination worker before a send"},

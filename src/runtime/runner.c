@@ -12,7 +12,7 @@
 
 #define EXEC_OF(t) ((executor *)((char *)(t) - offsetof(executor, st)))
 
-int runner_threads(const conf *c) {
+int runner_threads(const conf *c, int sharing) {
     const char *env = getenv("STREAMD_EXECUTOR_THREADS");
     if (env && *env) {
         char *end;
@@ -21,7 +21,7 @@ int runner_threads(const conf *c) {
         log_warn("STREAMD_EXECUTOR_THREADS=%s is not a thread count from 1 to 4096; ignored", env);
     }
     int64_t n = conf_int_or(c, "worker.executor.threads", 0);
-    return n >= 1 ? (int)n : sched_default_threads();
+    return n >= 1 ? (int)n : sched_default_threads(sharing);
 }
 
 static void *thread_start(void *arg, int index) {

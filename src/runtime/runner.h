@@ -17,9 +17,10 @@
 #include "runtime/runtime.h"
 
 /* The pool size for this worker: the conf's worker.executor.threads (0:
- * the CPUs this process may use), overridden by the environment variable
+ * its share of the CPUs, sched_default_threads, with sharing = the
+ * topology's workers on this host), overridden by the environment variable
  * STREAMD_EXECUTOR_THREADS when set (test runs). At least 1. */
-int runner_threads(const conf *c);
+int runner_threads(const conf *c, int sharing);
 
 /* Hands every executor of rt to a pool of nthreads threads and starts it.
  * 0, or a negative errno (logged). */

@@ -446,10 +446,11 @@ static int cgroup_cpus(void) {
     return best;
 }
 
-int sched_default_threads(void) {
+int sched_default_threads(int sharing) {
     int n = 0;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+    if (sharing > 1) n /= sharing;
     if (n < 1) n = 1;
     int q = cgroup_cpus();
     if (q > 0 && q < n) n = q;

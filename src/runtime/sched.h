@@ -90,8 +90,10 @@ void sched_free(sched *s); /* after sched_stop */
 /* now, CLOCK_MONOTONIC, in ns */
 int64_t sched_now_ns(void);
 
-/* The CPUs this process may use: its affinity mask, capped by its cgroup's
- * cpu.max quota (rounded up). At least 1. */
-int sched_default_threads(void);
+/* The CPUs this process may use: its affinity mask, divided among the
+ * sharing processes that run beside it on those CPUs (a topology's workers
+ * on one host: more threads than cores only wait for one another), capped
+ * by its cgroup's cpu.max quota (rounded up). At least 1. */
+int sched_default_threads(int sharing);
 
 #endif

@@ -692,9 +692,18 @@ static void free_worker(worker *w) {
     OPENSSL_cleanse(w->key, sizeof w->key);
 }
 
+/* this topology's workers on this worker's host, itself included: they
+ * share its CPUs */
+static int workers_on_my_host(const worker *w) {
+    int n = 0;
+    for (int i = 0; i < w->rt.nworkers; i++)
+        if (strcmp(w->peers[i].host, w->peers[w->rt.worker_index].host) == 0) n++;
+    return n;
+}
+
 static void start_executors(worker *w) {
     atomic_store(&w->rt.active, !w->start_inactive);
-    int threads = runner_threads(w->conf);
+    int threads = runner_threads(w->conf, workers_on_my_host(w));
     if (runner_start(&w->rt, threads) != 0) {
         begin_stop(w, "the executor threads failed to start");
         return;

@@ -129,3 +129,27 @@ def test_ticks_and_acks_not_starved_on_one_thread(streamd, tmp_path):
     assert comps["gen"]["failed"] == 0, comps    # no tree waited 3 s for the acker
     ticks = [r for r in read_jsonl(sink) if r.get("__tick")]
     assert 3 <= len(ticks) <= 7, f"{len(ticks)} ticks in 6 s"
+
+
+def test_workers_on_one_host_share_its_cpus(streamd, tmp_path):
+    """Without worker.executor.threads, a topology's workers on one host
+    split its CPUs among their pools (more threads than cores would only
+    wait for one another); a worker alone on its host takes them all."""
+    cpus = len(os.sched_getaffinity(0))
+    forced = os.environ.get("STREAMD_EXECUTOR_THREADS")  # tools/test --threads
+    for workers in (1, 2):
+        topo = {
+            "name": f"share{workers}",
+            "workers": workers,
+            "spouts": [{"id": "gen", "class": "bench_spout", "parallelism": workers,
+                        "args": {"limit": 1000, "ack": True}}],
+            "bolts": [{"id": "sink", "class": "null_sink", "parallelism": workers,
+                       "inputs": [{"from": "gen", "grouping": "shuffle"}]}],
+        }
+        res = streamd.run(topo, timeout=60)
+        assert res.returncode == 0, res.explain()
+        logs = "".join(p.read_text(errors="replace") for p in Path(res.local_dir).rglob("*.log"))
+        counts = [m.group(1) for line in logs.splitlines() if f"topology=share{workers}-" in line
+                  for m in [re.search(r"worker started: \d+ tasks on (\d+) executor threads", line)] if m]
+        expect = int(forced) if forced else max(1, cpus // workers)
+        assert counts == [str(expect)] * workers, f"{workers} worker(s) on {cpus} CPUs: {counts}\n{res.explain()}"

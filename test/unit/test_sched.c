@@ -2,6 +2,7 @@
  * starved by data, timers, no lost notify, an idle pool asleep, no wake-up
  * for a thread's own requeued task, held wake-ups sent on release. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -257,9 +258,20 @@ static void test_held_wakeups_sent_on_release(void **state) {
 
 static void test_default_threads(void **state) {
     (void)state;
-    int n = sched_default_threads();
+    int n = sched_default_threads(1);
     assert_true(n >= 1);
     assert_true(n <= sysconf(_SC_NPROCESSORS_CONF));
+    /* workers beside it on the same CPUs take their shares; the cgroup
+     * quota, if any, still caps what is left */
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    int cpus = CPU_COUNT(&set);
+    for (int sharing = 2; sharing <= 5; sharing++) {
+        int share = cpus / sharing > 0 ? cpus / sharing : 1;
+        assert_int_equal(sched_default_threads(sharing), share < n ? share : n);
+    }
+    assert_int_equal(sched_default_threads(100000), 1);
+    assert_int_equal(sched_default_threads(0), n);
 }
 
 int main(void) {
