@@ -44,7 +44,7 @@ static void bench_codec(long n) {
     uint8_t buf[256];
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-        t->values[1].v.i = i;
+        tuple_values(t)[1].v.i = i;
         codec_encode(t, buf);
         sd_tuple *d;
         if (codec_decode(buf, sz, NULL, &d) != CODEC_OK) exit(1);

@@ -201,8 +201,8 @@ int sd_emit_last_tasks(sd_collector *col, int *tasks, int max) {
 /* one acking record per distinct root of t, for that root's acker */
 static void send_to_ackers(executor *ex, sd_tuple *t, int stream_id, uint32_t kind) {
     for (uint16_t i = 0; i < t->nanchors; i++) {
-        uint64_t root = t->anchors[i].root;
-        uint64_t xor = kind == ACKREC_ACK ? t->anchors[i].edge ^ t->ack_xor : 0;
+        uint64_t root = tuple_anchors(t)[i].root;
+        uint64_t xor = kind == ACKREC_ACK ? tuple_anchors(t)[i].edge ^ t->ack_xor : 0;
         emit_ack_record(ex, stream_id, emit_acker_task(ex->rt, root), kind, root, xor, 0);
     }
 }

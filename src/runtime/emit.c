@@ -109,7 +109,7 @@ static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
         const sd_tuple *t = ts[i];
         if (!(t->flags & TUPLE_F_UNSENT)) continue;
         for (uint16_t k = 0; k < t->nanchors; k++) {
-            uint64_t root = t->anchors[k].root;
+            uint64_t root = tuple_anchors(t)[k].root;
             if (spout) emit_ack_record(ex, ex->sid_ack_done, ex->task, ACKREC_DONE_FAIL, root, 0, 0);
             else emit_ack_record(ex, ex->sid_ack_fail, emit_acker_task(rt, root), ACKREC_FAIL, root, 0, 0);
         }
@@ -235,9 +235,9 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
         in->ack_xor ^= edge;
         for (uint16_t k = 0; k < in->nanchors; k++) {
             size_t j = 0;
-            while (j < n && out[j].root != in->anchors[k].root) j++;
+            while (j < n && out[j].root != tuple_anchors(in)[k].root) j++;
             if (j == n) {
-                out[n].root = in->anchors[k].root;
+                out[n].root = tuple_anchors(in)[k].root;
                 out[n++].edge = 0;
             }
             out[j].edge ^= edge;

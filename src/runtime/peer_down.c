@@ -54,7 +54,7 @@ void peer_down_fail_unsent(const worker_rt *rt, struct tuple_pool *pool, int pee
                                   : topology_stream(topo, sc->index, TOPO_STREAM_ACK_FAIL);
     if (!st) return;
     for (uint16_t k = 0; k < t->nanchors; k++) {
-        uint64_t root = t->anchors[k].root;
+        uint64_t root = tuple_anchors(t)[k].root;
         int acker = emit_acker_task(rt, root);
         if (rt->task_worker[acker] == peer) continue; /* lost with it: the spouts were told */
         sd_tuple *f;

@@ -17,15 +17,15 @@ sd_tuple *ackpkt_new(struct tuple_pool *pool, const ackrec *recs, size_t n) {
     uint32_t len = (uint32_t)(n * ACKPKT_REC_BYTES);
     sd_tuple *t = tuple_alloc_in(pool, 1, 0, len);
     if (!t) return NULL;
-    uint8_t *p = (uint8_t *)t->data;
+    uint8_t *p = (uint8_t *)tuple_data(t);
     for (size_t i = 0; i < n; i++) ackpkt_put(p + i * ACKPKT_REC_BYTES, &recs[i]);
-    t->values[0] = sd_bytes(p, len);
+    tuple_values(t)[0] = sd_bytes(p, len);
     return t;
 }
 
 int ackpkt_count(const sd_tuple *t) {
-    if (t->nvalues != 1 || t->values[0].type != SD_BYTES) return -1;
-    uint32_t len = t->values[0].v.s.len;
+    if (t->nvalues != 1 || tuple_values(t)[0].type != SD_BYTES) return -1;
+    uint32_t len = tuple_values(t)[0].v.s.len;
     if (len == 0 || len % ACKPKT_REC_BYTES != 0 || len / ACKPKT_REC_BYTES > ACKPKT_MAX_RECS) return -1;
     return (int)(len / ACKPKT_REC_BYTES);
 }

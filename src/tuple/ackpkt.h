@@ -71,7 +71,7 @@ static inline uint32_t ackpkt_le32(const uint8_t *p) {
 
 /* Record i of a packet whose ackpkt_count is above i. */
 static inline void ackpkt_get(const sd_tuple *t, int i, ackrec *r) {
-    const uint8_t *p = (const uint8_t *)t->values[0].v.s.ptr + (size_t)i * ACKPKT_REC_BYTES;
+    const uint8_t *p = (const uint8_t *)tuple_values(t)[0].v.s.ptr + (size_t)i * ACKPKT_REC_BYTES;
     r->root = ackpkt_le64(p);
     r->xor = ackpkt_le64(p + 8);
     r->task = (int32_t)ackpkt_le32(p + 16);
@@ -80,7 +80,7 @@ static inline void ackpkt_get(const sd_tuple *t, int i, ackrec *r) {
 
 /* The root of record i (for loading what it will touch ahead of it). */
 static inline uint64_t ackpkt_get_root(const sd_tuple *t, int i) {
-    return ackpkt_le64((const uint8_t *)t->values[0].v.s.ptr + (size_t)i * ACKPKT_REC_BYTES);
+    return ackpkt_le64((const uint8_t *)tuple_values(t)[0].v.s.ptr + (size_t)i * ACKPKT_REC_BYTES);
 }
 
 /* Writes r at p in the record layout (ACKPKT_REC_BYTES bytes). */

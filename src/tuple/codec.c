@@ -63,7 +63,7 @@ const char *codec_strerror(int err) {
 size_t codec_encoded_size(const sd_tuple *t) {
     size_t n = CODEC_HEADER_BYTES + (size_t)t->nanchors * 16 + t->nvalues;
     for (uint16_t i = 0; i < t->nvalues; i++) {
-        const sd_value *v = &t->values[i];
+        const sd_value *v = &tuple_values(t)[i];
         switch (v->type) {
         case SD_NULL: break;
         case SD_BOOL: n += 1; break;
@@ -87,16 +87,16 @@ size_t codec_encode(const sd_tuple *t, uint8_t *out) {
     p += CODEC_HEADER_BYTES;
     if (CODEC_LE && sizeof(tuple_anchor) == 16) {
         /* the in-memory anchor array already is the wire layout */
-        memcpy(p, t->anchors, (size_t)t->nanchors * 16);
+        memcpy(p, tuple_anchors(t), (size_t)t->nanchors * 16);
         p += (size_t)t->nanchors * 16;
     } else {
         for (uint16_t i = 0; i < t->nanchors; i++, p += 16) {
-            put64(p, t->anchors[i].root);
-            put64(p + 8, t->anchors[i].edge);
+            put64(p, tuple_anchors(t)[i].root);
+            put64(p + 8, tuple_anchors(t)[i].edge);
         }
     }
     for (uint16_t i = 0; i < t->nvalues; i++) {
-        const sd_value *v = &t->values[i];
+        const sd_value *v = &tuple_values(t)[i];
         *p++ = (uint8_t)v->type;
         switch (v->type) {
         case SD_NULL: break;
@@ -181,12 +181,12 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
     t->flags = get16(buf + 10) & (uint16_t) ~(TUPLE_F_DONE | TUPLE_F_UNSENT); /* a holder's own state, never sent */
     t->stream = topo ? &topo->streams[stream_id] : NULL;
     for (uint16_t i = 0; i < nanchors; i++, off += 16) {
-        t->anchors[i].root = get64(buf + off);
-        t->anchors[i].edge = get64(buf + off + 8);
+        tuple_anchors(t)[i].root = get64(buf + off);
+        tuple_anchors(t)[i].edge = get64(buf + off + 8);
     }
-    char *data = t->data;
+    char *data = tuple_data(t);
     for (uint16_t i = 0; i < nvalues; i++) {
-        sd_value *v = &t->values[i];
+        sd_value *v = &tuple_values(t)[i];
         v->type = (sd_type)buf[off++];
         switch (v->type) {
         case SD_NULL: v->v.i = 0; break;

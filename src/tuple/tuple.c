@@ -60,7 +60,7 @@ sd_tuple *tuple_new_in(tuple_pool *pool, const sd_value *values, size_t n, const
 }
 
 sd_tuple *tuple_clone(const sd_tuple *t) {
-    sd_tuple *c = tuple_new(t->values, t->nvalues, t->anchors, t->nanchors);
+    sd_tuple *c = tuple_new(tuple_values(t), t->nvalues, tuple_anchors(t), t->nanchors);
     if (!c) return NULL;
     c->src_task = t->src_task;
     c->dest_task = t->dest_task;
@@ -222,7 +222,7 @@ uint64_t value_hash(const sd_value *v, uint64_t seed) {
 size_t sd_tuple_size(const sd_tuple *t) { return t->nvalues; }
 
 const sd_value *sd_tuple_get(const sd_tuple *t, size_t i) {
-    return i < t->nvalues ? &t->values[i] : NULL;
+    return i < t->nvalues ? &tuple_values(t)[i] : NULL;
 }
 
 const sd_value *sd_tuple_field(const sd_tuple *t, const char *name) {

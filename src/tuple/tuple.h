@@ -41,11 +41,18 @@ struct sd_tuple {
      * sent to the acker when it is acked. Touched only by the owning executor. */
     uint64_t ack_xor;
     int64_t recv_ns;           /* when it entered the executor, for latency */
-    sd_value *values;          /* points into this allocation */
-    tuple_anchor *anchors;     /* points into this allocation */
-    char *data;                /* points into this allocation */
     struct tuple_slab *slab;   /* the pool slab it lives in, or NULL (malloc) */
+    /* then values[nvalues], anchors[nanchors] and the data area: found from
+     * the counts (tuple_values and the next two), not stored, so that a
+     * tuple spans fewer cache lines */
 };
+
+/* The trailing arrays of t (see the header comment). */
+static inline sd_value *tuple_values(const sd_tuple *t) { return (sd_value *)(t + 1); }
+static inline tuple_anchor *tuple_anchors(const sd_tuple *t) {
+    return (tuple_anchor *)(tuple_values(t) + t->nvalues);
+}
+static inline char *tuple_data(const sd_tuple *t) { return (char *)(tuple_anchors(t) + t->nanchors); }
 
 #define TUPLE_F_TICK 0x1
 #define TUPLE_F_DONE 0x2  /* acked or failed by the bolt holding it */
@@ -80,10 +87,6 @@ static inline sd_tuple *tuple_init(void *mem, struct tuple_slab *slab, size_t nv
     t->stream = NULL;
     t->ack_xor = 0;
     t->recv_ns = 0;
-    char *base = (char *)(t + 1);
-    t->values = (sd_value *)base;
-    t->anchors = (tuple_anchor *)(base + nvalues * sizeof(sd_value));
-    t->data = (char *)(t->anchors + nanchors);
     t->slab = slab;
     return t;
 }
@@ -107,9 +110,9 @@ static inline uint64_t tuple_data_len(const sd_value *values, size_t n, uint32_t
  * data area) and anchors into t, allocated for them. */
 static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uint32_t strings,
                               const tuple_anchor *anchors, size_t nanchors) {
-    sd_value *out = t->values;
+    sd_value *out = tuple_values(t);
     for (size_t i = 0; i < n; i++) out[i] = values[i];
-    char *p = t->data;
+    char *p = tuple_data(t);
     for (; strings; strings &= strings - 1) {
         int i = __builtin_ctz(strings);
         uint32_t len = values[i].v.s.len;
@@ -117,7 +120,8 @@ static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uin
         out[i].v.s.ptr = p;
         p += len;
     }
-    for (size_t i = 0; i < nanchors; i++) t->anchors[i] = anchors[i];
+    tuple_anchor *anc = tuple_anchors(t);
+    for (size_t i = 0; i < nanchors; i++) anc[i] = anchors[i];
 }
 
 /* tuple_new_in for the emit path, inline: the caller has checked n <=

@@ -43,10 +43,10 @@ static void assert_tuples_equal(const sd_tuple *a, const sd_tuple *b) {
     assert_int_equal(a->flags, b->flags);
     assert_int_equal(a->nvalues, b->nvalues);
     assert_int_equal(a->nanchors, b->nanchors);
-    for (int i = 0; i < a->nvalues; i++) assert_true(value_equal(&a->values[i], &b->values[i]));
+    for (int i = 0; i < a->nvalues; i++) assert_true(value_equal(&tuple_values(a)[i], &tuple_values(b)[i]));
     for (int i = 0; i < a->nanchors; i++) {
-        assert_true(a->anchors[i].root == b->anchors[i].root);
-        assert_true(a->anchors[i].edge == b->anchors[i].edge);
+        assert_true(tuple_anchors(a)[i].root == tuple_anchors(b)[i].root);
+        assert_true(tuple_anchors(a)[i].edge == tuple_anchors(b)[i].edge);
     }
 }
 
@@ -57,13 +57,13 @@ static void test_tuple_new_copies(void **state) {
     sd_tuple *t = tuple_new(&v, 1, NULL, 0);
     assert_non_null(t);
     buf[0] = 'X';
-    assert_memory_equal(t->values[0].v.s.ptr, "mutable", 7);
+    assert_memory_equal(tuple_values(t)[0].v.s.ptr, "mutable", 7);
     /* data lives inside the one allocation */
-    assert_true(t->values[0].v.s.ptr >= (const char *)t && t->values[0].v.s.ptr < (const char *)(t + 1) + 64);
+    assert_true(tuple_values(t)[0].v.s.ptr >= (const char *)t && tuple_values(t)[0].v.s.ptr < (const char *)(t + 1) + 64);
     sd_tuple *c = tuple_clone(t);
     assert_non_null(c);
     assert_tuples_equal(t, c);
-    assert_ptr_not_equal(c->values[0].v.s.ptr, t->values[0].v.s.ptr);
+    assert_ptr_not_equal(tuple_values(c)[0].v.s.ptr, tuple_values(t)[0].v.s.ptr);
     tuple_ref(t);
     tuple_unref(t);
     tuple_unref(t);
@@ -83,8 +83,8 @@ static void test_accessors(void **state) {
     assert_string_equal(sd_tuple_stream(t), "default");
     assert_null(sd_tuple_field(t, "word")); /* no stream resolved */
     t->stream = &test_streams[0];
-    assert_ptr_equal(sd_tuple_field(t, "count"), &t->values[1]);
-    assert_ptr_equal(sd_tuple_field(t, "word"), &t->values[0]);
+    assert_ptr_equal(sd_tuple_field(t, "count"), &tuple_values(t)[1]);
+    assert_ptr_equal(sd_tuple_field(t, "word"), &tuple_values(t)[0]);
     assert_null(sd_tuple_field(t, "nope"));
     assert_string_equal(sd_tuple_field_name(t, 1), "count");
     assert_null(sd_tuple_field_name(t, 2));

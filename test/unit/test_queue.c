@@ -26,7 +26,7 @@ static int drain(queue *q, int64_t *next, int64_t timeout) {
     for (tuple_batch *b = queue_pop_all(q, timeout); b;) {
         tuple_batch *n = b->next;
         for (uint32_t i = 0; i < b->n; i++) {
-            assert_int_equal(b->items[i]->values[0].v.i, *next);
+            assert_int_equal(tuple_values(b->items[i])[0].v.i, *next);
             (*next)++;
             got++;
         }
@@ -119,7 +119,7 @@ static void several_producers(bool bounded) {
         for (tuple_batch *b = queue_pop_all(q, 1000000); b;) {
             tuple_batch *n = b->next;
             for (uint32_t i = 0; i < b->n; i++) {
-                int64_t v = b->items[i]->values[0].v.i;
+                int64_t v = tuple_values(b->items[i])[0].v.i;
                 int p = (int)(v / 1000000);
                 assert_true(p >= 0 && p < NPROD);
                 assert_int_equal(v % 1000000, next[p]);

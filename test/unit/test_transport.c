@@ -94,8 +94,8 @@ static int deliver(void *arg, sd_tuple *t) {
         pthread_mutex_unlock(&n->mu);
         return -1;
     }
-    int src = (int)t->values[0].v.i;
-    int64_t seq = t->values[1].v.i;
+    int src = (int)tuple_values(t)[0].v.i;
+    int64_t seq = tuple_values(t)[1].v.i;
     if (src < 0 || src > 1 || seq != n->next_seq[src] || t->stream != &test_stream || t->dest_task != 100 + n->index)
         n->order_errors++;
     else n->next_seq[src]++;
@@ -447,7 +447,7 @@ static void count_unsent(void *arg, int peer, const sd_tuple *t) {
     node *n = arg;
     pthread_mutex_lock(&n->mu);
     n->unsent++;
-    if (peer != 1 || t->nanchors != 1 || t->anchors[0].root != (uint64_t)(t->values[1].v.i + 1000))
+    if (peer != 1 || t->nanchors != 1 || tuple_anchors(t)[0].root != (uint64_t)(tuple_values(t)[1].v.i + 1000))
         n->unsent_errors++;
     pthread_mutex_unlock(&n->mu);
 }

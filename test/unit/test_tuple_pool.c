@@ -35,8 +35,8 @@ static void test_values_survive_and_slabs_are_reused(void **s) {
     int slabs_seen = 1;
     for (int64_t i = 1; i < 20000; i++) {
         sd_tuple *t = make(p, i);
-        assert_int_equal(t->values[0].v.i, i);
-        assert_int_equal(t->values[1].v.s.len, 100);
+        assert_int_equal(tuple_values(t)[0].v.i, i);
+        assert_int_equal(tuple_values(t)[1].v.s.len, 100);
         assert_int_equal(((uintptr_t)t) % 16, 0);
         /* a new slab starts, or the same one is carved again from its start */
         if (t->slab != slab || (const char *)t <= prev) {
@@ -65,7 +65,7 @@ static void *consume(void *a) {
     while (c->got < 100000 && now_ns() < deadline) {
         for (tuple_batch *b = queue_pop_all(c->q, 1000000); b;) {
             tuple_batch *n = b->next;
-            for (uint32_t i = 0; i < b->n; i++) assert_int_equal(b->items[i]->values[0].v.i, c->got++);
+            for (uint32_t i = 0; i < b->n; i++) assert_int_equal(tuple_values(b->items[i])[0].v.i, c->got++);
             tuple_batch_free(b); /* frees on this thread: slabs go home */
             b = n;
         }
@@ -97,7 +97,7 @@ static void test_close_with_tuples_alive(void **s) {
     for (int i = 0; i < 1000; i++) keep[i] = make(p, i);
     tuple_pool_close(p); /* the owner goes away first */
     for (int i = 0; i < 1000; i++) {
-        assert_int_equal(keep[i]->values[0].v.i, i);
+        assert_int_equal(tuple_values(keep[i])[0].v.i, i);
         tuple_unref(keep[i]); /* the last one frees the pool (ASan/LSan check) */
     }
 }
@@ -130,8 +130,8 @@ static double held_per_kept_byte(int keep, size_t *kept_bytes) {
     size_t held = tuple_pool_slab_bytes() - before, data = 0;
     for (int i = 0; i < nkept; i++) {
         const sd_tuple *t = kept[i];
-        assert_int_equal(t->values[0].v.i, (int64_t)i * EVERY);
-        assert_int_equal(t->values[1].v.s.len, 100);
+        assert_int_equal(tuple_values(t)[0].v.i, (int64_t)i * EVERY);
+        assert_int_equal(tuple_values(t)[1].v.s.len, 100);
         data += sizeof *t + t->nvalues * sizeof(sd_value) + t->nanchors * sizeof(tuple_anchor) + t->data_len;
         if (!t->slab) held += malloc_usable_size(kept[i]);
     }
@@ -173,8 +173,8 @@ static void test_keep_copies_ack_state(void **s) {
     assert_int_equal(k->ack_xor, 0x1234);
     assert_int_equal(k->src_task, 3);
     assert_int_equal(k->nanchors, 1);
-    assert_int_equal(k->anchors[0].root, 77);
-    assert_memory_equal(k->values[0].v.s.ptr, "abc", 3);
+    assert_int_equal(tuple_anchors(k)[0].root, 77);
+    assert_memory_equal(tuple_values(k)[0].v.s.ptr, "abc", 3);
     sd_tuple *again = sd_tuple_keep(k);
     assert_ptr_equal(again, k);
     sd_tuple_release(again);
