@@ -271,6 +271,20 @@ static int emit_error(executor *ex, const char *fmt, ...) {
     return -1;
 }
 
+/* Remembers a stream whose emits all go to one chained task: one target
+ * component whose grouping always picks the task chained to ex (forward
+ * from its task index, local-or-shuffle to the local task chained to it).
+ * Chains are fixed once the chain's tasks have opened, before any emit. */
+static __attribute__((noinline)) void chain_learn(executor *ex, const stream_routes *sr, int stream_id, int ndest) {
+    if (sr->ntargets != 1 || ndest != 1) return;
+    int g = sr->targets[0].input->grouping;
+    if (g != GROUP_FORWARD && g != GROUP_LOCAL_OR_SHUFFLE) return;
+    int task = ex->th->dests[0];
+    if (ex->rt->task_worker[task] != ex->rt->worker_index || ex->rt->task_exec[task]->chain_prev != ex) return;
+    ex->chain_task = task;
+    ex->chain_stream = stream_id;
+}
+
 /* The uncommon emits, off the common path: values that do not match the
  * stream, and direct emits. Fills th->dests for a valid direct emit and
  * returns the number of destinations, or -1 (logged). */
@@ -300,9 +314,14 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
     const stream_routes *sr = &rt->routes[stream_id];
     int ndest = 0;
     if (__builtin_expect((int)n == st->nfields && !st->direct && direct_task == 0, 1)) {
-        /* dests has room for every task of every subscriber (routes_build) */
-        for (int i = 0; i < sr->ntargets; i++)
-            ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
+        if (stream_id == ex->chain_stream) {
+            th->dests[ndest++] = ex->chain_task;
+        } else {
+            /* dests has room for every task of every subscriber (routes_build) */
+            for (int i = 0; i < sr->ntargets; i++)
+                ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
+            if (rt->nchained && ex->chain_stream < 0) chain_learn(ex, sr, stream_id, ndest);
+        }
     } else if ((ndest = emit_dests_checked(ex, st, sr, direct_task, n)) < 0) {
         return -1;
     }

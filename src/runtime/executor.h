@@ -99,6 +99,10 @@ typedef struct executor {
     int nowned;
     int last_stream_id;           /* the stream last emitted on (-1: none yet) */
     int default_stream_id;        /* the component's default stream (-1: it has none) */
+    /* a stream whose every emit goes to one task chained to this one
+     * (a forward or local-or-shuffle grouping: emit.c skips choosing), and
+     * that task; -1 while none is known */
+    int chain_stream, chain_task;
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */
