@@ -213,8 +213,11 @@ void frame_reader_free(frame_reader *r) {
 int frame_reader_room(frame_reader *r, size_t want, uint8_t **out, size_t *room) {
     if (r->start == r->len) {
         r->start = r->len = 0;
-    } else if (r->start > 0 && r->len + want > r->cap) {
-        /* reclaim the consumed prefix before growing */
+    } else if (r->start > 0 && r->len + want > r->cap && r->start >= r->len - r->start) {
+        /* reclaim the consumed prefix before growing, when it is at least
+         * as big as what is moved: a reader holding much unconsumed input
+         * (its destination paused) would otherwise move all of it on every
+         * read; so each byte is moved about once */
         memmove(r->buf, r->buf + r->start, r->len - r->start);
         r->len -= r->start;
         r->start = 0;
