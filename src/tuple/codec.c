@@ -87,7 +87,7 @@ size_t codec_encode(const sd_tuple *t, uint8_t *out) {
     p += CODEC_HEADER_BYTES;
     if (CODEC_LE && sizeof(tuple_anchor) == 16) {
         /* the in-memory anchor array already is the wire layout */
-        memcpy(p, tuple_anchors(t), (size_t)t->nanchors * 16);
+        if (t->nanchors) memcpy(p, tuple_anchors(t), (size_t)t->nanchors * 16); /* acking off: none */
         p += (size_t)t->nanchors * 16;
     } else {
         for (uint16_t i = 0; i < t->nanchors; i++, p += 16) {
