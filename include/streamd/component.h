@@ -68,6 +68,9 @@ typedef struct sd_tuple sd_tuple;
 SD_API size_t sd_tuple_size(const sd_tuple *t);
 /* NULL when i is out of range */
 SD_API const sd_value *sd_tuple_get(const sd_tuple *t, size_t i);
+/* all sd_tuple_size(t) values in field order (Storm's getValues()), valid
+ * as long as t is: a bolt passes them to sd_emit to forward a tuple as is */
+SD_API const sd_value *sd_tuple_values(const sd_tuple *t);
 /* by declared field name of the tuple's stream; NULL when unknown */
 SD_API const sd_value *sd_tuple_field(const sd_tuple *t, const char *name);
 /* name of field i of the tuple's stream; NULL when out of range */

@@ -43,13 +43,9 @@ extern const sd_component_def builtin_pass_through_def;
 extern const sd_component_def builtin_null_sink_def;
 extern const sd_component_def builtin_fail_randomly_def;
 
-/* copies input's values and emits them anchored to it on the default stream */
+/* emits input's values anchored to it on the default stream */
 static int reemit(sd_collector *col, sd_tuple *input) {
-    sd_value vals[SD_MAX_FIELDS];
-    size_t n = sd_tuple_size(input);
-    if (n > SD_MAX_FIELDS) n = SD_MAX_FIELDS; /* the runtime never builds more */
-    for (size_t i = 0; i < n; i++) vals[i] = *sd_tuple_get(input, i);
-    return sd_emit(col, NULL, &input, 1, vals, n);
+    return sd_emit(col, NULL, &input, 1, sd_tuple_values(input), sd_tuple_size(input));
 }
 
 /* cleanup of components whose state is one plain allocation */

@@ -225,6 +225,8 @@ const sd_value *sd_tuple_get(const sd_tuple *t, size_t i) {
     return i < t->nvalues ? &tuple_values(t)[i] : NULL;
 }
 
+const sd_value *sd_tuple_values(const sd_tuple *t) { return tuple_values(t); }
+
 const sd_value *sd_tuple_field(const sd_tuple *t, const char *name) {
     if (!t->stream || !name) return NULL;
     /* a linear scan: at most SD_MAX_FIELDS short names */

@@ -75,6 +75,7 @@ static void record(sd_collector *col, const sd_value *v, size_t n, bool has_id, 
 
 size_t sd_tuple_size(const sd_tuple *t) { return t->n; }
 const sd_value *sd_tuple_get(const sd_tuple *t, size_t i) { return i < t->n ? &t->v[i] : NULL; }
+const sd_value *sd_tuple_values(const sd_tuple *t) { return t->v; }
 const char *sd_tuple_field_name(const sd_tuple *t, size_t i) { return i < t->n ? t->names[i] : NULL; }
 const sd_value *sd_tuple_field(const sd_tuple *t, const char *name) {
     for (size_t i = 0; i < t->n; i++)

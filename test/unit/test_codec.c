@@ -89,6 +89,12 @@ static void test_accessors(void **state) {
     assert_string_equal(sd_tuple_field_name(t, 1), "count");
     assert_null(sd_tuple_field_name(t, 2));
     assert_null(sd_tuple_get(t, 2));
+    /* all values at once, in field order, where sd_tuple_get finds them */
+    const sd_value *all = sd_tuple_values(t);
+    assert_ptr_equal(&all[0], sd_tuple_get(t, 0));
+    assert_ptr_equal(&all[1], sd_tuple_get(t, 1));
+    assert_memory_equal(all[0].v.s.ptr, "cat", 3);
+    assert_int_equal(all[1].v.i, 5);
     assert_int_equal(sd_tuple_source_task(t), 3);
     assert_false(sd_tuple_is_tick(t));
     t->flags = TUPLE_F_TICK;
