@@ -103,6 +103,17 @@ def wait_for(cond, timeout, interval=0.1, what="condition"):
         time.sleep(interval)
 
 
+def process_exited(pid):
+    """True when pid has exited: gone, or a zombie its parent has not reaped
+    (it may be reaped between any check and a read of /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2:].split()[0] == "Z"
+    except (OSError, ValueError):
+        return True
+
+
 def worker_pids(local_pid):
     """pids of live `--role=worker` processes whose parent is local_pid."""
     pids = []

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import read_jsonl, wait_for, worker_pids
+from conftest import process_exited, read_jsonl, wait_for, worker_pids
 
 
 def marker_topology(src, sink, marker, workers=2, hang=False, config=None):
@@ -69,8 +69,7 @@ def test_cleanup_that_never_returns_is_cut_off(streamd, tmp_path):
     os.kill(proc.pid, signal.SIGINT)
 
     def gone():
-        return all(not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z"
-                   for p in workers)
+        return all(process_exited(p) for p in workers)
     wait_for(gone, timeout_secs + 10, interval=0.05, what="the workers gone")
     took = time.monotonic() - t0
     assert took <= timeout_secs + 2, f"workers gone after {took:.1f} s"

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from conftest import read_jsonl, wait_for, worker_pids
+from conftest import process_exited, read_jsonl, wait_for, worker_pids
 
 
 def slow_topology(src, sink):
@@ -34,8 +34,7 @@ def test_ctrl_c_stops_gracefully(streamd, tmp_path):
     res = streamd.finish(proc, timeout=30)
     assert res.returncode == 0, res.explain()
     for pid in workers:
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", \
-            f"worker {pid} outlived streamd"
+        assert process_exited(pid), f"worker {pid} outlived streamd"
     logs = res.worker_logs()
     # each worker was asked to stop, drained, and ended on its own (no SIGKILL)
     assert logs.count("stopping (asked by the node)") == 2, logs
