@@ -13,7 +13,8 @@
  * does not block the thread: its batch, and every later one, is kept on the
  * executor's stalled list until the consumer makes room (the slices run no
  * component code meanwhile). The per-tuple path (route_tuple, bolt_anchors)
- * stays in this file so it inlines.
+ * stays in this file so it inlines; emit_chained is the short path of
+ * a chain without ackers.
  */
 #include "runtime/emit.h"
 
@@ -282,7 +283,20 @@ static __attribute__((noinline)) void chain_learn(executor *ex, const stream_rou
     int task = ex->th->dests[0];
     if (ex->rt->task_worker[task] != ex->rt->worker_index || ex->rt->task_exec[task]->chain_prev != ex) return;
     ex->chain_task = task;
+    ex->chain_to = ex->rt->task_exec[task];
     ex->chain_stream = stream_id;
+    if (!ex->rt->acker) ex->chain_fast_stream = stream_id;
+}
+
+/* An emit whose values do not fit its stream: n values against the
+ * stream's field count, or data_len bytes of them. -1, logged. */
+static __attribute__((noinline, cold)) int emit_size_error(executor *ex, const topo_stream *st, size_t n,
+                                                           uint64_t data_len) {
+    if ((int)n != st->nfields)
+        return emit_error(ex, "emit of %zu values on stream '%s' that declares %d fields", n, st->name,
+                          st->nfields);
+    return emit_error(ex, "emit of %llu bytes of values on stream '%s': at most 4 GiB",
+                      (unsigned long long)data_len, st->name);
 }
 
 /* The uncommon emits, off the common path: values that do not match the
@@ -290,9 +304,7 @@ static __attribute__((noinline)) void chain_learn(executor *ex, const stream_rou
  * returns the number of destinations, or -1 (logged). */
 static __attribute__((noinline)) int emit_dests_checked(executor *ex, const topo_stream *st, const stream_routes *sr,
                                                         int direct_task, size_t n) {
-    if ((int)n != st->nfields)
-        return emit_error(ex, "emit of %zu values on stream '%s' that declares %d fields", n, st->name,
-                          st->nfields);
+    if ((int)n != st->nfields) return emit_size_error(ex, st, n, 0);
     /* a direct stream's subscribers are all direct: a plain emit would reach
      * nobody and its message would be acked as if processed */
     if (st->direct && direct_task <= 0)
@@ -306,8 +318,33 @@ static __attribute__((noinline)) int emit_dests_checked(executor *ex, const topo
     return 1;
 }
 
-int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
-               sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
+int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id) {
+    const topo_stream *st = &ex->rt->topo->streams[stream_id];
+    if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
+    uint32_t strings; /* n == nfields <= SD_MAX_FIELDS, so the sizes fit */
+    uint64_t data_len = tuple_data_len(values, n, &strings);
+    if (__builtin_expect(data_len > UINT32_MAX, 0)) return emit_size_error(ex, st, n, data_len);
+    exec_thread *th = ex->th;
+    STAT_ADD(ex->emitted, 1);
+    th->dests[0] = ex->chain_task;
+    ex->last_ndest = 1;
+    sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, NULL, 0);
+    if (!t) {
+        log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
+        return 0; /* as emit_to */
+    }
+    t->src_task = ex->task;
+    t->dest_task = ex->chain_task;
+    t->stream_id = (uint16_t)stream_id;
+    t->stream = st;
+    if (chain_push(th, ex->chain_to, t) == 0) STAT_ADD(ex->transferred, 1);
+    else route_tuple(ex, t, ex->chain_task, 0); /* no room in the chain's queue: through a batch */
+    if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+    return 0;
+}
+
+int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
+                 sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
     worker_rt *rt = ex->rt;
     exec_thread *th = ex->th;
     const topo_stream *st = &rt->topo->streams[stream_id];
@@ -328,9 +365,7 @@ int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *val
     /* n == nfields <= SD_MAX_FIELDS (topology load), so the sizes fit */
     uint32_t strings;
     uint64_t data_len = tuple_data_len(values, n, &strings);
-    if (data_len > UINT32_MAX)
-        return emit_error(ex, "emit of %llu bytes of values on stream '%s': at most 4 GiB",
-                          (unsigned long long)data_len, st->name);
+    if (data_len > UINT32_MAX) return emit_size_error(ex, st, n, data_len);
     if (!rt->acker) { /* acking off: nothing anchored, nothing tracked */
         STAT_ADD(ex->emitted, 1);
         ex->last_ndest = ndest; /* for sd_emit_last_tasks; dests stays as is until the next emit */

@@ -103,6 +103,8 @@ typedef struct executor {
      * (a forward or local-or-shuffle grouping: emit.c skips choosing), and
      * that task; -1 while none is known */
     int chain_stream, chain_task;
+    struct executor *chain_to;    /* the executor of chain_task */
+    int chain_fast_stream;        /* chain_stream when the worker has no ackers (emit_chained), else -1 */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */

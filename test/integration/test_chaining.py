@@ -5,8 +5,12 @@ on and off, every tuple is executed by the same components either way, and
 the worker says how many tasks it chained."""
 import json
 from collections import Counter
+from pathlib import Path
 
 from conftest import SENTENCES, read_jsonl, split_words
+
+PYTHON = "/usr/bin/python3"
+ML_DIR = Path(__file__).resolve().parent / "multilang"
 
 
 def topology(sink, chaining, workers=1, relay_grouping="forward"):
@@ -86,3 +90,51 @@ def test_local_or_shuffle_chained_one_to_one(streamd, tmp_path):
         assert comps["relay"].get("chained_into") == "lines", (workers, comps["relay"])
         assert comps["relay"]["chained_tasks"] == 2, (workers, comps["relay"])
         assert comps["relay"]["acked"] == comps["lines"]["acked"] and comps["relay"]["failed"] == 0, comps
+
+
+def test_chain_without_ackers(streamd, tmp_path):
+    """With acking off, a chain hands each tuple on by its shortest path
+    (no grouping, batch or anchors). A word count through it counts
+    exactly; an emit whose values do not fit the stream is refused there
+    with the stream named and delivers nothing, and a multi-lang bolt in
+    the chain gets the chained task as its emits' task ids."""
+    expected = Counter()
+    for line in SENTENCES.read_text(encoding="utf-8").split("\n"):
+        expected.update(split_words(line))
+    topo = topology(tmp_path / "counts.jsonl", True)
+    topo["config"]["topology.acker.executors"] = 0
+    res = streamd.run(topo, timeout=120)
+    assert res.returncode == 0, res.explain()
+    final = {}
+    for row in read_jsonl(tmp_path / "counts.jsonl"):
+        final[row["word"]] = max(final.get(row["word"], 0), row["count"])
+    assert final == dict(expected)
+    assert "4 tasks run chained" in res.worker_logs()
+
+    src = tmp_path / "input.txt"
+    src.write_text("".join(f"line {i:04d}\n" for i in range(500)))
+    rep = tmp_path / "report.jsonl"
+    res = streamd.run({
+        "name": "chained-ml",
+        "workers": 1,
+        "config": {"topology.acker.executors": 0},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "relay", "command": [PYTHON, "chained_bolt.py", str(rep)], "resources": str(ML_DIR),
+             "outputs": ["line"], "inputs": [{"from": "lines", "grouping": "forward"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(tmp_path / "sink.jsonl")},
+             "inputs": [{"from": "relay", "grouping": "forward"}]},
+        ],
+    }, timeout=120)
+    assert res.returncode == 0, res.explain()
+    got = sorted(row["line"] for row in read_jsonl(tmp_path / "sink.jsonl"))
+    assert got == [f"line {i:04d}" for i in range(500)]
+    rows = read_jsonl(rep)
+    assert [r["ids"] for r in rows if r["kind"] == "ids"] == [[3]], rows[:5]  # sink: task 3
+    refused = [r for r in rows if r["kind"] == "refused"]
+    assert len(refused) == 50 and all(r["ids"] == [] for r in refused), refused[:3]
+    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
+    comps = json.loads(line[len("summary-json: "):])["components"]
+    assert comps["relay"].get("chained_into") == "lines" and comps["sink"].get("chained_into") == "relay", comps
+    logs = "".join(p.read_text(errors="replace") for p in Path(res.local_dir).rglob("*.log") if "chained-ml" in str(p))
+    assert logs.count("emit of 2 values on stream 'default' that declares 1 fields") == 50
