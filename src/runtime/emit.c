@@ -13,8 +13,8 @@
  * does not block the thread: its batch, and every later one, is kept on the
  * executor's stalled list until the consumer makes room (the slices run no
  * component code meanwhile). The per-tuple path (route_tuple, bolt_anchors)
- * stays in this file so it inlines; emit_chained is the short path of
- * a chain without ackers.
+ * stays in this file so it inlines; emit_plain is the short path of
+ * an emit to one task without ackers.
  */
 #include "runtime/emit.h"
 
@@ -289,7 +289,6 @@ static __attribute__((noinline)) void chain_learn(executor *ex, const stream_rou
     ex->chain_task = task;
     ex->chain_to = ex->rt->task_exec[task];
     ex->chain_stream = stream_id;
-    if (!ex->rt->acker) ex->chain_fast_stream = stream_id;
 }
 
 /* An emit whose values do not fit its stream: n values against the
@@ -322,7 +321,10 @@ static __attribute__((noinline)) int emit_dests_checked(executor *ex, const topo
     return 1;
 }
 
-int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id) {
+/* emit_plain's two cases: the chained task, or a shuffle's pick; inline
+ * in two copies so that each knows its case */
+static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int stream_id, const sd_value *values,
+                                                              size_t n, int with_root, uint64_t msg_id, bool chained) {
     const topo_stream *st = &ex->rt->topo->streams[stream_id];
     if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
     uint32_t strings; /* n == nfields <= SD_MAX_FIELDS, so the sizes fit */
@@ -330,7 +332,14 @@ int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n, 
     if (__builtin_expect(data_len > UINT32_MAX, 0)) return emit_size_error(ex, st, n, data_len);
     exec_thread *th = ex->th;
     STAT_ADD(ex->emitted, 1);
-    th->dests[0] = ex->chain_task;
+    int dest;
+    if (chained) {
+        dest = ex->chain_task;
+    } else {
+        const route_target *tg = &ex->rt->routes[stream_id].targets[0];
+        dest = tg->comp->first_task + (int)grouping_pick(ex->rr++, (uint32_t)tg->ntasks);
+    }
+    th->dests[0] = dest;
     ex->last_ndest = 1;
     sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, NULL, 0);
     if (!t) {
@@ -338,13 +347,35 @@ int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n, 
         return 0; /* as emit_to */
     }
     t->src_task = ex->task;
-    t->dest_task = ex->chain_task;
     t->stream_id = (uint16_t)stream_id;
     t->stream = st;
-    if (chain_push(th, ex->chain_to, t) == 0) STAT_ADD(ex->transferred, 1);
-    else route_tuple(ex, t, ex->chain_task, 0); /* no room in the chain's queue: through a batch */
+    if (chained && chain_push(th, ex->chain_to, t) == 0) {
+        t->dest_task = dest;
+        STAT_ADD(ex->transferred, 1);
+    } else {
+        route_tuple(ex, t, dest, 0);
+    }
     if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
     return 0;
+}
+
+static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n,
+                                                  int with_root, uint64_t msg_id) {
+    return plain_to_one(ex, stream_id, values, n, with_root, msg_id, true);
+}
+
+static __attribute__((noinline)) int emit_shuffled(executor *ex, int stream_id, const sd_value *values, size_t n,
+                                                   int with_root, uint64_t msg_id) {
+    return plain_to_one(ex, stream_id, values, n, with_root, msg_id, false);
+}
+
+int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id) {
+    if (stream_id == ex->chain_stream) return emit_chained(ex, stream_id, values, n, with_root, msg_id);
+    const stream_routes *sr = &ex->rt->routes[stream_id];
+    if (sr->ntargets == 1 && sr->targets[0].input->grouping == GROUP_SHUFFLE)
+        return emit_shuffled(ex, stream_id, values, n, with_root, msg_id);
+    /* several subscribers, or a grouping that looks at the values */
+    return emit_general(ex, stream_id, 0, values, n, NULL, 0, with_root, msg_id);
 }
 
 int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,

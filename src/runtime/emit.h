@@ -13,15 +13,14 @@
  * Inline: it only chooses between the two paths below. */
 int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                  sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
-/* The shorter path of a plain emit on ex->chain_fast_stream (set once such
- * an emit has been routed by emit_general): nothing anchored or tracked,
- * as the worker has no ackers, and one chained task to hand the tuple to,
- * so no grouping, batch or anchors to consider. */
-int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id);
+/* The shorter path of an emit that is not direct in a worker without
+ * ackers (nothing anchored or tracked: ex->unanchored) to one subscriber
+ * task: the task chained to ex on ex->chain_stream, or one a shuffle picks;
+ * it hands the other emits to emit_general. */
+int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id);
 static inline int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                              sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
-    if (stream_id == ex->chain_fast_stream && direct_task == 0)
-        return emit_chained(ex, stream_id, values, n, with_root, msg_id);
+    if (ex->unanchored && direct_task == 0) return emit_plain(ex, stream_id, values, n, with_root, msg_id);
     return emit_general(ex, stream_id, direct_task, values, n, anchors, nanchors, with_root, msg_id);
 }
 /* Holds one acking record (tuple/ackpkt.h) for task dest on system stream

@@ -50,7 +50,7 @@ executor *executor_new(worker_rt *rt, int task) {
     ex->last_stream_id = -1;
     ex->default_stream_id = -1;
     ex->chain_stream = -1;
-    ex->chain_fast_stream = -1;
+    ex->unanchored = !rt->acker;
     for (int i = 0; i < ex->comp->nstreams; i++) {
         const topo_stream *st = &t->streams[ex->comp->stream_ids[i]];
         if (!st->system && strcmp(st->name, SD_DEFAULT_STREAM) == 0) ex->default_stream_id = st->id;

@@ -104,7 +104,7 @@ typedef struct executor {
      * that task; -1 while none is known */
     int chain_stream, chain_task;
     struct executor *chain_to;    /* the executor of chain_task */
-    int chain_fast_stream;        /* chain_stream when the worker has no ackers (emit_chained), else -1 */
+    bool unanchored;              /* the worker has no ackers: emits take emit_plain */
     /* system stream ids, resolved once */
     int sid_ack_init, sid_ack_ack, sid_ack_fail, sid_ack_done, sid_tick;
     /* groupings */
@@ -175,5 +175,11 @@ void grouping_free_state(executor *ex);
 size_t grouping_state_bytes(const executor *ex);
 int grouping_choose(executor *ex, const route_target *target, const sd_value *values, size_t n,
                     int *out);
+/* r modulo n without a division where n is 1 or a power of two (a
+ * division is a fifth of a shuffle's cost per tuple): a shuffle's pick */
+static inline uint32_t grouping_pick(uint32_t r, uint32_t n) {
+    if ((n & (n - 1)) == 0) return r & (n - 1);
+    return r % n;
+}
 
 #endif

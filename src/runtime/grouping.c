@@ -158,13 +158,6 @@ void grouping_free_state(executor *ex) {
     ex->npk_loads = 0;
 }
 
-/* r modulo n without a division where n is 1 or a power of two (a
- * division is a fifth of a shuffle's cost per tuple) */
-static inline uint32_t pick(uint32_t r, uint32_t n) {
-    if ((n & (n - 1)) == 0) return r & (n - 1);
-    return r % n;
-}
-
 int grouping_choose(executor *ex, const route_target *tg, const sd_value *values, size_t n, int *out) {
     int first = tg->comp->first_task;
     switch (tg->input->grouping) {
@@ -207,13 +200,13 @@ int grouping_choose(executor *ex, const route_target *tg, const sd_value *values
                     }
                 }
             }
-            out[0] = tg->local_tasks[pick(ex->rr++, (uint32_t)tg->nlocal)];
+            out[0] = tg->local_tasks[grouping_pick(ex->rr++, (uint32_t)tg->nlocal)];
             return 1;
         }
         /* nothing local: plain shuffle */
         __attribute__((fallthrough));
     case GROUP_SHUFFLE:
-        out[0] = first + (int)pick(ex->rr++, (uint32_t)tg->ntasks);
+        out[0] = first + (int)grouping_pick(ex->rr++, (uint32_t)tg->ntasks);
         return 1;
     case GROUP_NONE:
         out[0] = first + (int)(next_random(ex) % (uint64_t)tg->ntasks);
