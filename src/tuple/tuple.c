@@ -21,7 +21,7 @@ _Static_assert(sizeof(sd_tuple) % 8 == 0, "tuple header must keep 8-byte alignme
 _Static_assert(sizeof(sd_value) % 8 == 0, "value array must keep 8-byte alignment");
 _Static_assert(sizeof(tuple_anchor) % 8 == 0, "anchor array must keep 8-byte alignment");
 
-sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
+sd_tuple *tuple_alloc_in_slow(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
     size_t total = sizeof(sd_tuple) + (size_t)nvalues * sizeof(sd_value) + (size_t)nanchors * sizeof(tuple_anchor) +
                    (size_t)data_len;
     tuple_slab *slab = NULL;
@@ -35,7 +35,7 @@ sd_tuple *tuple_alloc_in(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, 
 }
 
 sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
-    return tuple_alloc_in(NULL, nvalues, nanchors, data_len);
+    return tuple_alloc_in_slow(NULL, nvalues, nanchors, data_len);
 }
 
 sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchors, size_t nanchors) {

@@ -64,9 +64,10 @@ sd_tuple *tuple_alloc(uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
 
 /* Builds a tuple copying values (strings/bytes copied into its data area). */
 sd_tuple *tuple_new(const sd_value *values, size_t n, const tuple_anchor *anchors, size_t nanchors);
-/* The same, carved from pool (tuple_pool.h; owner thread only); pool may be NULL. */
 struct tuple_pool;
-sd_tuple *tuple_alloc_in(struct tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
+/* tuple_alloc_in off its inline path: without a pool (malloc), or when the
+ * pool is out of memory (logged). */
+sd_tuple *tuple_alloc_in_slow(struct tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len);
 sd_tuple *tuple_new_in(struct tuple_pool *pool, const sd_value *values, size_t n, const tuple_anchor *anchors,
                        size_t nanchors);
 
@@ -89,6 +90,20 @@ static inline sd_tuple *tuple_init(void *mem, struct tuple_slab *slab, size_t nv
     t->recv_ns = 0;
     t->slab = slab;
     return t;
+}
+
+/* tuple_alloc, carved from pool (tuple_pool.h; owner thread only); pool
+ * may be NULL. Inline: once per tuple a connection decodes. */
+static inline sd_tuple *tuple_alloc_in(struct tuple_pool *pool, uint16_t nvalues, uint16_t nanchors,
+                                       uint32_t data_len) {
+    if (pool) {
+        size_t size = sizeof(sd_tuple) + (size_t)nvalues * sizeof(sd_value) + (size_t)nanchors * sizeof(tuple_anchor) +
+                      (size_t)data_len;
+        struct tuple_slab *slab;
+        void *mem = tuple_pool_alloc(pool, size, &slab);
+        if (__builtin_expect(mem != NULL, 1)) return tuple_init(mem, slab, nvalues, nanchors, data_len);
+    }
+    return tuple_alloc_in_slow(pool, nvalues, nanchors, data_len);
 }
 
 /* Bytes of string and bytes data in values (n <= SD_MAX_FIELDS), and in
