@@ -618,7 +618,9 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
     uint64_t dropped = 0;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        size_t sz = 4 + codec_encoded_size(tuples[i]);
+        /* room for the record at most; its length is what codec_encode writes */
+        size_t sz = 4 + codec_size_bound(tuples[i]);
+        if (sz > tr->frame_limit) sz = 4 + codec_encoded_size(tuples[i]);
         if (sz > tr->frame_limit) {
             log_error("transport: a %zu-byte tuple exceeds the frame limit; dropped", sz);
             goto drop;
@@ -667,12 +669,12 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
             p->cap = cap;
         }
         uint8_t *out = p->buf + p->len;
-        uint32_t rl = (uint32_t)(sz - 4);
+        uint32_t rl = (uint32_t)codec_encode(tuples[i], out + 4);
         out[0] = (uint8_t)rl;
         out[1] = (uint8_t)(rl >> 8);
         out[2] = (uint8_t)(rl >> 16);
         out[3] = (uint8_t)(rl >> 24);
-        codec_encode(tuples[i], out + 4);
+        sz = 4 + (size_t)rl;
         if (new_frame) {
             p->cuts[p->ncuts++] = p->len; /* room made above */
             p->frame_start = p->len;

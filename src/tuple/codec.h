@@ -39,6 +39,12 @@ const char *codec_strerror(int err);
 size_t codec_encoded_size(const sd_tuple *t);
 /* Writes codec_encoded_size(t) bytes to out; returns that count. */
 size_t codec_encode(const sd_tuple *t, uint8_t *out);
+/* At least codec_encoded_size(t), from the counts alone: a value takes at
+ * most 9 bytes besides its share of t->data_len. Room to reserve before
+ * codec_encode, whose result is the size. */
+static inline size_t codec_size_bound(const sd_tuple *t) {
+    return CODEC_HEADER_BYTES + (size_t)t->nanchors * 16 + (size_t)t->nvalues * 9 + t->data_len;
+}
 
 /* Decodes exactly len bytes into a new tuple (refs = 1). With topo, stream
  * ids are checked and t->stream resolved; with topo NULL (tests) stream is
