@@ -3,22 +3,14 @@
 noting the set it got; for every line ending in "3" it first emits
 [line, "extra"], which the stream (one field) refuses, and notes what that
 emit returned; then it acks the input. argv: REPORT_FILE."""
-import json
-import sys
-
 import streamd_multilang as ml
+from report_bolt import ReportingBolt
 
-REPORT = sys.argv[1]
 
-
-class Relay(ml.Bolt):
+class Relay(ReportingBolt):
     def initialize(self, conf, context):
-        self.report = open(REPORT, "a")
+        super().initialize(conf, context)
         self.ids = set()
-
-    def note(self, **kw):
-        self.report.write(json.dumps(kw) + "\n")
-        self.report.flush()
 
     def process(self, tup):
         if tup.is_tick():

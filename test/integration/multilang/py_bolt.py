@@ -4,24 +4,16 @@ multiple of 5 the first time it sees it, and otherwise emits [rec] on
 "default" anchored to the input (asking for the task ids once and noting
 them), [rec, task] directly to a task of component "direct", then acks.
 argv: REPORT_FILE."""
-import json
-import sys
-
 import streamd_multilang as ml
+from report_bolt import ReportingBolt
 
-REPORT = sys.argv[1]
 
-
-class Records(ml.Bolt):
+class Records(ReportingBolt):
     def initialize(self, conf, context):
+        super().initialize(conf, context)
         self.seen = set()
-        self.report = open(REPORT, "a")
         self.direct = sorted(int(t) for t, c in context["task->component"].items() if c == "direct")
         self.asked = False
-
-    def note(self, **kw):
-        self.report.write(json.dumps(kw) + "\n")
-        self.report.flush()
 
     def process(self, tup):
         if tup.is_tick():
