@@ -7,17 +7,17 @@
 
 #include "runtime/executor.h"
 
+/* The two paths of emit_tuple. emit_plain: an emit that is not direct, in
+ * a worker without ackers (nothing anchored or tracked: ex->unanchored),
+ * to one subscriber task (the task chained to ex on ex->chain_stream, or
+ * one a shuffle picks); it hands the other emits to emit_general. */
+int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
+                 sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
+int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id);
 /* Emits values on topology stream stream_id: direct_task > 0 for direct
  * emits; anchors are bolt inputs (may be NULL); with_root: a spout emit
  * with message id msg_id. 0, or -1 after logging and counting the error.
- * Inline: it only chooses between the two paths below. */
-int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
-                 sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
-/* The shorter path of an emit that is not direct in a worker without
- * ackers (nothing anchored or tracked: ex->unanchored) to one subscriber
- * task: the task chained to ex on ex->chain_stream, or one a shuffle picks;
- * it hands the other emits to emit_general. */
-int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id);
+ * Inline: it only chooses between the two paths above. */
 static inline int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                              sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
     if (ex->unanchored && direct_task == 0) return emit_plain(ex, stream_id, values, n, with_root, msg_id);

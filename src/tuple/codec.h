@@ -40,7 +40,8 @@ size_t codec_encoded_size(const sd_tuple *t);
 /* Writes codec_encoded_size(t) bytes to out; returns that count. */
 size_t codec_encode(const sd_tuple *t, uint8_t *out);
 /* At least codec_encoded_size(t), from the counts alone: a value takes at
- * most 9 bytes besides its share of t->data_len. Room to reserve before
+ * most 9 bytes besides its share of t->data_len (a tuple's strings and
+ * bytes live in its data area: tuple.h). Room to reserve before
  * codec_encode, whose result is the size. */
 static inline size_t codec_size_bound(const sd_tuple *t) {
     return CODEC_HEADER_BYTES + (size_t)t->nanchors * 16 + (size_t)t->nvalues * 9 + t->data_len;
