@@ -321,16 +321,53 @@ static __attribute__((noinline)) int emit_dests_checked(executor *ex, const topo
     return 1;
 }
 
-/* emit_plain's two cases: the chained task, or a shuffle's pick; inline
- * in two copies so that each knows its case */
+static __attribute__((noinline, cold)) int emit_anchor_error(executor *ex, const topo_stream *st, size_t need) {
+    return emit_error(ex, "cannot anchor an emit on stream '%s' (%zu anchors)", st->name, need);
+}
+
+static __attribute__((noinline, cold)) int emit_track_error(executor *ex, const topo_stream *st) {
+    return emit_error(ex, "cannot track a tuple tree on stream '%s' (out of memory, or %zu trees in flight)", st->name,
+                      (size_t)SPOUT_TREES_MAX);
+}
+
+/* Room in th->anc for the anchors of an emit: one for a spout's new tree,
+ * else the roots a bolt's anchors carry (at most; *need). 0, or -1 past
+ * UINT16_MAX or out of memory. */
+static int anchors_reserve(exec_thread *th, int with_root, sd_tuple *const *anchors, size_t nanchors, size_t *need) {
+    size_t n = with_root ? 1 : 0;
+    if (!with_root)
+        for (size_t a = 0; a < nanchors; a++) n += anchors[a] ? anchors[a]->nanchors : 0;
+    *need = n;
+    if (n > UINT16_MAX || reserve((void **)&th->anc, &th->anc_cap, n, sizeof *th->anc) != 0) return -1;
+    return 0;
+}
+
+/* emit_plain's cases: the chained task or a shuffle's pick, in a worker
+ * with ackers or without; inline in four copies so that each knows its
+ * case. emit_general's steps for one destination. */
 static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int stream_id, const sd_value *values,
-                                                              size_t n, int with_root, uint64_t msg_id, bool chained) {
+                                                              size_t n, sd_tuple *const *anchors, size_t nanchors,
+                                                              int with_root, uint64_t msg_id, bool chained,
+                                                              bool acked) {
     const topo_stream *st = &ex->rt->topo->streams[stream_id];
     if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
     uint32_t strings; /* n == nfields <= SD_MAX_FIELDS, so the sizes fit */
     uint64_t data_len = tuple_data_len(values, n, &strings);
     if (__builtin_expect(data_len > UINT32_MAX, 0)) return emit_size_error(ex, st, n, data_len);
     exec_thread *th = ex->th;
+    size_t na = 0;
+    uint64_t root = 0, edge = 0;
+    if (acked) {
+        size_t need;
+        if (__builtin_expect(anchors_reserve(th, with_root, anchors, nanchors, &need) != 0, 0))
+            return emit_anchor_error(ex, st, need);
+        if (with_root) {
+            /* tracked before anything is sent: a tree in flight that we
+             * could not track would be neither acked nor failed */
+            root = spout_track(ex, msg_id);
+            if (!root) return emit_track_error(ex, st);
+        }
+    }
     STAT_ADD(ex->emitted, 1);
     int dest;
     if (chained) {
@@ -341,10 +378,18 @@ static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int 
     }
     th->dests[0] = dest;
     ex->last_ndest = 1;
-    sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, NULL, 0);
+    if (acked && with_root) {
+        edge = executor_random(ex);
+        th->anc[0].root = root;
+        th->anc[0].edge = edge;
+        na = 1;
+    } else if (acked && nanchors) {
+        na = bolt_anchors(ex, anchors, nanchors, th->anc);
+    }
+    sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, th->anc, na);
     if (!t) {
         log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
-        return 0; /* as emit_to */
+        return 0; /* as emit_to: its tree times out and is replayed */
     }
     t->src_task = ex->task;
     t->stream_id = (uint16_t)stream_id;
@@ -355,27 +400,52 @@ static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int 
     } else {
         route_tuple(ex, t, dest, 0);
     }
-    if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+    if (acked && with_root)
+        emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(ex->rt, root), ACKREC_INIT, root, edge, ex->task);
+    else if (with_root)
+        spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
     return 0;
 }
 
+#define PLAIN_CASE(name, chained, acked)                                                                          \
+    static __attribute__((noinline)) int name(executor *ex, int stream_id, const sd_value *values, size_t n,       \
+                                              sd_tuple *const *anchors, size_t nanchors, int with_root,           \
+                                              uint64_t msg_id) {                                                  \
+        return plain_to_one(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id, chained, acked);     \
+    }
+PLAIN_CASE(emit_chained_acked, true, true)
+PLAIN_CASE(emit_shuffled_acked, false, true)
+
 static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n,
                                                   int with_root, uint64_t msg_id) {
-    return plain_to_one(ex, stream_id, values, n, with_root, msg_id, true);
+    return plain_to_one(ex, stream_id, values, n, NULL, 0, with_root, msg_id, true, false);
 }
 
 static __attribute__((noinline)) int emit_shuffled(executor *ex, int stream_id, const sd_value *values, size_t n,
                                                    int with_root, uint64_t msg_id) {
-    return plain_to_one(ex, stream_id, values, n, with_root, msg_id, false);
+    return plain_to_one(ex, stream_id, values, n, NULL, 0, with_root, msg_id, false, false);
+}
+
+/* a shuffle's single subscriber: emit_plain's other case */
+static inline bool single_shuffled(const executor *ex, int stream_id) {
+    const stream_routes *sr = &ex->rt->routes[stream_id];
+    return sr->ntargets == 1 && sr->targets[0].input->grouping == GROUP_SHUFFLE;
 }
 
 int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id) {
     if (stream_id == ex->chain_stream) return emit_chained(ex, stream_id, values, n, with_root, msg_id);
-    const stream_routes *sr = &ex->rt->routes[stream_id];
-    if (sr->ntargets == 1 && sr->targets[0].input->grouping == GROUP_SHUFFLE)
-        return emit_shuffled(ex, stream_id, values, n, with_root, msg_id);
+    if (single_shuffled(ex, stream_id)) return emit_shuffled(ex, stream_id, values, n, with_root, msg_id);
     /* several subscribers, or a grouping that looks at the values */
     return emit_general(ex, stream_id, 0, values, n, NULL, 0, with_root, msg_id);
+}
+
+int emit_plain_acked(executor *ex, int stream_id, const sd_value *values, size_t n, sd_tuple *const *anchors,
+                     size_t nanchors, int with_root, uint64_t msg_id) {
+    if (stream_id == ex->chain_stream)
+        return emit_chained_acked(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id);
+    if (single_shuffled(ex, stream_id))
+        return emit_shuffled_acked(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id);
+    return emit_general(ex, stream_id, 0, values, n, anchors, nanchors, with_root, msg_id);
 }
 
 int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
@@ -408,19 +478,14 @@ int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *v
         if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
         return 0;
     }
-    size_t anc_need = with_root ? 1 : 0;
-    if (!with_root)
-        for (size_t a = 0; a < nanchors; a++) anc_need += anchors[a] ? anchors[a]->nanchors : 0;
-    if (anc_need > UINT16_MAX || reserve((void **)&th->anc, &th->anc_cap, anc_need, sizeof *th->anc) != 0)
-        return emit_error(ex, "cannot anchor an emit on stream '%s' (%zu anchors)", st->name, anc_need);
+    size_t anc_need;
+    if (anchors_reserve(th, with_root, anchors, nanchors, &anc_need) != 0) return emit_anchor_error(ex, st, anc_need);
     uint64_t root = 0, xor_all = 0;
     if (with_root && ndest > 0) {
         /* track the tree before anything is sent: a tree in flight that we
          * could not track would be neither acked nor failed */
         root = spout_track(ex, msg_id);
-        if (!root)
-            return emit_error(ex, "cannot track a tuple tree on stream '%s' (out of memory, or %zu trees in flight)",
-                              st->name, (size_t)SPOUT_TREES_MAX);
+        if (!root) return emit_track_error(ex, st);
     }
     STAT_ADD(ex->emitted, 1);
     ex->last_ndest = ndest;

@@ -7,21 +7,24 @@
 
 #include "runtime/executor.h"
 
-/* The two paths of emit_tuple. emit_plain: an emit that is not direct, in
- * a worker without ackers (nothing anchored or tracked: ex->unanchored),
- * to one subscriber task (the task chained to ex on ex->chain_stream, or
- * one a shuffle picks); it hands the other emits to emit_general. */
+/* The paths of emit_tuple. emit_plain (no ackers: ex->unanchored) and
+ * emit_plain_acked: an emit that is not direct, to one subscriber task
+ * (the task chained to ex on ex->chain_stream, or one a shuffle picks);
+ * they hand the other emits to emit_general. */
 int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                  sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id);
 int emit_plain(executor *ex, int stream_id, const sd_value *values, size_t n, int with_root, uint64_t msg_id);
+int emit_plain_acked(executor *ex, int stream_id, const sd_value *values, size_t n, sd_tuple *const *anchors,
+                     size_t nanchors, int with_root, uint64_t msg_id);
 /* Emits values on topology stream stream_id: direct_task > 0 for direct
  * emits; anchors are bolt inputs (may be NULL); with_root: a spout emit
  * with message id msg_id. 0, or -1 after logging and counting the error.
- * Inline: it only chooses between the two paths above. */
+ * Inline: it only chooses between the paths above. */
 static inline int emit_tuple(executor *ex, int stream_id, int direct_task, const sd_value *values, size_t n,
                              sd_tuple *const *anchors, size_t nanchors, int with_root, uint64_t msg_id) {
-    if (ex->unanchored && direct_task == 0) return emit_plain(ex, stream_id, values, n, with_root, msg_id);
-    return emit_general(ex, stream_id, direct_task, values, n, anchors, nanchors, with_root, msg_id);
+    if (direct_task != 0) return emit_general(ex, stream_id, direct_task, values, n, anchors, nanchors, with_root, msg_id);
+    if (ex->unanchored) return emit_plain(ex, stream_id, values, n, with_root, msg_id);
+    return emit_plain_acked(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id);
 }
 /* Holds one acking record (tuple/ackpkt.h) for task dest on system stream
  * stream_id; emit_flush sends the slice's records as packets, on the
