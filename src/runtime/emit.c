@@ -456,14 +456,11 @@ int emit_general(executor *ex, int stream_id, int direct_task, const sd_value *v
     const stream_routes *sr = &rt->routes[stream_id];
     int ndest = 0;
     if (__builtin_expect((int)n == st->nfields && !st->direct && direct_task == 0, 1)) {
-        if (stream_id == ex->chain_stream) {
-            th->dests[ndest++] = ex->chain_task;
-        } else {
-            /* dests has room for every task of every subscriber (routes_build) */
-            for (int i = 0; i < sr->ntargets; i++)
-                ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
-            if (rt->nchained && ex->chain_stream < 0) chain_learn(ex, sr, stream_id, ndest);
-        }
+        /* dests has room for every task of every subscriber (routes_build);
+         * a chained stream, once learnt, takes emit_plain instead */
+        for (int i = 0; i < sr->ntargets; i++)
+            ndest += grouping_choose(ex, &sr->targets[i], values, n, th->dests + ndest);
+        if (rt->nchained && ex->chain_stream < 0) chain_learn(ex, sr, stream_id, ndest);
     } else if ((ndest = emit_dests_checked(ex, st, sr, direct_task, n)) < 0) {
         return -1;
     }
