@@ -22,8 +22,7 @@ _Static_assert(sizeof(sd_value) % 8 == 0, "value array must keep 8-byte alignmen
 _Static_assert(sizeof(tuple_anchor) % 8 == 0, "anchor array must keep 8-byte alignment");
 
 sd_tuple *tuple_alloc_in_slow(tuple_pool *pool, uint16_t nvalues, uint16_t nanchors, uint32_t data_len) {
-    size_t total = sizeof(sd_tuple) + (size_t)nvalues * sizeof(sd_value) + (size_t)nanchors * sizeof(tuple_anchor) +
-                   (size_t)data_len;
+    size_t total = tuple_bytes(nvalues, nanchors, data_len);
     tuple_slab *slab = NULL;
     void *mem = pool ? tuple_pool_alloc(pool, total, &slab) : malloc(total);
     if (!mem) {

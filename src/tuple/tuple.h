@@ -92,13 +92,17 @@ static inline sd_tuple *tuple_init(void *mem, struct tuple_slab *slab, size_t nv
     return t;
 }
 
+/* The bytes of a tuple with these counts: header, arrays and data area. */
+static inline size_t tuple_bytes(size_t nvalues, size_t nanchors, uint32_t data_len) {
+    return sizeof(sd_tuple) + nvalues * sizeof(sd_value) + nanchors * sizeof(tuple_anchor) + (size_t)data_len;
+}
+
 /* tuple_alloc, carved from pool (tuple_pool.h; owner thread only); pool
  * may be NULL. Inline: once per tuple a connection decodes. */
 static inline sd_tuple *tuple_alloc_in(struct tuple_pool *pool, uint16_t nvalues, uint16_t nanchors,
                                        uint32_t data_len) {
     if (pool) {
-        size_t size = sizeof(sd_tuple) + (size_t)nvalues * sizeof(sd_value) + (size_t)nanchors * sizeof(tuple_anchor) +
-                      (size_t)data_len;
+        size_t size = tuple_bytes(nvalues, nanchors, data_len);
         struct tuple_slab *slab;
         void *mem = tuple_pool_alloc(pool, size, &slab);
         if (__builtin_expect(mem != NULL, 1)) return tuple_init(mem, slab, nvalues, nanchors, data_len);
@@ -147,7 +151,7 @@ static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uin
 static inline __attribute__((always_inline)) sd_tuple *
 tuple_build_in(struct tuple_pool *pool, const sd_value *values, size_t n, uint32_t data_len, uint32_t strings,
                const tuple_anchor *anchors, size_t nanchors) {
-    size_t size = sizeof(sd_tuple) + n * sizeof(sd_value) + nanchors * sizeof(tuple_anchor) + data_len;
+    size_t size = tuple_bytes(n, nanchors, data_len);
     struct tuple_slab *slab;
     void *mem = tuple_pool_alloc(pool, size, &slab);
     if (!mem) return NULL;
