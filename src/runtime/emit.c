@@ -1,20 +1,23 @@
 /*
- * emit: the outgoing side of an executor. Builds one tuple per destination
+ * emit: the outgoing side of an executor. Makes one tuple per destination
  * task of an emit (each copy is its own edge of the tuple tree, anchored
- * to the roots of the bolt's inputs or to a new root of a spout's tree),
- * appends it to the batch for that task (another executor of this worker)
- * or for that worker (the transport), and hands batches over when one
- * fills or at the end of a round (emit_flush).
+ * to the roots of the bolt's inputs or to a new root of a spout's tree).
+ * For a task of this worker it builds the tuple and appends it to the
+ * batch for that task (or the chain's queue); for a task of another worker
+ * it encodes the values straight into the thread's records for that worker
+ * (no tuple is built), which the transport takes as they are. Batches and
+ * records are handed over when they fill or at the end of a round
+ * (emit_flush).
  *
  * Called on the pool thread running the executor's slice only: by the
  * collector (user emits, acks), the acker, and the spout and bolt slices
- * (flush). Touches that thread's outgoing batches and anchors (ex->th) and
- * the executor's stalled batches and counters. A bounded queue that is full
- * does not block the thread: its batch, and every later one, is kept on the
- * executor's stalled list until the consumer makes room (the slices run no
- * component code meanwhile). The per-tuple path (route_tuple, bolt_anchors)
- * stays in this file so it inlines; emit_plain is the short path of
- * an emit to one task without ackers.
+ * (flush). Touches that thread's outgoing batches, records and anchors
+ * (ex->th) and the executor's stalled batches and counters. A bounded
+ * queue that is full does not block the thread: its batch, and every later
+ * one, is kept on the executor's stalled list until the consumer makes
+ * room (the slices run no component code meanwhile). The per-tuple path
+ * (route_local, emit_remote, bolt_anchors) stays in this file so it
+ * inlines; emit_plain is the short path of an emit to one task.
  */
 #include "runtime/emit.h"
 
@@ -24,6 +27,8 @@
 
 #include "base/log.h"
 #include "runtime/executor_internal.h"
+#include "transport/frame.h"
+#include "tuple/codec.h"
 #include "tuple/tuple_pool.h"
 
 static void stall(executor *ex, tuple_batch *b) {
@@ -99,43 +104,47 @@ int emit_retry_stalled(executor *ex) {
     return 0;
 }
 
-/* The trees of data tuples the transport dropped (TUPLE_F_UNSENT) fail now.
- * A bolt tells each root's acker, which tells the spout, as sd_fail does; a
- * spout fails its own tree through its input queue, as if its acker had
- * (never from inside the emit that filled the batch). An acker on the down
- * worker is out of reach too: those trees still wait for the timeout. */
-static void fail_unsent(executor *ex, sd_tuple *const *ts, uint32_t n) {
-    worker_rt *rt = ex->rt;
-    if (!rt->acker) return;
-    bool spout = ex->comp->kind == SD_SPOUT;
-    for (uint32_t i = 0; i < n; i++) {
-        const sd_tuple *t = ts[i];
-        if (!(t->flags & TUPLE_F_UNSENT)) continue;
-        for (uint16_t k = 0; k < t->nanchors; k++) {
-            uint64_t root = tuple_anchors(t)[k].root;
-            if (spout) emit_ack_record(ex, ex->sid_ack_done, ex->task, ACKREC_DONE_FAIL, root, 0, 0);
-            else emit_ack_record(ex, ex->sid_ack_fail, emit_acker_task(rt, root), ACKREC_FAIL, root, 0, 0);
-        }
-    }
+/* Fails the tree of root at once: a tuple of it was not sent (dropped by
+ * the transport, or refused before). A bolt tells the root's acker, which
+ * tells the spout, as sd_fail does; a spout fails its own tree through its
+ * input queue, as if its acker had (never from inside the emit that made
+ * the tuple). An acker on a down worker is out of reach too: those trees
+ * still wait for the timeout. */
+static void fail_root(executor *ex, uint64_t root) {
+    if (ex->comp->kind == SD_SPOUT) emit_ack_record(ex, ex->sid_ack_done, ex->task, ACKREC_DONE_FAIL, root, 0, 0);
+    else emit_ack_record(ex, ex->sid_ack_fail, emit_acker_task(ex->rt, root), ACKREC_FAIL, root, 0, 0);
 }
 
-/* Returns 1 when tuples were dropped and their trees failed (which queues
- * acking tuples in other slots), else 0. */
-static int flush_remote(executor *ex, int slot) {
-    exec_thread *th = ex->th;
-    uint32_t n = th->remote_n[slot];
-    if (n == 0) return 0;
-    th->remote_n[slot] = 0; /* before failing: that may queue into other slots */
-    sd_tuple **ts = th->remote_out[slot];
-    int failed = 0;
-    if (ex->rt->tr && transport_send(ex->rt->tr, slot / 2, ts, n, slot & 1) > 0 && !(slot & 1)) {
-        fail_unsent(ex, ts, n);
-        failed = 1;
+/* Hands the data records for worker w to the transport. Returns 1 when
+ * it dropped them and their trees were failed (which queues acking tuples),
+ * else 0; with acking off, drops are only counted (the transport's
+ * tuples_dropped). */
+static int flush_records(executor *ex, int w) {
+    transport_records *r = &ex->th->remote_recs[w];
+    if (r->n == 0 || !ex->rt->tr || transport_send_records(ex->rt->tr, w, r, false) == 0 || !ex->rt->acker) {
+        transport_records_clear(r);
+        return 0;
     }
+    size_t off = 0, len;
+    const uint8_t *rec;
+    while (frame_batch_next(r->buf, r->len, &off, &rec, &len) == 1)
+        for (uint16_t k = 0, na = codec_peek_nanchors(rec); k < na; k++) fail_root(ex, codec_peek_root(rec, k));
+    transport_records_clear(r);
+    return 1;
+}
+
+/* Hands the acking tuples for worker w to the transport, without waiting:
+ * one it drops leaves its trees to the timeout. */
+static void flush_acks(executor *ex, int w) {
+    exec_thread *th = ex->th;
+    uint32_t n = th->remote_nacks[w];
+    if (n == 0) return;
+    th->remote_nacks[w] = 0;
+    sd_tuple **ts = th->remote_acks[w];
+    if (ex->rt->tr) (void)transport_send(ex->rt->tr, w, ts, n, true);
     tuple_releaser rel = {0}; /* runs of one slab's tuples: one atomic operation each */
     for (uint32_t i = 0; i < n; i++) tuple_unref_deferred(ts[i], &rel);
     tuple_releaser_flush(&rel);
-    return failed;
 }
 
 static void flush_locals(executor *ex) {
@@ -148,48 +157,83 @@ static void flush_locals(executor *ex) {
 }
 
 void emit_flush(executor *ex) {
-    int nslots = ex->rt->nworkers * 2, failed = 0;
+    int nworkers = ex->rt->nworkers, failed = 0;
     ex->th->acks_by = ex;
     ack_stage_flush(&ex->th->acks);
     flush_locals(ex);
-    for (int w = 0; w < nslots; w++) failed |= flush_remote(ex, w);
+    for (int w = 0; w < nworkers; w++) {
+        failed |= flush_records(ex, w);
+        flush_acks(ex, w);
+    }
     if (failed) { /* what the failures queued goes out now, not next round */
         ack_stage_flush(&ex->th->acks);
         flush_locals(ex);
-        for (int w = 1; w < nslots; w += 2) flush_remote(ex, w);
+        for (int w = 0; w < nworkers; w++) flush_acks(ex, w);
     }
 }
 
-/* takes the caller's reference to t; inline: once per tuple emitted */
-static inline __attribute__((always_inline)) void route_tuple(executor *ex, sd_tuple *t, int dest, int sys) {
+/* Routes t to dest, a task of this worker; takes the caller's reference
+ * to t. Inline: once per tuple emitted. */
+static inline __attribute__((always_inline)) void route_local(executor *ex, sd_tuple *t, int dest) {
     worker_rt *rt = ex->rt;
     t->dest_task = dest;
-    int w = rt->task_worker[dest];
     exec_thread *th = ex->th;
-    if (w == rt->worker_index) {
-        if (rt->nchained && rt->task_exec[dest]->chain_prev == ex && chain_push(th, rt->task_exec[dest], t) == 0) {
-            STAT_ADD(ex->transferred, 1);
+    if (rt->nchained && rt->task_exec[dest]->chain_prev == ex && chain_push(th, rt->task_exec[dest], t) == 0) {
+        STAT_ADD(ex->transferred, 1);
+        return;
+    }
+    tuple_batch *b = th->local_out[dest];
+    if (!b) {
+        b = th->local_out[dest] = tuple_batch_new(rt->batch_size);
+        if (!b) {
+            tuple_unref(t);
             return;
         }
-        tuple_batch *b = th->local_out[dest];
-        if (!b) {
-            b = th->local_out[dest] = tuple_batch_new(rt->batch_size);
-            if (!b) {
-                tuple_unref(t);
-                return;
-            }
-            if (!th->local_listed[dest]) {
-                th->local_listed[dest] = 1;
-                th->local_dirty[th->nlocal_dirty++] = dest;
-            }
+        if (!th->local_listed[dest]) {
+            th->local_listed[dest] = 1;
+            th->local_dirty[th->nlocal_dirty++] = dest;
         }
-        b->items[b->n++] = t;
-        if (b->n == b->cap) flush_local(ex, dest); /* dest stays listed; NULL flushes as nothing */
-    } else {
-        int slot = w * 2 + (sys ? 1 : 0);
-        th->remote_out[slot][th->remote_n[slot]++] = t;
-        if (th->remote_n[slot] == th->remote_cap) (void)flush_remote(ex, slot); /* failures: out with the round's flush */
     }
+    b->items[b->n++] = t;
+    if (b->n == b->cap) flush_local(ex, dest); /* dest stays listed; NULL flushes as nothing */
+    STAT_ADD(ex->transferred, 1);
+}
+
+/* A tuple whose bound exceeds the transport's record limit: false when
+ * its exact size fits after all, else true once it is refused (logged,
+ * counted, its trees failed). */
+static __attribute__((noinline, cold)) bool emit_oversized(executor *ex, int stream_id, const sd_value *values,
+                                                          size_t n, const tuple_anchor *anc, size_t na) {
+    size_t size = codec_encoded_size_of(values, n, na);
+    if (size <= ex->th->record_limit) return false;
+    log_task(SD_LOG_ERROR, ex->task,
+             "a %zu-byte tuple on stream '%s' exceeds the frame limit (worker.transfer.max.frame.bytes); dropped",
+             size, ex->rt->topo->streams[stream_id].name);
+    STAT_ADD(ex->errors, 1);
+    if (ex->rt->acker)
+        for (size_t k = 0; k < na; k++) fail_root(ex, anc[k].root);
+    return true;
+}
+
+/* Encodes one tuple of an emit for dest, a task of worker w, into this
+ * thread's records for w: a tuple that crosses to another worker is never
+ * built. Inline: once per tuple sent. */
+static inline __attribute__((always_inline)) void emit_remote(executor *ex, int w, int dest, int stream_id,
+                                                              const sd_value *values, size_t n, uint64_t data_len,
+                                                              const tuple_anchor *anc, size_t na) {
+    exec_thread *th = ex->th;
+    transport_records *r = &th->remote_recs[w];
+    size_t bound = (size_t)codec_bound(n, na, data_len);
+    if (__builtin_expect(bound > th->record_limit, 0) && emit_oversized(ex, stream_id, values, n, anc, na)) return;
+    /* failures: out with the round's flush */
+    if (r->len && r->len + 4 + bound > th->recs_batch) (void)flush_records(ex, w);
+    uint8_t *out = transport_records_reserve(r, bound);
+    if (__builtin_expect(!out, 0)) {
+        log_task(SD_LOG_ERROR, ex->task, "out of memory sending a tuple");
+        return; /* its tree times out and is replayed */
+    }
+    codec_head h = {dest, ex->task, (uint16_t)stream_id, 0};
+    transport_records_commit(r, codec_encode_parts(out, &h, values, n, anc, na));
     STAT_ADD(ex->transferred, 1);
 }
 
@@ -202,8 +246,17 @@ void emit_ack_packet(void *arg, void *src, int dest, int stream_id, const ackrec
     t->src_task = from->task;
     t->stream_id = (uint16_t)stream_id;
     t->stream = &from->rt->topo->streams[stream_id];
-    STAT_ADD(ex->transferred, n - 1); /* route_tuple counts one: a record counts as a tuple did */
-    route_tuple(ex, t, dest, 1);
+    const worker_rt *rt = ex->rt;
+    int w = rt->task_worker[dest];
+    if (w == rt->worker_index) {
+        STAT_ADD(ex->transferred, n - 1); /* route_local counts one: a record counts as a tuple did */
+        route_local(ex, t, dest);
+        return;
+    }
+    t->dest_task = dest;
+    th->remote_acks[w][th->remote_nacks[w]++] = t;
+    if (th->remote_nacks[w] == th->remote_cap) flush_acks(ex, w);
+    STAT_ADD(ex->transferred, n);
 }
 
 static int is_direct_subscriber(const stream_routes *sr, int task) {
@@ -255,6 +308,11 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
 static inline __attribute__((always_inline)) void emit_to(executor *ex, int stream_id, const sd_value *values,
                                                           size_t n, uint32_t data_len, uint32_t strings,
                                                           const tuple_anchor *anc, size_t na, int dest) {
+    int w = ex->rt->task_worker[dest];
+    if (w != ex->rt->worker_index) {
+        emit_remote(ex, w, dest, stream_id, values, n, data_len, anc, na);
+        return;
+    }
     sd_tuple *t = tuple_build_in(ex->th->pool, values, n, data_len, strings, anc, na);
     if (!t) {
         log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
@@ -263,7 +321,7 @@ static inline __attribute__((always_inline)) void emit_to(executor *ex, int stre
     t->src_task = ex->task;
     t->stream_id = (uint16_t)stream_id;
     t->stream = &ex->rt->topo->streams[stream_id];
-    route_tuple(ex, t, dest, 0);
+    route_local(ex, t, dest);
 }
 
 static int emit_error(executor *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -386,19 +444,24 @@ static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int 
     } else if (acked && nanchors) {
         na = bolt_anchors(ex, anchors, nanchors, th->anc);
     }
-    sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, th->anc, na);
-    if (!t) {
-        log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
-        return 0; /* as emit_to: its tree times out and is replayed */
-    }
-    t->src_task = ex->task;
-    t->stream_id = (uint16_t)stream_id;
-    t->stream = st;
-    if (chained && chain_push(th, ex->chain_to, t) == 0) {
-        t->dest_task = dest;
-        STAT_ADD(ex->transferred, 1);
+    int w = ex->rt->task_worker[dest];
+    if (!chained && w != ex->rt->worker_index) {
+        emit_remote(ex, w, dest, stream_id, values, n, data_len, th->anc, na);
     } else {
-        route_tuple(ex, t, dest, 0);
+        sd_tuple *t = tuple_build_in(th->pool, values, n, (uint32_t)data_len, strings, th->anc, na);
+        if (!t) {
+            log_task(SD_LOG_ERROR, ex->task, "out of memory building a tuple");
+            return 0; /* as emit_to: its tree times out and is replayed */
+        }
+        t->src_task = ex->task;
+        t->stream_id = (uint16_t)stream_id;
+        t->stream = st;
+        if (chained && chain_push(th, ex->chain_to, t) == 0) {
+            t->dest_task = dest;
+            STAT_ADD(ex->transferred, 1);
+        } else {
+            route_local(ex, t, dest);
+        }
     }
     if (acked && with_root)
         emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(ex->rt, root), ACKREC_INIT, root, edge, ex->task);

@@ -15,6 +15,10 @@
 #include "runtime/executor_internal.h"
 #include "tuple/tuple_pool.h"
 
+/* bytes of records a pool thread gathers for one peer before handing them
+ * to the transport (less when the transport's frames are smaller) */
+#define REMOTE_RECORDS_BATCH (32u << 10)
+
 static int sys_stream(const worker_rt *rt, int comp, const char *name) {
     const topo_stream *s = topology_stream(rt->topo, comp, name);
     return s ? s->id : -1;
@@ -111,18 +115,27 @@ exec_thread *exec_thread_new(const worker_rt *rt) {
     th->local_dirty = calloc(ntasks + 1, sizeof *th->local_dirty);
     th->local_listed = calloc(ntasks + 1, 1);
     th->dests = calloc((size_t)rt->max_fanout + 1, sizeof *th->dests);
-    th->remote_out = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_out);
-    th->remote_n = calloc((size_t)rt->nworkers * 2, sizeof *th->remote_n);
+    th->remote_recs = calloc((size_t)rt->nworkers, sizeof *th->remote_recs);
+    th->remote_acks = calloc((size_t)rt->nworkers, sizeof *th->remote_acks);
+    th->remote_nacks = calloc((size_t)rt->nworkers, sizeof *th->remote_nacks);
     th->remote_cap = rt->batch_size * 4;
+    /* a frame's worth, or less: a thread holds this much per peer at most
+     * (besides one record) */
+    th->recs_batch = REMOTE_RECORDS_BATCH;
+    th->record_limit = SIZE_MAX;
+    if (rt->tr) {
+        if (transport_records_batch(rt->tr) < th->recs_batch) th->recs_batch = transport_records_batch(rt->tr);
+        th->record_limit = transport_record_limit(rt->tr);
+    }
     th->pool = tuple_pool_new();
     ack_stage_init(&th->acks, emit_ack_packet, th);
-    if (!th->local_out || !th->local_dirty || !th->local_listed || !th->dests || !th->remote_out || !th->remote_n ||
-        !th->pool)
+    if (!th->local_out || !th->local_dirty || !th->local_listed || !th->dests || !th->remote_recs ||
+        !th->remote_acks || !th->remote_nacks || !th->pool)
         goto fail;
-    for (int w = 0; w < rt->nworkers * 2; w++) {
-        if (w / 2 == rt->worker_index) continue;
-        th->remote_out[w] = malloc(th->remote_cap * sizeof(sd_tuple *));
-        if (!th->remote_out[w]) goto fail;
+    for (int w = 0; w < rt->nworkers; w++) {
+        if (w == rt->worker_index) continue;
+        th->remote_acks[w] = malloc(th->remote_cap * sizeof(sd_tuple *));
+        if (!th->remote_acks[w]) goto fail;
     }
     th->nworkers = rt->nworkers;
     th->ntasks = rt->topo->ntasks;
@@ -139,18 +152,20 @@ void exec_thread_free(exec_thread *th) {
     if (th->local_out) {
         for (int i = 0; i <= th->ntasks; i++) tuple_batch_free(th->local_out[i]);
     }
-    if (th->remote_out) {
-        for (int w = 0; w < th->nworkers * 2; w++) {
-            for (uint32_t i = 0; th->remote_n && i < th->remote_n[w]; i++) tuple_unref(th->remote_out[w][i]);
-            free(th->remote_out[w]);
+    if (th->remote_acks) {
+        for (int w = 0; w < th->nworkers; w++) {
+            for (uint32_t i = 0; th->remote_nacks && i < th->remote_nacks[w]; i++) tuple_unref(th->remote_acks[w][i]);
+            free(th->remote_acks[w]);
         }
     }
+    for (int w = 0; th->remote_recs && w < th->nworkers; w++) transport_records_free(&th->remote_recs[w]);
     free(th->local_out);
     free(th->local_dirty);
     free(th->local_listed);
     free(th->dests);
-    free(th->remote_out);
-    free(th->remote_n);
+    free(th->remote_recs);
+    free(th->remote_acks);
+    free(th->remote_nacks);
     free(th->anc);
     for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
     free(th->chainq);

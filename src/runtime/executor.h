@@ -37,10 +37,15 @@ typedef struct exec_thread {
     tuple_batch **local_out;      /* [ntasks + 1], by destination task */
     int *local_dirty, nlocal_dirty;  /* destinations with a batch this slice */
     char *local_listed;           /* [ntasks + 1]: dest is in local_dirty */
-    /* [2 * worker + sys]: tuples for that worker; sys = acking tuples,
-     * which are sent without waiting (acks must never wait for data) */
-    sd_tuple ***remote_out;
-    uint32_t *remote_n;
+    /* [worker]: data tuples for that worker, encoded as they are emitted
+     * (no tuple is built for them), handed to the transport once they hold
+     * recs_batch bytes or by the end of the slice */
+    transport_records *remote_recs;
+    size_t recs_batch, record_limit;
+    /* [worker]: acking tuples for that worker, sent without waiting (acks
+     * must never wait for data) */
+    sd_tuple ***remote_acks;
+    uint32_t *remote_nacks;
     uint32_t remote_cap;
     int *dests;                   /* [rt->max_fanout]: destinations of one emit */
     tuple_anchor *anc;            /* anchors of one emitted tuple (grows) */

@@ -113,6 +113,53 @@ int transport_start(transport *tr);
  * through the transport). */
 int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n, bool never_block);
 
+/* Records for one peer, gathered by one sender thread (its own: no lock)
+ * in the batch payload's format (frame.h) and handed over together by
+ * transport_send_records: an emit encodes a tuple for another worker here
+ * straight from its values, without building the tuple. */
+typedef struct transport_records {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t n;                /* records in buf */
+} transport_records;
+/* Grows r for one more record of at most bound encoded bytes; 0 or -ENOMEM. */
+int transport_records_grow(transport_records *r, size_t bound);
+void transport_records_free(transport_records *r);
+/* Where the next record's encoding goes, with room for bound bytes; NULL
+ * when out of memory. Inline: once per tuple sent. */
+static inline uint8_t *transport_records_reserve(transport_records *r, size_t bound) {
+    if (r->len + 4 + bound > r->cap && transport_records_grow(r, bound) != 0) return NULL;
+    return r->buf + r->len + 4;
+}
+/* The record reserved last: its encoding took len bytes. */
+static inline void transport_records_commit(transport_records *r, size_t len) {
+    uint8_t *p = r->buf + r->len;
+    p[0] = (uint8_t)len;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 24);
+    r->len += 4 + len;
+    r->n++;
+}
+static inline void transport_records_clear(transport_records *r) {
+    r->len = 0;
+    r->n = 0;
+}
+/* The largest encoding of one record the transport sends: a bigger tuple
+ * must be refused by its sender. */
+size_t transport_record_limit(const transport *tr);
+/* Senders hand their records over once they hold this many bytes (at most
+ * a frame's payload, so that they travel in one frame). */
+size_t transport_records_batch(const transport *tr);
+/* Any thread: appends r's records to worker `worker`'s buffer, as
+ * transport_send does with tuples (the same waiting for room, the same
+ * dropping to a down peer), all of them or none: returns how many were
+ * dropped, 0 or r->n. Once sent, r is empty (its buffer may have been
+ * traded for the peer's empty one); dropped, r still holds them, for the
+ * caller to fail their trees and clear. Records that exceed the frame
+ * limit must not be in r. */
+int transport_send_records(transport *tr, int worker, transport_records *r, bool never_block);
+
 /* Loop thread: tell every peer (now, and each one that connects later)
  * whether our queues overflow and their spouts should pause. */
 void transport_set_throttle(transport *tr, bool on);

@@ -9,26 +9,8 @@
 
 #include <string.h>
 
-/* ---- little-endian loads/stores: plain memcpy on little-endian hosts --- */
+/* ---- little-endian loads (stores: codec.h) ---- */
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define CODEC_LE 1
-#else
-#define CODEC_LE 0
-#endif
-
-static inline void put16(uint8_t *p, uint16_t v) {
-    if (CODEC_LE) { memcpy(p, &v, 2); return; }
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
-}
-static inline void put32(uint8_t *p, uint32_t v) {
-    if (CODEC_LE) { memcpy(p, &v, 4); return; }
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put64(uint8_t *p, uint64_t v) {
-    if (CODEC_LE) { memcpy(p, &v, 8); return; }
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 static inline uint16_t get16(const uint8_t *p) {
     if (CODEC_LE) { uint16_t v; memcpy(&v, p, 2); return v; }
     return (uint16_t)(p[0] | p[1] << 8);
@@ -60,97 +42,34 @@ const char *codec_strerror(int err) {
     return "unknown codec error";
 }
 
-size_t codec_encoded_size(const sd_tuple *t) {
-    size_t n = CODEC_HEADER_BYTES + (size_t)t->nanchors * 16 + t->nvalues;
-    for (uint16_t i = 0; i < t->nvalues; i++) {
-        const sd_value *v = &tuple_values(t)[i];
+size_t codec_encoded_size_of(const sd_value *values, size_t n, size_t na) {
+    size_t size = CODEC_HEADER_BYTES + na * 16 + n;
+    for (size_t i = 0; i < n; i++) {
+        const sd_value *v = &values[i];
         switch (v->type) {
         case SD_NULL: break;
-        case SD_BOOL: n += 1; break;
+        case SD_BOOL: size += 1; break;
         case SD_INT:
-        case SD_DOUBLE: n += 8; break;
+        case SD_DOUBLE: size += 8; break;
         case SD_STRING:
-        case SD_BYTES: n += 4 + (size_t)v->v.s.len; break;
+        case SD_BYTES: size += 4 + (size_t)v->v.s.len; break;
         }
     }
-    return n;
+    return size;
+}
+
+size_t codec_encoded_size(const sd_tuple *t) {
+    return codec_encoded_size_of(tuple_values(t), t->nvalues, t->nanchors);
 }
 
 size_t codec_encode(const sd_tuple *t, uint8_t *out) {
-    uint8_t *p = out;
-    put32(p, (uint32_t)t->dest_task);
-    put32(p + 4, (uint32_t)t->src_task);
-    put16(p + 8, t->stream_id);
-    put16(p + 10, t->flags);
-    put16(p + 12, t->nvalues);
-    put16(p + 14, t->nanchors);
-    p += CODEC_HEADER_BYTES;
-    if (CODEC_LE && sizeof(tuple_anchor) == 16) {
-        /* the in-memory anchor array already is the wire layout */
-        if (t->nanchors) memcpy(p, tuple_anchors(t), (size_t)t->nanchors * 16); /* acking off: none */
-        p += (size_t)t->nanchors * 16;
-    } else {
-        for (uint16_t i = 0; i < t->nanchors; i++, p += 16) {
-            put64(p, tuple_anchors(t)[i].root);
-            put64(p + 8, tuple_anchors(t)[i].edge);
-        }
-    }
-    for (uint16_t i = 0; i < t->nvalues; i++) {
-        const sd_value *v = &tuple_values(t)[i];
-        *p++ = (uint8_t)v->type;
-        switch (v->type) {
-        case SD_NULL: break;
-        case SD_BOOL: *p++ = v->v.b ? 1 : 0; break;
-        case SD_INT: put64(p, (uint64_t)v->v.i); p += 8; break;
-        case SD_DOUBLE: {
-            uint64_t bits;
-            memcpy(&bits, &v->v.d, 8);
-            put64(p, bits);
-            p += 8;
-            break;
-        }
-        case SD_STRING:
-        case SD_BYTES:
-            put32(p, v->v.s.len);
-            if (v->v.s.len) memcpy(p + 4, v->v.s.ptr, v->v.s.len);
-            p += 4 + (size_t)v->v.s.len;
-            break;
-        }
-    }
-    return (size_t)(p - out);
+    codec_head h = {t->dest_task, t->src_task, t->stream_id, t->flags};
+    return codec_encode_parts(out, &h, tuple_values(t), t->nvalues, tuple_anchors(t), t->nanchors);
 }
 
-/* First pass: checks the values area buf[off..len) and sums the data bytes. */
-static int scan_values(const uint8_t *buf, size_t len, size_t off, uint16_t nvalues, uint64_t *data_len) {
-    uint64_t data = 0;
-    for (uint16_t i = 0; i < nvalues; i++) {
-        if (off >= len) return CODEC_ETRUNC;
-        uint8_t type = buf[off++];
-        size_t need;
-        switch (type) {
-        case SD_NULL: need = 0; break;
-        case SD_BOOL:
-            if (off >= len) return CODEC_ETRUNC;
-            if (buf[off] > 1) return CODEC_EVALUE;
-            need = 1;
-            break;
-        case SD_INT:
-        case SD_DOUBLE: need = 8; break;
-        case SD_STRING:
-        case SD_BYTES:
-            if (len - off < 4) return CODEC_ETRUNC;
-            need = 4 + (size_t)get32(buf + off);
-            data += need - 4;
-            break;
-        default: return CODEC_ETYPE;
-        }
-        if (len - off < need) return CODEC_ETRUNC;
-        off += need;
-    }
-    if (off != len) return CODEC_ETRAILING;
-    *data_len = data;
-    return CODEC_OK;
-}
+uint16_t codec_peek_nanchors(const uint8_t *enc) { return get16(enc + 14); }
+
+uint64_t codec_peek_root(const uint8_t *enc, uint16_t k) { return get64(enc + CODEC_HEADER_BYTES + (size_t)k * 16); }
 
 int codec_decode(const uint8_t *buf, size_t len, const topology *topo, sd_tuple **out) {
     return codec_decode_in(NULL, buf, len, topo, out);
@@ -166,14 +85,13 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
     if (topo && stream_id >= topo->nstreams) return CODEC_ESTREAM;
     size_t off = CODEC_HEADER_BYTES;
     size_t anchor_bytes = (size_t)nanchors * 16;
-    if (len - off < anchor_bytes) return CODEC_ETRUNC;
-    uint64_t data_len = 0;
-    int rc = scan_values(buf, len, off + anchor_bytes, nvalues, &data_len);
-    if (rc != CODEC_OK) return rc;
-    /* data_len < len <= SIZE_MAX; a frame is far below 4 GiB but check anyway */
-    if (data_len > UINT32_MAX) return CODEC_ETRUNC;
-
-    sd_tuple *t = tuple_alloc_in(pool, nvalues, nanchors, (uint32_t)data_len);
+    if (len - off < anchor_bytes || len - off - anchor_bytes < nvalues) return CODEC_ETRUNC;
+    /* one pass: every value takes at least its type byte, so the strings
+     * and bytes take at most what is left beyond those; the tuple is carved
+     * that big and its data_len set to what they take */
+    size_t data_max = len - off - anchor_bytes - nvalues;
+    if (data_max > UINT32_MAX) return CODEC_ETRUNC; /* a frame is far below 4 GiB */
+    sd_tuple *t = tuple_alloc_in(pool, nvalues, nanchors, (uint32_t)data_max);
     if (!t) return CODEC_ENOMEM;
     t->dest_task = (int32_t)get32(buf);
     t->src_task = (int32_t)get32(buf + 4);
@@ -185,22 +103,36 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
         tuple_anchors(t)[i].edge = get64(buf + off + 8);
     }
     char *data = tuple_data(t);
+    int rc = CODEC_OK;
+    /* each value ends by lim, which leaves a type byte for every value
+     * after it: the strings then fit in data_max */
     for (uint16_t i = 0; i < nvalues; i++) {
+        size_t lim = len - (size_t)(nvalues - 1 - i);
         sd_value *v = &tuple_values(t)[i];
-        v->type = (sd_type)buf[off++];
-        switch (v->type) {
+        uint8_t type = buf[off++];
+        v->type = (sd_type)type;
+        switch (type) {
         case SD_NULL: v->v.i = 0; break;
-        case SD_BOOL: v->v.b = buf[off++] != 0; break;
-        case SD_INT: v->v.i = (int64_t)get64(buf + off); off += 8; break;
-        case SD_DOUBLE: {
-            uint64_t bits = get64(buf + off);
-            memcpy(&v->v.d, &bits, 8);
+        case SD_BOOL:
+            if (lim - off < 1) goto trunc;
+            if (buf[off] > 1) {
+                rc = CODEC_EVALUE;
+                goto fail;
+            }
+            v->v.b = buf[off++] != 0;
+            break;
+        case SD_INT:
+        case SD_DOUBLE:
+            if (lim - off < 8) goto trunc;
+            /* the same bits either way: an int's or a double's */
+            v->v.i = (int64_t)get64(buf + off);
             off += 8;
             break;
-        }
         case SD_STRING:
         case SD_BYTES: {
+            if (lim - off < 4) goto trunc;
             uint32_t n = get32(buf + off);
+            if (lim - off - 4 < n) goto trunc;
             if (n) memcpy(data, buf + off + 4, n);
             v->v.s.ptr = data;
             v->v.s.len = n;
@@ -208,8 +140,21 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
             off += 4 + (size_t)n;
             break;
         }
+        default:
+            rc = CODEC_ETYPE;
+            goto fail;
         }
     }
+    if (off != len) {
+        rc = CODEC_ETRAILING;
+        goto fail;
+    }
+    t->data_len = (uint32_t)(data - tuple_data(t));
     *out = t;
     return CODEC_OK;
+trunc:
+    rc = CODEC_ETRUNC;
+fail:
+    tuple_unref(t);
+    return rc;
 }

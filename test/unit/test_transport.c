@@ -1,6 +1,7 @@
 /* Unit tests for transport.c: two transports on one uv loop (its own
  * thread) talking over 127.0.0.1; senders are other threads. Covers
- * ordered delivery both ways with lz4 off and on, deliver refusals
+ * ordered delivery both ways with lz4 off and on, from tuples and from
+ * records encoded by their senders (transport_send_records), deliver refusals
  * (paused reading), sender backpressure, buffering while a peer is down,
  * a peer of another topology, and a raw client sending garbage. */
 #include <setjmp.h>
@@ -24,6 +25,7 @@
 #include "transport/frame.h"
 #include "topology/topology.h"
 #include "transport/transport.h"
+#include "tuple/codec.h"
 
 static char *test_fields[] = {"src", "seq", "payload"};
 static topo_stream test_stream = {.id = 0, .name = "default", .nfields = 3, .fields = test_fields};
@@ -210,13 +212,45 @@ typedef struct sender {
     harness *h;
     int from, count;
     int failures;
+    bool records;          /* through transport_send_records */
 } sender;
+
+/* appends one test tuple (src, seq, payload) for task dest to r */
+static void add_record(transport_records *r, int src, int64_t seq, const char *payload, size_t plen, int dest) {
+    sd_value v[3] = {sd_int(src), sd_int(seq), sd_bytes(payload, (uint32_t)plen)};
+    size_t bound = (size_t)codec_bound(3, 0, plen);
+    uint8_t *out = transport_records_reserve(r, bound);
+    assert_non_null(out);
+    codec_head hd = {dest, 1, 0, 0};
+    size_t len = codec_encode_parts(out, &hd, v, 3, NULL, 0);
+    assert_true(len <= bound);
+    transport_records_commit(r, len);
+}
+
+/* Sends count tuples as records, in runs of 1 to 300: runs above a frame
+ * (16 KiB) travel record by record, smaller ones as one piece. */
+static void send_records(sender *s, node *n, const char *payload, size_t plen) {
+    transport_records r = {0};
+    int run = 1;
+    for (int i = 0; i < s->count;) {
+        for (int k = 0; k < run && i < s->count; k++, i++) add_record(&r, s->from, i, payload, plen, 100 + (1 - s->from));
+        uint32_t held = r.n;
+        if (transport_send_records(n->tr, 1 - s->from, &r, false) != 0) s->failures++;
+        if (r.n != 0 || r.len != 0) s->failures += (int)held; /* sent: r is empty */
+        run = run * 7 % 301 + 1;
+    }
+    transport_records_free(&r);
+}
 
 static void *sender_main(void *arg) {
     sender *s = arg;
     node *n = &s->h->nodes[s->from];
     char payload[60];
     memset(payload, 'a' + s->from, sizeof payload);
+    if (s->records) {
+        send_records(s, n, payload, sizeof payload);
+        return NULL;
+    }
     for (int i = 0; i < s->count; i += 10) {
         sd_tuple *batch[10];
         int k = 0;
@@ -248,7 +282,7 @@ static bool both_connected(void *arg) {
     return a.connected_peers == 1 && b.connected_peers == 1;
 }
 
-static void run_exchange(size_t lz4) {
+static void run_exchange(size_t lz4, bool records) {
     harness h;
     /* small buffers: senders must block and wait for room */
     harness_init(&h, "topo-x", "topo-x", lz4, 32768);
@@ -257,7 +291,7 @@ static void run_exchange(size_t lz4) {
     on_loop(&h, do_start, (void *)1);
     assert_true(wait_for(both_connected, &h, 5000));
     const int N = 20000;
-    sender s[2] = {{&h, 0, N, 0}, {&h, 1, N, 0}};
+    sender s[2] = {{&h, 0, N, 0, records}, {&h, 1, N, 0, false}}; /* records: from worker 0 */
     pthread_t th[2];
     for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, sender_main, &s[i]), 0);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
@@ -284,14 +318,15 @@ static void run_exchange(size_t lz4) {
     harness_finish(&h);
 }
 
-static void test_exchange_plain(void **state) { (void)state; run_exchange(0); }
-static void test_exchange_lz4(void **state) { (void)state; run_exchange(512); }
+static void test_exchange_plain(void **state) { (void)state; run_exchange(0, false); }
+static void test_exchange_lz4(void **state) { (void)state; run_exchange(512, false); }
+static void test_exchange_records(void **state) { (void)state; run_exchange(0, true); }
 
 /* worker.host may be a name: resolved once, and the workers connect */
 static void test_exchange_by_name(void **state) {
     (void)state;
     harness_host = "localhost";
-    run_exchange(0);
+    run_exchange(0, false);
     harness_host = "127.0.0.1";
 }
 
@@ -532,6 +567,54 @@ static void test_down_peer_overflow_given_up(void **state) {
     harness_finish(&h);
 }
 
+/* Records to a peer that is down: kept in its overflow while they fit
+ * (the run whole), dropped whole beyond it (the run left in the caller's
+ * records, anchors intact for failing its trees), then delivered in order
+ * when the peer comes up. */
+static void test_records_all_or_none(void **state) {
+    (void)state;
+    harness h;
+    harness_init(&h, "topo-r", "topo-r", 0, 2000);
+    on_loop(&h, do_start, (void *)0);
+    node *n = &h.nodes[0];
+    transport_records r = {0};
+    for (int i = 0; i < 10; i++) add_record(&r, 0, i, "xyz", 3, 101); /* ~40 bytes each */
+    assert_int_equal(transport_send_records(n->tr, 1, &r, false), 0);
+    assert_int_equal(r.n, 0);
+    /* 60 more exceed the 2000-byte overflow: all dropped, none kept */
+    for (int i = 0; i < 60; i++) {
+        sd_value v[3] = {sd_int(0), sd_int(10 + i), sd_str("x", 1)};
+        tuple_anchor anc = {.root = (uint64_t)(i + 5000), .edge = 3};
+        uint8_t *out = transport_records_reserve(&r, (size_t)codec_bound(3, 1, 1));
+        assert_non_null(out);
+        transport_records_commit(&r, codec_encode_parts(out, &(codec_head){101, 1, 0, 0}, v, 3, &anc, 1));
+    }
+    assert_int_equal(transport_send_records(n->tr, 1, &r, false), 60);
+    assert_int_equal(r.n, 60);
+    size_t off = 0, len;
+    const uint8_t *rec;
+    int k = 0;
+    while (frame_batch_next(r.buf, r.len, &off, &rec, &len) == 1) {
+        assert_int_equal(codec_peek_nanchors(rec), 1);
+        assert_int_equal(codec_peek_root(rec, 0), 5000 + k++);
+    }
+    assert_int_equal(k, 60);
+    transport_records_clear(&r);
+    transport_stats a;
+    get_stats(n, &a);
+    assert_int_equal(a.tuples_dropped, 60);
+    /* what fits follows the kept ones */
+    for (int i = 10; i < 15; i++) add_record(&r, 0, i, "xyz", 3, 101);
+    assert_int_equal(transport_send_records(n->tr, 1, &r, false), 0);
+    transport_records_free(&r);
+    on_loop(&h, do_start, (void *)1);
+    expect e = {&h.nodes[1], 15};
+    assert_true(wait_for(got_all, &e, 5000));
+    assert_int_equal(h.nodes[1].received, 15);
+    assert_int_equal(h.nodes[1].order_errors, 0);
+    harness_finish(&h);
+}
+
 static void do_block_loop(harness *h, void *arg) {
     (void)h;
     usleep((useconds_t)(intptr_t)arg * 1000);
@@ -600,6 +683,7 @@ static void test_peer_down_then_up(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exchange_plain),  cmocka_unit_test(test_exchange_lz4),
+        cmocka_unit_test(test_exchange_records), cmocka_unit_test(test_records_all_or_none),
         cmocka_unit_test(test_other_topology),  cmocka_unit_test(test_garbage_client),
         cmocka_unit_test(test_other_secret),    cmocka_unit_test(test_other_contents),
         cmocka_unit_test(test_peer_down_then_up), cmocka_unit_test(test_down_peer_overflow_given_up),
