@@ -3,7 +3,7 @@
  *
  * Rules, in order: the destination task runs in this worker; the source
  * task exists and runs on the sending worker; the stream belongs to the
- * source task's component; then per kind of stream: a user stream has the
+ * source task's component; no flags; then per kind of stream: a user stream has the
  * stream's field count and is subscribed by the destination's component;
  * acker streams (__ack_init/__ack_ack/__ack_fail) go to an acker task and
  * __ack_done comes from an acker and goes to a spout, each as a packet of
@@ -34,6 +34,8 @@ const char *wire_check(const worker_rt *rt, int peer, const sd_tuple *t) {
     if (src < 1 || src > topo->ntasks) return "unknown source task";
     if (rt->task_worker[src] != peer) return "source task does not run on the sending worker";
     if (t->stream_id >= topo->nstreams) return "unknown stream";
+    /* a tick is made by its worker; the holder's flags are cleared by decoding */
+    if (t->flags) return "flags a tuple never carries between workers";
     const topo_stream *st = &topo->streams[t->stream_id];
     const topo_component *sc = rt->task_comp[src], *dc = rt->task_comp[dest];
     if (!sc || !dc || st->component != sc->index) return "stream does not belong to the source task's component";

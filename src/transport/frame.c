@@ -120,18 +120,6 @@ int frame_hello_check(const uint8_t *p, size_t len, const char *topology_id, con
     return 0;
 }
 
-int frame_batch_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **rec, size_t *rec_len) {
-    size_t o = *off;
-    if (o >= len) return 0;
-    if (len - o < 4) return FRAME_ELENGTH;
-    size_t n = get32(p + o);
-    if (len - o - 4 < n) return FRAME_ELENGTH;
-    *rec = p + o + 4;
-    *rec_len = n;
-    *off = o + 4 + n;
-    return 1;
-}
-
 uint32_t frame_batch_count(const uint8_t *records, size_t len, size_t limit) {
     uint32_t n = 0;
     size_t off = 0, cur = 0, rl;

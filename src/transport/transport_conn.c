@@ -375,7 +375,11 @@ static void conn_process(conn *c) {
                 conn_reject(c, "tuple", bad);
                 goto done;
             }
-            c->held = t;
+            if (tr->deliver(tr->deliver_arg, t) != 0) {
+                c->held = t; /* offered again once the destination has room */
+                goto pause;
+            }
+            delivered++;
             continue;
         }
         frame f;

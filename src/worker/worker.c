@@ -83,6 +83,7 @@ typedef struct worker {
     bool has_key;               /* the assignment carried the topology secret */
     uint8_t key[AUTH_KEY_BYTES], content_hash[AUTH_HASH_BYTES];
     struct tuple_pool *loop_pool; /* received tuples (loop thread) */
+    wire_memo wire_memo;          /* received tuples that passed (loop thread) */
 } worker;
 
 /* ---- control channel ------------------------------------------------------- */
@@ -257,7 +258,7 @@ static void on_peer_throttle(void *arg, int peer, bool on) {
 
 static const char *check_tuple(void *arg, int peer, const sd_tuple *t) {
     worker *w = arg;
-    return wire_check(&w->rt, peer, t);
+    return wire_check_memo(&w->rt, &w->wire_memo, peer, t);
 }
 
 static int deliver_tuple(void *arg, sd_tuple *t) {
