@@ -121,16 +121,19 @@ static void fail_root(executor *ex, uint64_t root) {
  * tuples_dropped). */
 static int flush_records(executor *ex, int w) {
     transport_records *r = &ex->th->remote_recs[w];
-    if (r->n == 0 || !ex->rt->tr || transport_send_records(ex->rt->tr, w, r, false) == 0 || !ex->rt->acker) {
-        transport_records_clear(r);
-        return 0;
+    if (r->n == 0) return 0;
+    int failed = 0;
+    if (ex->rt->tr && transport_send_records(ex->rt->tr, w, r, false) != 0 && ex->rt->acker) {
+        size_t off = 0, len;
+        const uint8_t *rec;
+        while (frame_batch_next(r->buf, r->len, &off, &rec, &len) == 1)
+            for (uint16_t k = 0, na = codec_peek_nanchors(rec); k < na; k++) fail_root(ex, codec_peek_root(rec, k));
+        failed = 1;
     }
-    size_t off = 0, len;
-    const uint8_t *rec;
-    while (frame_batch_next(r->buf, r->len, &off, &rec, &len) == 1)
-        for (uint16_t k = 0, na = codec_peek_nanchors(rec); k < na; k++) fail_root(ex, codec_peek_root(rec, k));
     transport_records_clear(r);
-    return 1;
+    /* a tuple far above a batch grew the buffer: not kept for every peer */
+    if (r->cap > 4 * ex->th->recs_batch) transport_records_free(r);
+    return failed;
 }
 
 /* Hands the acking tuples for worker w to the transport, without waiting:

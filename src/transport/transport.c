@@ -739,10 +739,11 @@ size_t transport_record_limit(const transport *tr) { return tr->frame_limit - 4;
 size_t transport_records_batch(const transport *tr) { return tr->send_frame; }
 
 /* Under p->mu, room allowed: hands r's records to p. An empty buffer is
- * traded for r's (no copy); else they are copied, as one piece when they
- * fit in a frame, else record by record, each by the frame rule. */
+ * traded for r's (no copy) unless it grew beyond two frames (a sender
+ * would then keep its memory); else they are copied, as one piece when
+ * they fit in a frame, else record by record, each by the frame rule. */
 static int peer_take_records(transport *tr, peer *p, transport_records *r, bool *wake) {
-    if (p->len == 0 && r->len <= tr->send_frame) {
+    if (p->len == 0 && r->len <= tr->send_frame && p->cap <= 2 * tr->send_frame) {
         uint8_t *b = p->buf;
         size_t cap = p->cap;
         p->buf = r->buf;

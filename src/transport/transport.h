@@ -105,9 +105,10 @@ int transport_start(transport *tr);
  * on_unsent), drops them at once:
  * a down peer never slows sends to the others. Returns how many tuples were
  * dropped (0: all sent), and marks each dropped one TUPLE_F_UNSENT, so that
- * its sender fails its tuple trees at once (the spouts replay them) instead
- * of leaving them to the message timeout; the tuples must therefore be the
- * caller's alone (each emit builds one per destination). Does not consume
+ * its sender may fail its tuple trees at once (the spouts replay them)
+ * instead of leaving them to the message timeout; the tuples must
+ * therefore be the caller's alone. Used for built tuples (acking packets,
+ * notices); data goes as records (below). Does not consume
  * the caller's references. Called on the loop thread it never waits (as if
  * never_block). `worker` must not be this worker (local tuples never travel
  * through the transport). */
