@@ -143,7 +143,7 @@ static const key_rule rules[] = {
     {"worker.transfer.batch.bytes", 1, 67108864, NULL},        /* a peer's send buffer */
     {"worker.transfer.flush.interval.ms", 1, SECS_MAX, NULL},
     {"worker.transfer.lz4.threshold.bytes", 0, INT32_MAX, NULL},
-    {"worker.transfer.max.frame.bytes", 1024, 268435456, NULL}, /* a frame (and lz4 room) */
+    {"worker.transfer.max.frame.bytes", 8192, 268435456, NULL}, /* a frame (and lz4 room); an acking packet of 256 records fits in 8 KiB */
     {"worker.transfer.max.buffered.bytes", 1, 1073741824, NULL}, /* per peer */
     {"worker.transfer.socket.buffer.bytes", 0, 268435456, NULL},
     {"worker.transfer.handshake.timeout.ms", 100, 600000, NULL},

@@ -394,3 +394,46 @@ def test_trees_whose_acker_is_down_fail_at_once(streamd, tmp_path):
         # their acker there and are only given up
         assert "worker 2 is down: " in logs()
     run_with_worker_2_stopped(streamd, tmp_path, "ackerdown", 4, no_held_fails_needed)
+
+
+def test_tuple_above_the_frame_limit_is_refused_at_its_emit(streamd, tmp_path):
+    """A line longer than a frame (worker.transfer.max.frame.bytes) cannot
+    cross to another worker: its emit refuses it, logged with its stream,
+    and its tree fails at once (not at the message timeout), so the spout
+    replays it up to max.retries and then gives up on it. Every other line
+    reaches the sink exactly once.
+
+    Tasks dealt round-robin over 2 workers: lines=1 and sink=3 on worker 0,
+    slow=2 and the acker=4 on worker 1, so every line crosses twice."""
+    nlines, long_at, timeout = 400, {50, 200, 350}, 60
+    src = tmp_path / "input.txt"
+    src.write_text("".join(("L" * 9000 if i in long_at else f"line {i:04d}") + "\n" for i in range(nlines)))
+    sink = tmp_path / "sink.jsonl"
+    topo = {
+        "name": "oversize",
+        "workers": 2,
+        "config": {"topology.acker.executors": 1, "topology.message.timeout.secs": timeout,
+                   "worker.transfer.max.frame.bytes": 8192},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src), "max.retries": 2}}],
+        "bolts": [
+            {"id": "slow", "class": "pass_through", "outputs": ["line"],
+             "inputs": [{"from": "lines", "grouping": "shuffle"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(sink)},
+             "inputs": [{"from": "slow", "grouping": "shuffle"}]},
+        ],
+    }
+    started = time.monotonic()
+    res = streamd.run(topo, timeout=timeout)
+    assert res.returncode == 1, res.explain()  # lines were given up on (failed_final)
+    assert time.monotonic() - started < timeout, "the long lines' trees waited for the message timeout"
+    rows = [row["line"] for row in read_jsonl(sink)]
+    want = [f"line {i:04d}" for i in range(nlines) if i not in long_at]
+    assert sorted(rows) == want, res.explain()
+    refused = res.worker_logs().count("exceeds the frame limit (worker.transfer.max.frame.bytes); dropped")
+    assert refused == 3 * len(long_at), res.explain()  # the first emit and 2 replays of each
+    # 16 bytes of header, one anchor (16), the value's type and length (5), the line
+    assert "a 9037-byte tuple on stream 'default'" in res.worker_logs(), res.explain()
+    summary = next(json.loads(line[len("summary-json: "):]) for line in res.stdout.splitlines()
+                   if line.startswith("summary-json: "))
+    spout = summary["components"]["lines"]
+    assert spout["failed"] == 3 * len(long_at) and spout["failed_final"] == len(long_at), spout
