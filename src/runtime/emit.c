@@ -307,13 +307,21 @@ static size_t bolt_anchors(executor *ex, sd_tuple *const *anchors, size_t nancho
     return n;
 }
 
+/* emit_remote, out of line for emit_general: its emits are the uncommon
+ * ones, and its loop stays small for the tuples that stay in the worker */
+static __attribute__((noinline)) void emit_remote_general(executor *ex, int w, int dest, int stream_id,
+                                                          const sd_value *values, size_t n, uint64_t data_len,
+                                                          const tuple_anchor *anc, size_t na) {
+    emit_remote(ex, w, dest, stream_id, values, n, data_len, anc, na);
+}
+
 /* builds one tuple of an emit and routes it to dest; inline: once per tuple */
 static inline __attribute__((always_inline)) void emit_to(executor *ex, int stream_id, const sd_value *values,
                                                           size_t n, uint32_t data_len, uint32_t strings,
                                                           const tuple_anchor *anc, size_t na, int dest) {
     int w = ex->rt->task_worker[dest];
     if (w != ex->rt->worker_index) {
-        emit_remote(ex, w, dest, stream_id, values, n, data_len, anc, na);
+        emit_remote_general(ex, w, dest, stream_id, values, n, data_len, anc, na);
         return;
     }
     sd_tuple *t = tuple_build_in(ex->th->pool, values, n, data_len, strings, anc, na);

@@ -83,7 +83,7 @@ typedef struct worker {
     bool has_key;               /* the assignment carried the topology secret */
     uint8_t key[AUTH_KEY_BYTES], content_hash[AUTH_HASH_BYTES];
     struct tuple_pool *loop_pool; /* received tuples (loop thread) */
-    wire_memo wire_memo;          /* received tuples that passed (loop thread) */
+    wire_memo *wire_memo;         /* received tuples that passed (loop thread; with peers only) */
 } worker;
 
 /* ---- control channel ------------------------------------------------------- */
@@ -258,7 +258,7 @@ static void on_peer_throttle(void *arg, int peer, bool on) {
 
 static const char *check_tuple(void *arg, int peer, const sd_tuple *t) {
     worker *w = arg;
-    return wire_check_memo(&w->rt, &w->wire_memo, peer, t);
+    return wire_check_memo(&w->rt, w->wire_memo, peer, t);
 }
 
 static int deliver_tuple(void *arg, sd_tuple *t) {
@@ -568,7 +568,8 @@ static int start_transport(worker *w) {
         return -1;
     }
     w->loop_pool = tuple_pool_new();
-    if (!w->loop_pool) return -1;
+    w->wire_memo = calloc(1, sizeof *w->wire_memo);
+    if (!w->loop_pool || !w->wire_memo) return -1;
     transport_config cfg = {
         .topology_id = w->topology_id,
         .secret = w->key,
@@ -682,6 +683,7 @@ static void free_worker(worker *w) {
     free(w->listed);
     free(w->peer_throttle);
     if (w->loop_pool) tuple_pool_close(w->loop_pool); /* after the tuples above are released */
+    free(w->wire_memo);
     routes_free(&w->rt);
     free(w->rt.task_exec);
     free(w->rt.execs);
