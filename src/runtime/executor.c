@@ -107,17 +107,30 @@ void executor_free(executor *ex) {
     free(ex);
 }
 
+/* Zeroed room for n items of size bytes in whole cache lines (freed with
+ * free), or NULL: a pool thread writes its arrays on every emit, and one
+ * malloc arena serves every thread (worker.malloc.arenas), so without this
+ * two threads' arrays could share a line and each write would steal it
+ * from the other core. */
+static void *line_calloc(size_t n, size_t size) {
+    if (size && n > (SIZE_MAX - 64) / size) return NULL;
+    size_t bytes = (n * size + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
 exec_thread *exec_thread_new(const worker_rt *rt) {
-    exec_thread *th = calloc(1, sizeof *th);
+    exec_thread *th = line_calloc(1, sizeof *th);
     if (!th) return NULL;
     size_t ntasks = (size_t)rt->topo->ntasks;
-    th->local_out = calloc(ntasks + 1, sizeof *th->local_out);
-    th->local_dirty = calloc(ntasks + 1, sizeof *th->local_dirty);
-    th->local_listed = calloc(ntasks + 1, 1);
-    th->dests = calloc((size_t)rt->max_fanout + 1, sizeof *th->dests);
-    th->remote_recs = calloc((size_t)rt->nworkers, sizeof *th->remote_recs);
-    th->remote_acks = calloc((size_t)rt->nworkers, sizeof *th->remote_acks);
-    th->remote_nacks = calloc((size_t)rt->nworkers, sizeof *th->remote_nacks);
+    th->local_out = line_calloc(ntasks + 1, sizeof *th->local_out);
+    th->local_dirty = line_calloc(ntasks + 1, sizeof *th->local_dirty);
+    th->local_listed = line_calloc(ntasks + 1, 1);
+    th->dests = line_calloc((size_t)rt->max_fanout + 1, sizeof *th->dests);
+    th->remote_recs = line_calloc((size_t)rt->nworkers, sizeof *th->remote_recs);
+    th->remote_acks = line_calloc((size_t)rt->nworkers, sizeof *th->remote_acks);
+    th->remote_nacks = line_calloc((size_t)rt->nworkers, sizeof *th->remote_nacks);
     th->remote_cap = rt->batch_size * 4;
     /* a frame's worth, or less: a thread holds this much per peer at most
      * (besides one record) */
