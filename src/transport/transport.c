@@ -702,10 +702,7 @@ int transport_send(transport *tr, int worker, sd_tuple *const *tuples, size_t n,
         if (peer_wait_room(tr, p, sz, never_block, &wake) != 0 || peer_reserve(p, sz, 1) != 0) goto drop;
         uint8_t *out = p->buf + p->len;
         uint32_t rl = (uint32_t)codec_encode(tuples[i], out + 4);
-        out[0] = (uint8_t)rl;
-        out[1] = (uint8_t)(rl >> 8);
-        out[2] = (uint8_t)(rl >> 16);
-        out[3] = (uint8_t)(rl >> 24);
+        codec_put32(out, rl);
         peer_appended(tr, p, 4 + (size_t)rl, 1, &wake);
         continue;
     drop:

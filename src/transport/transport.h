@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include "tuple/codec.h"
 #include "tuple/tuple.h"
 #include "topology/topology.h"
 
@@ -134,11 +135,7 @@ static inline uint8_t *transport_records_reserve(transport_records *r, size_t bo
 }
 /* The record reserved last: its encoding took len bytes. */
 static inline void transport_records_commit(transport_records *r, size_t len) {
-    uint8_t *p = r->buf + r->len;
-    p[0] = (uint8_t)len;
-    p[1] = (uint8_t)(len >> 8);
-    p[2] = (uint8_t)(len >> 16);
-    p[3] = (uint8_t)(len >> 24);
+    codec_put32(r->buf + r->len, (uint32_t)len);
     r->len += 4 + len;
     r->n++;
 }
