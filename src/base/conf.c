@@ -56,6 +56,7 @@ static const conf_key_info known[] = {
     {"worker.transfer.max.frame.bytes", "int", "16777216", "largest frame accepted from a peer worker"},
     {"worker.transfer.max.buffered.bytes", "int", "1048576", "unsent bytes per peer before senders are held back"},
     {"worker.transfer.socket.buffer.bytes", "int", "1048576", "send and receive buffer the kernel keeps for each connection to a peer worker (Linux doubles it); 0 = the kernel's autotuned size"},
+    {"worker.transfer.shared.memory", "bool", "true", "a peer worker on the same host gets this worker's batches through a shared-memory ring of worker.transfer.socket.buffer.bytes (rounded up to a power of two, at least 64 KiB; 1 MiB when that is 0) instead of TCP, which still carries the handshake and liveness; either worker set to false keeps that direction on TCP"},
     {"worker.transfer.handshake.timeout.ms", "int", "5000", "a connection that has not completed the handshake by then is closed"},
     {"worker.transfer.max.unauthenticated", "int", "64", "connections still in their handshake a worker accepts at once; more are closed"},
     {"worker.transfer.heartbeat.interval.ms", "int", "1000", "an idle link to a peer carries a heartbeat this often"},

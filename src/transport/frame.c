@@ -246,7 +246,7 @@ int frame_reader_next(frame_reader *r, frame *f) {
     size_t plen = get32(h), rawlen = get32(h + 8);
     uint8_t type = h[4], flags = h[5];
     /* validate the header before waiting for a payload we would reject */
-    if (type < FRAME_HANDSHAKE || type > FRAME_PING)
+    if (type < FRAME_HANDSHAKE || type > FRAME_SHM_ROOM)
         return FRAME_ETYPE;
     if ((flags & ~FRAME_F_LZ4) != 0 || get16(h + 6) != 0) return FRAME_EFLAGS;
     if (plen > r->max_frame || rawlen > r->max_frame) return FRAME_EOVERSIZE;

@@ -3,7 +3,8 @@
  *
  * Header (FRAME_HEADER_BYTES, little-endian):
  *   u32 payload_len   bytes that follow the header
- *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH, FRAME_THROTTLE, FRAME_AUTH, FRAME_PING
+ *   u8  type          FRAME_HANDSHAKE, FRAME_BATCH, FRAME_THROTTLE, FRAME_AUTH, FRAME_PING,
+ *                     FRAME_SHM_OFFER, FRAME_SHM_ANSWER, FRAME_SHM_BELL, FRAME_SHM_ROOM
  *   u8  flags         FRAME_F_LZ4: payload is one LZ4 block
  *   u16 reserved      0
  *   u32 raw_len       payload length once decompressed (= payload_len if not)
@@ -17,6 +18,14 @@
  * Ping payload: empty; keeps an idle link's peer from declaring us down.
  * Batch payload: records of (u32 len, len bytes of one codec-encoded tuple).
  * Throttle payload: u8 1 = "my queues overflow: pause your spouts", 0 = resume.
+ * Shared memory (transport_shm.c), after the handshake, each side for the
+ * ring of its own batches toward the other:
+ *   offer: u32 ring data bytes, 32-byte nonce, u8 name length, the name;
+ *   answer: u8 1 = "opened: send through it", 0 = "cannot: keep to TCP";
+ *   bell (empty): "the ring has bytes" (to its reader, which had gone idle);
+ *   room (empty): "the ring has room" (to its writer, which found it full).
+ * Once the writer sends through the ring, batches never travel on TCP
+ * again; the first bell follows, on TCP, every batch sent there before.
  *
  * Threads: none; a frame_reader belongs to one connection (its loop thread).
  */
@@ -30,13 +39,16 @@
 #define FRAME_HEADER_BYTES 12
 #define FRAME_MAGIC 0x4B574453u /* "SDWK" on the wire */
 /* the data plane's protocol: raised whenever what travels changes meaning
- * (3: acking streams carry packets of records), so that workers of two
+ * (3: acking streams carry packets of records; 4: shared-memory rings), so that workers of two
  * streamd versions refuse each other at the handshake, by name, instead of
  * rejecting each other's tuples */
-#define FRAME_VERSION 3
+#define FRAME_VERSION 4
 #define FRAME_MAX_TOPOLOGY_ID 255
 
-enum { FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3, FRAME_AUTH = 4, FRAME_PING = 5 };
+enum {
+    FRAME_HANDSHAKE = 1, FRAME_BATCH = 2, FRAME_THROTTLE = 3, FRAME_AUTH = 4, FRAME_PING = 5,
+    FRAME_SHM_OFFER = 6, FRAME_SHM_ANSWER = 7, FRAME_SHM_BELL = 8, FRAME_SHM_ROOM = 9,
+};
 #define FRAME_HELLO_SECRET_BYTES 32 /* nonce, hash and proof are 32 bytes each */
 #define FRAME_F_LZ4 0x01
 

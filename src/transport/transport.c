@@ -44,6 +44,7 @@
 #include "base/log.h"
 #include "transport/transport_conn.h"
 #include "transport/transport_internal.h"
+#include "transport/transport_shm.h"
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
@@ -57,18 +58,6 @@
 #define DEFAULT_MAX_STRANGERS 64
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_PEER_TIMEOUT_MS 10000
-
-/* one uv_write of a peer's swapped-out buffer, cut into frames */
-typedef struct wreq {
-    uv_write_t req;
-    peer *peer;
-    uint8_t *data;             /* the records; recycled as the peer's spare */
-    size_t data_cap, data_len;
-    uint8_t *lz4;              /* compressed payloads, or NULL */
-    uint32_t ntuples, nframes;
-    size_t wire_bytes;
-    /* followed by uv_buf_t[2 * nframes] (header, payload) and frame_slice[nframes] */
-} wreq;
 
 static void peer_flush(peer *p);
 static void peer_give_up(peer *p, const uint8_t *data, size_t len, uint32_t ntuples);
@@ -322,8 +311,9 @@ static void peer_give_up(peer *p, const uint8_t *data, size_t len, uint32_t ntup
     }
 }
 
-static void on_write_done(uv_write_t *req, int status) {
-    wreq *w = req->data;
+static void on_write_done(uv_write_t *req, int status) { transport_write_done(req->data, status, true); }
+
+void transport_write_done(wreq *w, int status, bool refill) {
     peer *p = w->peer;
     transport *tr = p->tr;
     p->writes--;
@@ -351,8 +341,10 @@ static void on_write_done(uv_write_t *req, int status) {
     free(w->lz4);
     free(w);
     /* what accumulated behind this write goes out now, as one batch */
-    if (more && p->writes == 0 && !tr->closing) peer_flush(p);
+    if (refill && more && p->writes == 0 && !tr->closing) peer_flush(p);
 }
+
+void transport_peer_flush(peer *p) { peer_flush(p); }
 
 /* Loop thread: sends everything buffered for p as one write of one or more frames. */
 static void peer_flush(peer *p) {
@@ -414,7 +406,7 @@ static void peer_flush(peer *p) {
     w->ntuples = ntuples;
     w->nframes = nframes;
     w->req.data = w;
-    uv_buf_t *bufs = (uv_buf_t *)(w + 1);
+    uv_buf_t *bufs = wreq_bufs(w);
     frame_slice *slices = (frame_slice *)(bufs + 2 * (size_t)nframes);
     w->wire_bytes = frame_batch_cut_at(data, len, cuts, (uint32_t)ncuts, tr->cfg.lz4_threshold, lz4, lz4_room, slices);
     p->spare_cuts = cuts; /* only the loop thread touches the spare */
@@ -425,6 +417,10 @@ static void peer_flush(peer *p) {
     }
     p->writes++;
     p->write_tuples += ntuples;
+    if (c->shm.tx_active) {
+        tshm_send(c, w); /* completes through transport_write_done */
+        return;
+    }
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2 * nframes, on_write_done);
     if (rc != 0) {
         /* the callback never runs for a refused write: undo by hand */
@@ -801,6 +797,7 @@ void transport_get_stats(transport *tr, transport_stats *out) {
     out->handshakes_rejected = atomic_load(&tr->handshakes_rejected);
     out->peers_timed_out = atomic_load(&tr->peers_timed_out);
     out->connected_peers = atomic_load(&tr->connected_peers);
+    out->shm_peers = atomic_load(&tr->shm_peers);
     out->buffered_bytes = 0;
     for (int i = 0; i < tr->cfg.nworkers; i++) {
         peer *p = &tr->peers[i];

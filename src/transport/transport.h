@@ -5,7 +5,9 @@
  * handshake that rejects a peer of another topology, length-prefixed frames
  * with a maximum size, batching per destination worker (flush on size or on
  * a short timer), lz4 for frames above a threshold. A malformed or oversized
- * frame closes that connection only, and is logged. The handshake is a
+ * frame closes that connection only, and is logged. Two workers on one host
+ * exchange batches through shared-memory rings once connected (shm_ring.h),
+ * TCP still carrying the handshake, pings, throttle and the rings' bells. The handshake is a
  * mutual challenge-response over the topology's secret (auth.h), so only
  * holders of the secret with the same topology contents exchange tuples.
  *
@@ -48,6 +50,9 @@ typedef struct transport_config {
                                 * (backpressure); a down peer's overflow: dropped above (8 MiB) */
     int socket_buffer_bytes;   /* SO_SNDBUF and SO_RCVBUF of each peer connection; 0 = the kernel's
                                 * (autotuned, several MiB in flight once the receiver throttles) */
+    size_t shm_ring_bytes;     /* > 0: a peer on the same host gets our batches through a
+                                * shared-memory ring of this size (rounded to a power of two,
+                                * 64 KiB - 256 MiB) instead of TCP; 0 = TCP only */
     int handshake_timeout_ms;  /* a connection still in its handshake then is closed (5000) */
     int max_unauthenticated;   /* accepted connections in their handshake at once (64) */
     int heartbeat_interval_ms; /* idle links carry a ping this often (1000) */
@@ -169,9 +174,15 @@ typedef struct transport_stats {
     uint64_t handshakes_rejected; /* also: strangers over the cap, bytes or time */
     uint64_t peers_timed_out;   /* connections closed because the peer went silent */
     int connected_peers;
+    int shm_peers;              /* of them, sending us batches through shared memory */
     uint64_t buffered_bytes;    /* waiting to be written or in writes not yet done */
 } transport_stats;
 void transport_get_stats(transport *tr, transport_stats *out); /* any thread */
+
+/* Any thread: removes the names of shared-memory rings that the worker
+ * process pid created and no peer opened (it died in between); the node
+ * calls it as it reaps a worker. Returns how many. */
+int transport_remove_rings_of(int pid);
 
 /* Loop thread: flush what is buffered (best effort), close everything, then
  * call done (may be NULL) once all handles are closed. tr is freed after. */

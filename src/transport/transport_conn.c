@@ -26,6 +26,8 @@
 #include "tuple/codec.h"
 #include "transport/auth.h"
 #include "transport/frame.h"
+#include "transport/transport_shm.h"
+#include "base/err.h"
 #include "base/log.h"
 
 #define DELIVER_RETRY_MS 1
@@ -35,9 +37,13 @@
 #define HANDSHAKE_READ_BYTES 4096
 #define HANDSHAKE_MAX_BYTES 8192
 #define KEEPALIVE_SECS 30
+/* a ring's bytes drained in one go before the loop's other work runs */
+#define RING_DRAIN_BYTES (256u << 10)
 
-static void conn_process(conn *c);
 static void conn_start_reading(conn *c);
+static void conn_input(conn *c);
+static void on_conn_drain(uv_idle_t *h);
+static void on_conn_timer(uv_timer_t *t);
 
 /* ---- lifecycle --------------------------------------------------------- */
 
@@ -90,7 +96,9 @@ static conn *conn_new(transport *tr, bool outgoing, peer *p) {
     c->tcp.data = c;
     uv_timer_init(tr->loop, &c->timer); /* cannot fail for a valid loop */
     c->timer.data = c;
-    c->open_handles = 2;
+    uv_idle_init(tr->loop, &c->drain);
+    c->drain.data = c;
+    c->open_handles = 3;
     c->next = tr->conns;
     if (tr->conns) tr->conns->prev = c;
     tr->conns = c;
@@ -130,6 +138,7 @@ void tconn_close(conn *c, const char *why) {
     if (why) log_info("transport: connection with worker %d closed: %s", conn_peer_index(c), why);
     peer *p = c->peer;
     if (p && p->conn == c) transport_peer_lost(p, was_up, !c->replaced);
+    tshm_release(c);
     if (c->held) {
         tuple_unref(c->held);
         c->held = NULL;
@@ -137,6 +146,7 @@ void tconn_close(conn *c, const char *why) {
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->drain, on_conn_handle_closed);
     if (c->outgoing && p && !tr->closing) transport_schedule_reconnect(p);
 }
 
@@ -202,10 +212,33 @@ static void conn_send_hello(conn *c) {
     if (conn_write_frame(c, fr, flen) != 0) tconn_close(c, "cannot send handshake");
 }
 
-void tconn_send_throttle(conn *c, bool on) {
-    uint8_t payload = on ? 1 : 0, *fr;
+int tconn_send_frame(conn *c, uint8_t type, const void *payload, size_t len) {
+    uint8_t small[FRAME_HEADER_BYTES + 64];
+    if (len <= sizeof small - FRAME_HEADER_BYTES) {
+        /* most go out at once, without a request (none is queued before it:
+         * uv_try_write refuses when one is, which keeps the order) */
+        frame_header_write(small, type, 0, (uint32_t)len, (uint32_t)len);
+        if (len) memcpy(small + FRAME_HEADER_BYTES, payload, len);
+        uv_buf_t b = uv_buf_init((char *)small, (unsigned)(FRAME_HEADER_BYTES + len));
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)b.len) return 0;
+        if (n > 0) {
+            /* the rest after what went: queued, in order */
+            uint8_t *rest = malloc(b.len - (size_t)n);
+            if (!rest) return -1;
+            memcpy(rest, small + n, b.len - (size_t)n);
+            return conn_write_frame(c, rest, b.len - (size_t)n);
+        }
+    }
+    uint8_t *fr;
     size_t flen;
-    if (frame_build(FRAME_THROTTLE, &payload, 1, 0, &fr, &flen) != 0 || conn_write_frame(c, fr, flen) != 0)
+    if (frame_build(type, payload, len, 0, &fr, &flen) != 0) return -1;
+    return conn_write_frame(c, fr, flen);
+}
+
+void tconn_send_throttle(conn *c, bool on) {
+    uint8_t payload = on ? 1 : 0;
+    if (tconn_send_frame(c, FRAME_THROTTLE, &payload, 1) != 0)
         log_warn("transport: cannot send a throttle frame to worker %d", conn_peer_index(c));
 }
 
@@ -237,10 +270,10 @@ static void on_conn_timer(uv_timer_t *t) {
     }
     if (!c->paused) return;
     c->paused = false;
-    conn_process(c);
+    conn_input(c);
     if (!c->paused && c->state == CONN_UP) {
         uv_timer_stop(&c->timer);
-        conn_start_reading(c);
+        if (!c->shm.eof) conn_start_reading(c);
     }
 }
 
@@ -283,6 +316,7 @@ static void conn_up(conn *c, peer *p) {
         sz = tr->cfg.socket_buffer_bytes;
         (void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &sz);
     }
+    tshm_offer(c);
     transport_peer_connected(p, c);
 }
 
@@ -339,11 +373,22 @@ static void conn_auth(conn *c, const frame *f) {
     conn_up(c, &tr->peers[c->claimed]);
 }
 
+/* Delivery refused a tuple: stop reading and offer it again on the timer. */
+static void conn_pause(conn *c) {
+    c->paused = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&c->timer, on_conn_timer, DELIVER_RETRY_MS, DELIVER_RETRY_MS);
+}
+
 /* Delivers tuples and handles frames until the input is exhausted, the
- * destination refuses a tuple (pause), or the connection is closed. */
-static void conn_process(conn *c) {
+ * destination refuses a tuple (pause), or the connection is closed. The
+ * input is the TCP connection's frames, or (ring) those of the peer's
+ * shared-memory ring, refilled from it until it is drained. */
+static void conn_process(conn *c, bool ring) {
     transport *tr = c->tr;
+    frame_reader *rd = ring ? &c->shm.rx_rd : &c->rd;
     uint64_t delivered = 0; /* counted once per call: a locked add per tuple cost the loop */
+    size_t filled = 0;
     while (!c->paused && c->state != CONN_CLOSING) {
         if (c->held) {
             if (tr->deliver(tr->deliver_arg, c->held) != 0) goto pause;
@@ -383,14 +428,34 @@ static void conn_process(conn *c) {
             continue;
         }
         frame f;
-        int rc = frame_reader_next(&c->rd, &f);
-        if (rc == FRAME_NEED_MORE) break;
+        int rc = frame_reader_next(rd, &f);
+        if (rc == FRAME_NEED_MORE) {
+            if (!ring) break;
+            if (filled >= RING_DRAIN_BYTES) {
+                /* the loop's turn (it hands what we delivered on to the
+                 * executors, and throttles); the drain goes on after */
+                uv_idle_start(&c->drain, on_conn_drain);
+                break;
+            }
+            /* nothing of the ring's is being delivered: it may be refilled */
+            long n = tshm_fill(c);
+            if (n < 0) {
+                conn_reject(c, "shared-memory ring", sd_strerror((int)n));
+                goto done;
+            }
+            if (n == 0 && tshm_rx_idle(c)) break;
+            filled += (size_t)n;
+            continue;
+        }
         if (rc < 0) {
             conn_reject(c, "frame", frame_strerror(rc));
             goto done;
         }
         STAT_ADD(tr, frames_received, 1);
-        if (f.type == FRAME_HANDSHAKE) {
+        if (ring && f.type != FRAME_BATCH) {
+            conn_reject(c, "frame", "a frame other than a batch in the shared-memory ring");
+            goto done;
+        } else if (f.type == FRAME_HANDSHAKE) {
             if (c->state != CONN_HANDSHAKE) {
                 conn_reject(c, "frame", "unexpected handshake");
                 goto done;
@@ -417,6 +482,12 @@ static void conn_process(conn *c) {
                 goto done;
             }
             if (tr->cfg.on_throttle) tr->cfg.on_throttle(tr->deliver_arg, c->peer->index, f.payload[0] == 1);
+        } else if (f.type >= FRAME_SHM_OFFER) {
+            const char *why = tshm_on_frame(c, &f);
+            if (why) {
+                conn_reject(c, "frame", why);
+                goto done;
+            }
         } else {
             c->batch = f.payload;
             c->batch_len = f.len;
@@ -428,13 +499,33 @@ done:
     return;
 pause:
     if (delivered) STAT_ADD(tr, tuples_received, delivered);
-    c->paused = true;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, on_conn_timer, DELIVER_RETRY_MS, DELIVER_RETRY_MS);
+    conn_pause(c);
+}
+
+static void on_conn_drain(uv_idle_t *h) {
+    conn *c = h->data;
+    uv_idle_stop(h);
+    if (!c->paused && c->state == CONN_UP) conn_input(c);
+}
+
+/* Everything c has to deliver: its TCP frames, then, once belled, the
+ * ring until drained. The peer's TCP close waits behind the ring. */
+static void conn_input(conn *c) {
+    conn_process(c, false);
+    if (!c->paused && c->state == CONN_UP && c->shm.rx_belled) conn_process(c, true);
+    if (c->shm.eof && !c->paused && c->state == CONN_UP && !c->shm.rx_belled) tconn_close(c, "closed by peer");
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn *c = s->data;
+    if (nread == UV_EOF && c->state == CONN_UP && c->shm.rx_active) {
+        /* what the peer put in its ring before going comes first */
+        uv_read_stop(s);
+        c->shm.eof = true;
+        c->shm.rx_belled = true;
+        conn_input(c);
+        return;
+    }
     if (nread < 0) {
         tconn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
         return;
@@ -453,7 +544,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         tconn_close(c, "out of memory");
         return;
     }
-    conn_process(c);
+    conn_input(c);
 }
 
 /* ---- connecting ---------------------------------------------------------- */
@@ -528,11 +619,7 @@ void tconn_heartbeat(conn *c, uint64_t now_ms) {
         return;
     }
     /* a link with writes in flight is not idle: the peer hears from us */
-    if (c->peer && c->peer->writes == 0) {
-        uint8_t *fr;
-        size_t flen;
-        if (frame_build(FRAME_PING, NULL, 0, 0, &fr, &flen) == 0) conn_write_frame(c, fr, flen);
-    }
+    if (c->peer && c->peer->writes == 0) (void)tconn_send_frame(c, FRAME_PING, NULL, 0);
 }
 
 /* ---- closing ------------------------------------------------------------- */

@@ -41,6 +41,11 @@ void tconn_shutdown(conn *c);
  * closes c if the peer has been silent longer than the peer timeout. */
 void tconn_heartbeat(conn *c, uint64_t now_ms);
 
+/* Sends one frame of ours (uncompressed) on c's TCP connection, after
+ * everything written on it before. 0, or -1 when out of memory or the
+ * write fails (the connection's reading then notices). */
+int tconn_send_frame(conn *c, uint8_t type, const void *payload, size_t len);
+
 /* Asks the peer on c to pause (on) or resume its spouts. */
 void tconn_send_throttle(conn *c, bool on);
 

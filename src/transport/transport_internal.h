@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "transport/frame.h"
+#include "transport/shm_ring.h"
 #include "transport/transport.h"
 
 #define READ_BUF_BYTES 65536
@@ -77,9 +78,43 @@ typedef struct peer {
     uint64_t down_since_ms;    /* loop time it went down; moved on when our own loop stalled */
 } peer;
 
+/* one write of a peer's swapped-out buffer, cut into frames: a uv_write
+ * on the TCP connection, or queued for the shared-memory ring */
+typedef struct wreq {
+    uv_write_t req;
+    struct peer *peer;
+    uint8_t *data;             /* the records; recycled as the peer's spare */
+    size_t data_cap, data_len;
+    uint8_t *lz4;              /* compressed payloads, or NULL */
+    uint32_t ntuples, nframes;
+    size_t wire_bytes;
+    struct wreq *next;         /* ring: the queue of writes waiting for room */
+    uint32_t at_buf;           /* ring: the buffer being copied, and the bytes of it done */
+    size_t at_off;
+    /* followed by uv_buf_t[2 * nframes] (header, payload) and frame_slice[nframes] */
+} wreq;
+static inline uv_buf_t *wreq_bufs(wreq *w) { return (uv_buf_t *)(w + 1); }
+
+/* A connection's shared-memory rings (transport_shm.c): set up after the
+ * handshake when both ends are on one host; then batches go through them
+ * and TCP carries the rest (pings, throttle, the rings' bells). */
+typedef struct conn_shm {
+    shm_ring tx;               /* ours, toward the peer: offered, then active */
+    bool tx_offered, tx_active;
+    wreq *txq, *txq_tail;      /* writes not yet wholly in tx */
+    bool pumping;              /* tshm_pump is running (a write completing may flush again) */
+    bool tx_full;              /* waiting for the peer's room frame */
+    shm_ring rx;               /* the peer's, toward us, once accepted */
+    bool rx_active;
+    bool rx_belled;            /* a bell came: drain until idle */
+    bool eof;                  /* TCP closed by the peer: drain rx, then close */
+    frame_reader rx_rd;
+} conn_shm;
+
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;          /* handshake deadline, then deliver retries */
+    uv_idle_t drain;           /* a ring's drain resumed on the loop's next turn */
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     transport *tr;
@@ -99,6 +134,7 @@ struct conn {
     size_t pre_auth_bytes;     /* read before the handshake completed */
     uint64_t last_rx_ms;       /* loop time of the last bytes received */
     bool replaced;             /* closed for a newer connection of the same peer: not a peer gone down */
+    conn_shm shm;
     conn *prev, *next;
 };
 
@@ -138,6 +174,7 @@ struct transport {
     _Atomic uint64_t bytes_sent, bytes_received, frames_sent, frames_received;
     _Atomic uint64_t frames_rejected, handshakes_rejected, peers_timed_out;
     atomic_int connected_peers;
+    atomic_int shm_peers;      /* connections whose peer sends us through a ring */
 };
 
 #define STAT_ADD(tr, field, n) atomic_fetch_add_explicit(&(tr)->field, (n), memory_order_relaxed)
@@ -155,6 +192,12 @@ void transport_peer_connected(peer *p, conn *c);
  * unless it is being replaced (down false) p is declared down: what we
  * hold for it is given up (on_unsent) and on_peer_down called. */
 void transport_peer_lost(peer *p, bool was_up, bool down);
+/* A write of w completed (status 0) or will never be (a negative uv
+ * error): its tuples are counted sent, or given up. refill: flush what
+ * accumulated behind it now (not from inside a ring's pump). */
+void transport_write_done(wreq *w, int status, bool refill);
+/* Sends what is buffered for p, if its connection is up. */
+void transport_peer_flush(peer *p);
 /* Dial p again after its backoff (no-op while closing or for peers we do
  * not dial). */
 void transport_schedule_reconnect(peer *p);

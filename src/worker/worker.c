@@ -570,6 +570,10 @@ static int start_transport(worker *w) {
     w->loop_pool = tuple_pool_new();
     w->wire_memo = calloc(1, sizeof *w->wire_memo);
     if (!w->loop_pool || !w->wire_memo) return -1;
+    /* the ring stands for the socket's buffers: the same bytes in flight */
+    size_t ring_bytes = (size_t)conf_int(w->conf, "worker.transfer.socket.buffer.bytes");
+    if (ring_bytes == 0) ring_bytes = (size_t)1 << 20;
+    if (!conf_bool(w->conf, "worker.transfer.shared.memory")) ring_bytes = 0;
     transport_config cfg = {
         .topology_id = w->topology_id,
         .secret = w->key,
@@ -583,6 +587,7 @@ static int start_transport(worker *w) {
         .max_frame_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.frame.bytes"),
         .max_buffered_bytes = (size_t)conf_int(w->conf, "worker.transfer.max.buffered.bytes"),
         .socket_buffer_bytes = (int)conf_int(w->conf, "worker.transfer.socket.buffer.bytes"),
+        .shm_ring_bytes = ring_bytes,
         .handshake_timeout_ms = (int)conf_int(w->conf, "worker.transfer.handshake.timeout.ms"),
         .max_unauthenticated = (int)conf_int(w->conf, "worker.transfer.max.unauthenticated"),
         .heartbeat_interval_ms = (int)conf_int(w->conf, "worker.transfer.heartbeat.interval.ms"),

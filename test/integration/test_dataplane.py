@@ -78,7 +78,9 @@ def test_forged_tuples_close_only_that_connection(cluster, streamd_bin, tmp_path
     pids = all_workers(c)
     reasons = {"ack_init": "__ack_init names another spout task",
                "unsubscribed": "stream not subscribed by the destination's component",
-               "fields": "value count differs from the stream's fields"}
+               "fields": "value count differs from the stream's fields",
+               "shm_name": "malformed shared-memory offer",
+               "shm_bell": "a bell without a shared-memory ring"}
     for kind, reason in reasons.items():
         out, err = wire_peer(streamd_bin, afile, topo, kind)
         assert out == "closed", f"{kind}: the worker kept a forging peer's connection ({out} {err})\n" + c.all_output()

@@ -4,6 +4,9 @@ input line is in the sink (file_sink acks only after write(2), so nothing
 acked can be lost with the process)."""
 import os
 import signal
+from pathlib import Path
+
+import pytest
 
 from conftest import read_jsonl, wait_for, worker_pids
 
@@ -18,7 +21,8 @@ def sink_lines(path):
         return 0
 
 
-def test_kill_one_worker(streamd, tmp_path):
+@pytest.mark.parametrize("shared_memory", [True, False], ids=["ring", "tcp"])
+def test_kill_one_worker(streamd, tmp_path, shared_memory):
     src = tmp_path / "input.txt"
     src.write_text("".join(f"record {i:05d} of the kill test\n" for i in range(NLINES)))
     sink = tmp_path / "sink.jsonl"
@@ -29,6 +33,9 @@ def test_kill_one_worker(streamd, tmp_path):
             "topology.acker.executors": 2,
             "topology.message.timeout.secs": 3,
             "topology.max.spout.pending": 50,
+            # the two workers share a host: their batches go through
+            # shared-memory rings unless this is off
+            "worker.transfer.shared.memory": shared_memory,
         },
         "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 2, "args": {"path": str(src)}}],
         "bolts": [
@@ -58,3 +65,7 @@ def test_kill_one_worker(streamd, tmp_path):
     missing = [f"record {i:05d} of the kill test" for i in range(NLINES)
                if f"record {i:05d} of the kill test" not in got]
     assert not missing, f"{len(missing)} lines lost, e.g. {missing[:3]}"
+    logs = "".join(p.read_text(errors="replace") for p in Path(res.local_dir).rglob("*.log"))
+    rings = logs.count("sends us its batches through shared memory")
+    # each way of the first pair and of the pair with the restarted worker
+    assert (rings >= 4) if shared_memory else (rings == 0), res.explain()

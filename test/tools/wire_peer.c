@@ -155,7 +155,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     sd_tuple *tu = NULL;
-    if (strcmp(kind, "none") != 0 && forge(t, workers, to, as, kind, &tu) != 0) {
+    /* shm_name: a shared-memory offer naming a file outside the rings'
+     * names; shm_bell: a bell for a ring never offered */
+    bool shm_kind = !strcmp(kind, "shm_name") || !strcmp(kind, "shm_bell");
+    if (strcmp(kind, "none") != 0 && !shm_kind && forge(t, workers, to, as, kind, &tu) != 0) {
         fprintf(stderr, "the topology offers no case for '%s'\n", kind);
         return 1;
     }
@@ -205,6 +208,21 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(fr);
+    if (shm_kind) {
+        static const char name[] = "/../../etc/passwd";
+        uint8_t offer[4 + 32 + 1 + sizeof name] = {0, 0, 1, 0}; /* 64 KiB, a zero nonce */
+        offer[36] = (uint8_t)(sizeof name - 1);
+        memcpy(offer + 37, name, sizeof name - 1);
+        bool bell = !strcmp(kind, "shm_bell");
+        if (frame_build(bell ? FRAME_SHM_BELL : FRAME_SHM_OFFER, offer, bell ? 0 : sizeof offer - 1, 0, &fr, &flen) != 0)
+            return 1;
+        if (write_all(fd, fr, flen) != 0) {
+            printf("closed\n");
+            fflush(stdout);
+            return 0;
+        }
+        free(fr);
+    }
     if (tu) {
         size_t sz = codec_encoded_size(tu);
         uint8_t *rec = malloc(4 + sz);

@@ -109,7 +109,8 @@ static void test_header_rejects(void **state) {
     frame_reader r;
     frame f;
     struct { uint8_t type, flags; uint32_t plen, raw; uint16_t reserved; int expect; } cases[] = {
-        {9, 0, 4, 4, 0, FRAME_ETYPE},
+        {FRAME_SHM_ROOM + 1, 0, 4, 4, 0, FRAME_ETYPE},
+        {0, 0, 4, 4, 0, FRAME_ETYPE},
         {FRAME_BATCH, 0x80, 4, 4, 0, FRAME_EFLAGS},
         {FRAME_BATCH, 0, 4, 4, 1, FRAME_EFLAGS},
         {FRAME_BATCH, 0, MAXF + 1, MAXF + 1, 0, FRAME_EOVERSIZE},

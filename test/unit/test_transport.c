@@ -146,6 +146,7 @@ static const uint8_t key_same[32] = {1, 2, 3}, key_other[32] = {1, 2, 4};
 static const uint8_t hash_same[32] = {9, 8, 7}, hash_other[32] = {9, 8, 6};
 
 static const char *harness_host = "127.0.0.1"; /* every worker's host */
+static size_t harness_ring[2];                 /* each node's shm_ring_bytes */
 
 static void harness_init(harness *h, const char *topo0, const char *topo1, size_t lz4, size_t max_buf) {
     memset(h, 0, sizeof *h);
@@ -167,7 +168,7 @@ static void harness_init(harness *h, const char *topo0, const char *topo1, size_
             .topology_id = i == 0 ? topo0 : topo1, .secret = key_same, .content_hash = hash_same,
             .worker_index = i, .nworkers = 2, .peers = n->peers,
             .batch_bytes = 16384, .flush_interval_ms = 2, .lz4_threshold = lz4,
-            .max_frame_bytes = 1 << 20, .max_buffered_bytes = max_buf,
+            .max_frame_bytes = 1 << 20, .max_buffered_bytes = max_buf, .shm_ring_bytes = harness_ring[i],
         };
     }
     assert_int_equal(pthread_create(&h->thread, NULL, loop_main, h), 0);
@@ -304,6 +305,11 @@ static void run_exchange(size_t lz4, bool records) {
     }
     assert_true(h.nodes[1].refusals > 0);
     transport_stats st;
+    for (int i = 0; i < 2; i++) {
+        /* a ring each way when both have them on, none otherwise */
+        get_stats(&h.nodes[i], &st);
+        assert_int_equal(st.shm_peers, harness_ring[0] && harness_ring[1] ? 1 : 0);
+    }
     get_stats(&h.nodes[0], &st);
     assert_int_equal(st.tuples_sent, N);
     assert_int_equal(st.tuples_received, N);
@@ -321,6 +327,22 @@ static void run_exchange(size_t lz4, bool records) {
 static void test_exchange_plain(void **state) { (void)state; run_exchange(0, false); }
 static void test_exchange_lz4(void **state) { (void)state; run_exchange(512, false); }
 static void test_exchange_records(void **state) { (void)state; run_exchange(0, true); }
+
+/* The same exchanges through shared-memory rings: the first batches may
+ * still go over TCP, the rest through the ring, in order. A 64 KiB ring
+ * fills while the receiver refuses (room frames); records and lz4 frames
+ * travel as they do over TCP. */
+static void run_ring_exchange(size_t ring0, size_t ring1, size_t lz4, bool records) {
+    harness_ring[0] = ring0;
+    harness_ring[1] = ring1;
+    run_exchange(lz4, records);
+    harness_ring[0] = harness_ring[1] = 0;
+}
+static void test_ring_exchange(void **state) { (void)state; run_ring_exchange(1 << 20, 1 << 20, 0, false); }
+static void test_ring_small(void **state) { (void)state; run_ring_exchange(1, 1, 0, true); }
+static void test_ring_lz4(void **state) { (void)state; run_ring_exchange(1 << 20, 1 << 20, 512, false); }
+/* a peer with rings off answers no: both directions stay on TCP */
+static void test_ring_refused(void **state) { (void)state; run_ring_exchange(1 << 20, 0, 0, false); }
 
 /* worker.host may be a name: resolved once, and the workers connect */
 static void test_exchange_by_name(void **state) {
@@ -690,6 +712,8 @@ int main(void) {
         cmocka_unit_test(test_own_stall_is_not_peer_silence),
         cmocka_unit_test(test_resolve),         cmocka_unit_test(test_exchange_by_name),
         cmocka_unit_test(test_unresolvable_host),
+        cmocka_unit_test(test_ring_exchange),   cmocka_unit_test(test_ring_small),
+        cmocka_unit_test(test_ring_lz4),        cmocka_unit_test(test_ring_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
