@@ -1,14 +1,15 @@
 /*
  * bench_wire: micro-benchmark of the data plane's pieces: codec encode +
- * decode of ~100-byte tuples, lz4 on a batch of them, and loopback throughput
- * between two transports (one uv loop thread, one sender thread) over
- * 127.0.0.1. Built by meson (build/bench_wire), run with tools/bench-wire. Single process, bounded:
+ * decode of ~100-byte tuples, lz4 on a batch of them, and throughput between
+ * two transports (one uv loop thread, one sender thread) over 127.0.0.1,
+ * then through shared-memory rings. Built by meson (build/bench_wire), run with tools/bench-wire. Single process, bounded:
  * every phase has a fixed amount of work and a deadline.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +128,9 @@ static int free_port(void) {
 /* both transports hold the same (arbitrary) topology secret and contents */
 static const uint8_t bench_key[32] = {1}, bench_hash[32] = {2};
 
-static void bench_loopback(long n, size_t lz4) {
+/* ring: the two transports' batches go through shared-memory rings */
+static void bench_loopback(long n, size_t lz4, bool ring) {
+    const char *via = ring ? "shared-memory ring" : "loopback";
     bench *b = calloc(1, sizeof *b);
     if (!b || uv_loop_init(&b->loop) != 0 || uv_async_init(&b->loop, &b->ctl, on_ctl) != 0) exit(1);
     b->ctl.data = b;
@@ -140,7 +143,7 @@ static void bench_loopback(long n, size_t lz4) {
                                        .worker_index = i, .nworkers = 2,
                                        .peers = b->peers, .batch_bytes = 65536, .flush_interval_ms = 2,
                                        .lz4_threshold = lz4, .max_frame_bytes = 4 << 20,
-                                       .max_buffered_bytes = 4 << 20};
+                                       .max_buffered_bytes = 4 << 20, .shm_ring_bytes = ring ? 1 << 20 : 0};
     pthread_t th;
     if (pthread_create(&th, NULL, loop_main, b) != 0) exit(1);
     atomic_store(&b->cmd, 1);
@@ -151,8 +154,12 @@ static void bench_loopback(long n, size_t lz4) {
         usleep(1000); /* polling with a deadline */
         if (atomic_load_explicit(&b->ready, memory_order_acquire)) transport_get_stats(b->tr[0], &st);
     }
-    if (st.connected_peers < 1) {
-        fprintf(stderr, "bench_wire: the two transports did not connect within 10 s\n");
+    while (ring && st.shm_peers < 1 && now_s() < deadline) {
+        usleep(1000);
+        transport_get_stats(b->tr[1], &st);
+    }
+    if (st.connected_peers < 1 || (ring && st.shm_peers < 1)) {
+        fprintf(stderr, "bench_wire: the two transports did not connect%s within 10 s\n", ring ? " through a ring" : "");
         exit(1);
     }
     /* 1000 distinct tuples (~100 KiB, beyond lz4's 64 KiB window), sent 100 at a time */
@@ -168,7 +175,7 @@ static void bench_loopback(long n, size_t lz4) {
         double until = now_s() + 1;
         while (atomic_load(&b->received) < want && now_s() < until) continue; /* spin: measuring */
     }
-    printf("loopback (lz4 %s): one tuple at a time: %.1f us per tuple, send to deliver\n", lz4 ? "on" : "off",
+    printf("%s (lz4 %s): one tuple at a time: %.1f us per tuple, send to deliver\n", via, lz4 ? "on" : "off",
            (now_s() - t0) / pings * 1e6);
     atomic_store(&b->received, 0);
     t0 = now_s();
@@ -177,7 +184,7 @@ static void bench_loopback(long n, size_t lz4) {
     while (atomic_load(&b->received) < n && now_s() < deadline) usleep(200);
     double dt = now_s() - t0;
     transport_get_stats(b->tr[0], &st);
-    printf("loopback (lz4 %s): %ld tuples in %.2fs: %.2f M tuples/s, %.1f MB/s on the wire, %llu frames\n",
+    printf("%s (lz4 %s): %ld tuples in %.2fs: %.2f M tuples/s, %.1f MB/s on the wire, %llu frames\n", via,
            lz4 ? "on" : "off", (long)atomic_load(&b->received), dt, atomic_load(&b->received) / dt / 1e6,
            st.bytes_sent / dt / 1e6, (unsigned long long)st.frames_sent);
     for (int i = 0; i < SET; i++) tuple_unref(batch[i]);
@@ -193,7 +200,8 @@ int main(int argc, char **argv) {
     log_set_level(SD_LOG_WARN);
     printf("nproc: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     bench_codec(n);
-    bench_loopback(n, 0);
-    bench_loopback(n, 1024);
+    bench_loopback(n, 0, false);
+    bench_loopback(n, 1024, false);
+    bench_loopback(n, 0, true);
     return 0;
 }
