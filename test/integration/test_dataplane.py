@@ -80,7 +80,8 @@ def test_forged_tuples_close_only_that_connection(cluster, streamd_bin, tmp_path
                "unsubscribed": "stream not subscribed by the destination's component",
                "fields": "value count differs from the stream's fields",
                "shm_name": "malformed shared-memory offer",
-               "shm_bell": "a bell without a shared-memory ring"}
+               "shm_bell": "a bell without a shared-memory ring",
+               "shm_garbage": "a frame other than a batch in the shared-memory ring"}
     for kind, reason in reasons.items():
         out, err = wire_peer(streamd_bin, afile, topo, kind)
         assert out == "closed", f"{kind}: the worker kept a forging peer's connection ({out} {err})\n" + c.all_output()

@@ -36,6 +36,7 @@
 #include "topology/topology.h"
 #include "transport/auth.h"
 #include "transport/frame.h"
+#include "transport/shm_ring.h"
 #include "tuple/ackpkt.h"
 #include "tuple/codec.h"
 
@@ -126,6 +127,10 @@ static int forge(const topology *t, json_t *workers, int to, int as, const char 
     return -1;
 }
 
+/* shm_garbage's ring: its name goes with us, whatever the worker did */
+static shm_ring ring;
+static void remove_ring(void) { shm_ring_close(&ring); }
+
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: wire_peer ASSIGNMENT.json TOPOLOGY.yaml TO AS KIND [SECS] [guess]\n");
@@ -156,8 +161,9 @@ int main(int argc, char **argv) {
     }
     sd_tuple *tu = NULL;
     /* shm_name: a shared-memory offer naming a file outside the rings'
-     * names; shm_bell: a bell for a ring never offered */
-    bool shm_kind = !strcmp(kind, "shm_name") || !strcmp(kind, "shm_bell");
+     * names; shm_bell: a bell for a ring never offered; shm_garbage: a
+     * real ring, offered, with a frame in it that no ring carries */
+    bool shm_kind = !strcmp(kind, "shm_name") || !strcmp(kind, "shm_bell") || !strcmp(kind, "shm_garbage");
     if (strcmp(kind, "none") != 0 && !shm_kind && forge(t, workers, to, as, kind, &tu) != 0) {
         fprintf(stderr, "the topology offers no case for '%s'\n", kind);
         return 1;
@@ -208,7 +214,35 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(fr);
-    if (shm_kind) {
+    if (!strcmp(kind, "shm_garbage")) {
+        /* the worker opens the ring as it reads the offer, before the
+         * bell behind it on the same connection */
+        uint8_t nonce[SHM_RING_NONCE_BYTES] = {5}, offer[64], ping[FRAME_HEADER_BYTES];
+        size_t nlen;
+        if (shm_ring_create(&ring, SHM_RING_MIN_BYTES, nonce) != 0 || atexit(remove_ring) != 0) return 1;
+        nlen = strlen(ring.name);
+        memset(offer, 0, sizeof offer);
+        offer[2] = 1; /* 64 KiB */
+        memcpy(offer + 4, nonce, sizeof nonce);
+        offer[36] = (uint8_t)nlen;
+        memcpy(offer + 37, ring.name, nlen);
+        frame_header_write(ping, FRAME_PING, 0, 0, 0);
+        bool sent = frame_build(FRAME_SHM_OFFER, offer, 37 + nlen, 0, &fr, &flen) == 0;
+        if (sent) {
+            sent = write_all(fd, fr, flen) == 0;
+            free(fr);
+        }
+        sent = sent && shm_ring_write(&ring, ping, sizeof ping) == (long)sizeof ping;
+        if (sent && (sent = frame_build(FRAME_SHM_BELL, NULL, 0, 0, &fr, &flen) == 0)) {
+            sent = write_all(fd, fr, flen) == 0;
+            free(fr);
+        }
+        if (!sent) {
+            printf("closed\n");
+            fflush(stdout);
+            return 0;
+        }
+    } else if (shm_kind) {
         static const char name[] = "/../../etc/passwd";
         uint8_t offer[4 + 32 + 1 + sizeof name] = {0, 0, 1, 0}; /* 64 KiB, a zero nonce */
         offer[36] = (uint8_t)(sizeof name - 1);
