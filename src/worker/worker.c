@@ -348,14 +348,14 @@ static json_t *heartbeat_message(worker *w) {
         transport_stats st;
         transport_get_stats(w->rt.tr, &st);
         json_object_set_new(msg, "transport",
-                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "buffered_bytes",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "buffered_bytes",
                                       (json_int_t)st.buffered_bytes, "tuples_sent", (json_int_t)st.tuples_sent,
                                       "tuples_received", (json_int_t)st.tuples_received, "tuples_dropped",
                                       (json_int_t)st.tuples_dropped, "frames_rejected",
                                       (json_int_t)st.frames_rejected, "handshakes_rejected",
                                       (json_int_t)st.handshakes_rejected, "peers_timed_out",
                                       (json_int_t)st.peers_timed_out, "bytes_sent", (json_int_t)st.bytes_sent,
-                                      "connected_peers", st.connected_peers));
+                                      "connected_peers", st.connected_peers, "shm_peers", st.shm_peers));
     }
     return msg;
 }
