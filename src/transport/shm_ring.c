@@ -150,6 +150,34 @@ int shm_ring_remove_of(pid_t pid) {
     return n;
 }
 
+/* ---- the flags ------------------------------------------------------------
+ * A side raises its flag before it looks again at the other's position; the
+ * other moves its position before it looks at the flag. The full fences
+ * order each side's store before its load, so one of the two sees the
+ * other's store. */
+
+/* raises our flag, before we look at the other's position */
+static void raise_flag(_Atomic uint32_t *flag) {
+    atomic_store(flag, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* after we moved our position: true when the other side's flag was up (we
+ * took it down, and must tell it) */
+static bool take_flag(_Atomic uint32_t *flag) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(flag, memory_order_relaxed)) return false;
+    return atomic_exchange(flag, 0) == 1;
+}
+
+/* where n bytes at our position go in the data: from *at, the first
+ * (returned) up to the ring's end, the rest from its start */
+static size_t ring_split(const shm_ring *r, size_t n, size_t *at) {
+    *at = (size_t)(r->pos & (r->size - 1));
+    size_t first = r->size - *at;
+    return first < n ? first : n;
+}
+
 /* ---- writer -------------------------------------------------------------- */
 
 long shm_ring_write(shm_ring *r, const uint8_t *p, size_t n) {
@@ -159,8 +187,7 @@ long shm_ring_write(shm_ring *r, const uint8_t *p, size_t n) {
     if (used > r->size) return -EPROTO;
     size_t room = r->size - (size_t)used;
     if (n > room) n = room;
-    size_t at = (size_t)(r->pos & (r->size - 1)), first = r->size - at;
-    if (first > n) first = n;
+    size_t at, first = ring_split(r, n, &at);
     memcpy(r->data + at, p, first);
     memcpy(r->data, p + first, n - first);
     r->pos += n;
@@ -168,16 +195,11 @@ long shm_ring_write(shm_ring *r, const uint8_t *p, size_t n) {
     return (long)n;
 }
 
-bool shm_ring_take_idle(shm_ring *r) {
-    atomic_thread_fence(memory_order_seq_cst); /* our head before their flag */
-    if (!atomic_load_explicit(&r->hdr->reader_idle, memory_order_relaxed)) return false;
-    return atomic_exchange(&r->hdr->reader_idle, 0) == 1;
-}
+bool shm_ring_take_idle(shm_ring *r) { return take_flag(&r->hdr->reader_idle); }
 
 bool shm_ring_writer_wait(shm_ring *r) {
     shm_ring_hdr *h = r->hdr;
-    atomic_store(&h->writer_waiting, 1);
-    atomic_thread_fence(memory_order_seq_cst); /* our flag before their tail */
+    raise_flag(&h->writer_waiting);
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     if (r->pos - tail < r->size) {
         /* room already: if the reader took the flag down first, its room
@@ -196,8 +218,7 @@ long shm_ring_read(shm_ring *r, uint8_t *out, size_t cap) {
     uint64_t avail = head - r->pos;
     if (avail > r->size) return -EPROTO;
     size_t n = avail < cap ? (size_t)avail : cap;
-    size_t at = (size_t)(r->pos & (r->size - 1)), first = r->size - at;
-    if (first > n) first = n;
+    size_t at, first = ring_split(r, n, &at);
     memcpy(out, r->data + at, first);
     memcpy(out + first, r->data, n - first);
     r->pos += n;
@@ -205,16 +226,11 @@ long shm_ring_read(shm_ring *r, uint8_t *out, size_t cap) {
     return (long)n;
 }
 
-bool shm_ring_take_waiting(shm_ring *r) {
-    atomic_thread_fence(memory_order_seq_cst); /* our tail before their flag */
-    if (!atomic_load_explicit(&r->hdr->writer_waiting, memory_order_relaxed)) return false;
-    return atomic_exchange(&r->hdr->writer_waiting, 0) == 1;
-}
+bool shm_ring_take_waiting(shm_ring *r) { return take_flag(&r->hdr->writer_waiting); }
 
 bool shm_ring_reader_idle(shm_ring *r) {
     shm_ring_hdr *h = r->hdr;
-    atomic_store(&h->reader_idle, 1);
-    atomic_thread_fence(memory_order_seq_cst); /* our flag before their head */
+    raise_flag(&h->reader_idle);
     if (atomic_load_explicit(&h->head, memory_order_acquire) == r->pos) return true;
     atomic_exchange(&h->reader_idle, 0);
     return false;
