@@ -24,7 +24,6 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "node/node_internal.h"
-#include "transport/transport.h"
 
 static int mkdir_p(const char *path) {
     char buf[1024];
@@ -206,8 +205,6 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal) {
                cg_oom_kills(&w->n->cg, w->topology_id, w->port) > w->oom_base;
     w->in_cg = false;
     node_worker_remove_cgroup(w);
-    int rings = transport_remove_rings_of(w->pid);
-    if (rings > 0) log_info("removed %d shared-memory ring(s) that worker pid %d left behind", rings, w->pid);
     if (oom)
         log_warn("worker %s port %d (pid %d) OOM killed: it went over its cgroup's memory limit of %lld MB",
                  w->topology_id, w->port, w->pid, (long long)w->lim.memory_mb);

@@ -20,7 +20,8 @@
  * Throttle payload: u8 1 = "my queues overflow: pause your spouts", 0 = resume.
  * Shared memory (transport_shm.c), after the handshake, each side for the
  * ring of its own batches toward the other:
- *   offer: u32 ring data bytes, 32-byte nonce, u8 name length, the name;
+ *   offer: u32 ring data bytes, 32-byte nonce, u32 process id, u32 the
+ *          ring's descriptor in that process;
  *   answer: u8 1 = "opened: send through it", 0 = "cannot: keep to TCP";
  *   bell (empty): "the ring has bytes" (to its reader, which had gone idle);
  *   room (empty): "the ring has room" (to its writer, which found it full).

@@ -4,22 +4,23 @@
  */
 #include "transport/shm_ring.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SHM_RING_MAGIC 0x52534453u /* "SDSR" */
 #define SHM_RING_VERSION 1
-#define SHM_DIR "/dev/shm"
-#define SHM_PREFIX "streamd-"
+#define MEMFD_NAME "streamd-ring"
+/* what /proc/<pid>/fd/<fd> of such a memfd reads as */
+#define MEMFD_LINK "/memfd:" MEMFD_NAME " (deleted)"
+#define RING_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 /* The head of the mapping. Each position and its flag share a line written
  * by one side only; the other side only reads it, or takes the flag down. */
@@ -53,23 +54,19 @@ static int map_ring(shm_ring *r, int fd, size_t size) {
 
 int shm_ring_create(shm_ring *r, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]) {
     memset(r, 0, sizeof *r);
+    r->fd = -1;
     size = shm_ring_size_for(size);
-    uint64_t rnd;
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 8; attempt++) {
-        if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return -EIO;
-        snprintf(r->name, sizeof r->name, "/" SHM_PREFIX "%ld-%016llx", (long)getpid(), (unsigned long long)rnd);
-        fd = shm_open(r->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST) return -errno;
-    }
-    if (fd < 0) return -EEXIST;
-    r->linked = true;
-    int rc = ftruncate(fd, (off_t)(sizeof(shm_ring_hdr) + size)) == 0 ? map_ring(r, fd, size) : -errno;
-    close(fd);
+    int fd = memfd_create(MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    int rc = 0;
+    if (ftruncate(fd, (off_t)(sizeof(shm_ring_hdr) + size)) != 0 || fcntl(fd, F_ADD_SEALS, RING_SEALS) != 0)
+        rc = -errno;
+    else rc = map_ring(r, fd, size);
     if (rc != 0) {
-        shm_ring_unlink(r);
+        close(fd);
         return rc;
     }
+    r->fd = fd;
     shm_ring_hdr *h = r->hdr;
     h->magic = SHM_RING_MAGIC;
     h->version = SHM_RING_VERSION;
@@ -84,28 +81,38 @@ int shm_ring_create(shm_ring *r, size_t size, const uint8_t nonce[SHM_RING_NONCE
     return 0;
 }
 
-bool shm_ring_name_ok(const char *name) {
-    static const char prefix[] = "/" SHM_PREFIX;
-    size_t n = strnlen(name, SHM_RING_NAME_MAX);
-    if (n >= SHM_RING_NAME_MAX || strncmp(name, prefix, sizeof prefix - 1) != 0) return false;
-    const char *p = name + sizeof prefix - 1;
-    size_t digits = strspn(p, "0123456789");
-    if (digits == 0 || p[digits] != '-') return false;
-    p += digits + 1;
-    return strlen(p) == 16 && strspn(p, "0123456789abcdef") == 16;
+void shm_ring_forget_fd(shm_ring *r) {
+    /* a zeroed ring (never created) holds no descriptor, not descriptor 0 */
+    if (r->hdr && r->fd >= 0) close(r->fd);
+    r->fd = -1;
 }
 
-int shm_ring_open(shm_ring *r, const char *name, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]) {
-    memset(r, 0, sizeof *r);
-    if (!shm_ring_name_ok(name) || size != shm_ring_size_for(size)) return -EINVAL;
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) return -errno;
+/* Is what fd refers to a sealed ring memfd of len bytes? */
+static int check_memfd(int fd, size_t len) {
     struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0) rc = -errno;
-    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != sizeof(shm_ring_hdr) + size) rc = -EPROTO;
-    else rc = map_ring(r, fd, size);
-    close(fd);
+    if (fstat(fd, &st) != 0) return -errno;
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len) return -EPROTO;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return errno == EINVAL ? -EPROTO : -errno; /* EINVAL: not a memfd */
+    return (seals & RING_SEALS) == RING_SEALS ? 0 : -EPROTO;
+}
+
+int shm_ring_open(shm_ring *r, long pid, long fd, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]) {
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    if (pid <= 0 || pid > INT_MAX || fd < 0 || fd > INT_MAX || size != shm_ring_size_for(size)) return -EINVAL;
+    char path[64], link[sizeof MEMFD_LINK + 1];
+    snprintf(path, sizeof path, "/proc/%ld/fd/%ld", pid, fd);
+    /* look before opening: opening some other file (a device, a FIFO) of
+     * some other process could have effects of its own */
+    ssize_t n = readlink(path, link, sizeof link);
+    if (n < 0) return -errno;
+    if ((size_t)n != sizeof MEMFD_LINK - 1 || memcmp(link, MEMFD_LINK, (size_t)n) != 0) return -EPROTO;
+    int rfd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (rfd < 0) return -errno;
+    int rc = check_memfd(rfd, sizeof(shm_ring_hdr) + size);
+    if (rc == 0) rc = map_ring(r, rfd, size);
+    close(rfd);
     if (rc != 0) return rc;
     const shm_ring_hdr *h = r->hdr;
     if (h->magic != SHM_RING_MAGIC || h->version != SHM_RING_VERSION || h->size != size ||
@@ -113,41 +120,15 @@ int shm_ring_open(shm_ring *r, const char *name, size_t size, const uint8_t nonc
         shm_ring_close(r);
         return -EPROTO;
     }
-    snprintf(r->name, sizeof r->name, "%s", name);
-    r->linked = true;
     r->pos = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed);
-    shm_ring_unlink(r); /* ours now: no name left behind if either of us dies */
     return 0;
 }
 
-void shm_ring_unlink(shm_ring *r) {
-    if (!r->linked) return;
-    r->linked = false;
-    (void)shm_unlink(r->name); /* ENOENT: the other side was first */
-}
-
 void shm_ring_close(shm_ring *r) {
-    shm_ring_unlink(r);
+    shm_ring_forget_fd(r);
     if (r->hdr) munmap(r->hdr, r->map_len);
     r->hdr = NULL;
     r->data = NULL;
-}
-
-int shm_ring_remove_of(pid_t pid) {
-    char prefix[40];
-    int plen = snprintf(prefix, sizeof prefix, SHM_PREFIX "%ld-", (long)pid);
-    DIR *d = opendir(SHM_DIR);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char name[SHM_RING_NAME_MAX + 1];
-        if (strncmp(e->d_name, prefix, (size_t)plen) != 0) continue;
-        if (snprintf(name, sizeof name, "/%s", e->d_name) >= (int)sizeof name || !shm_ring_name_ok(name)) continue;
-        if (shm_unlink(name) == 0) n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* ---- the flags ------------------------------------------------------------

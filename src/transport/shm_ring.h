@@ -1,11 +1,15 @@
 /*
- * shm_ring: a single-producer, single-consumer byte ring in a POSIX shared
- * memory object, for the batches one worker sends another on the same host
+ * shm_ring: a single-producer, single-consumer byte ring in shared memory,
+ * for the batches one worker sends another on the same host
  * (private to the transport: transport_shm.c is its one user).
  *
- * The writer creates the object (/dev/shm/streamd-<pid>-<random>) and names
- * it to the reader over their TCP connection; the reader opens it, checks
- * the header against the nonce it was told, and unlinks the name. Positions
+ * The writer creates the ring as a sealed memfd (it can neither shrink nor
+ * grow: a reader's access can never fault) and names it to the reader over
+ * their TCP connection as its process id and descriptor; the reader opens
+ * it through /proc/<pid>/fd/<fd>, which only works on the same host (and
+ * for the same user), checks what it opened (a memfd of ours, sealed, of
+ * the size announced, carrying the nonce it was told) and maps it. No name
+ * is ever left behind: the memory goes with the last mapping. Positions
  * are byte counts since the start (u64, never wrapping), each written by one
  * side only, in a cache line of its own.
  *
@@ -34,22 +38,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #define SHM_RING_NONCE_BYTES 32
-#define SHM_RING_NAME_MAX 48            /* "/streamd-" + pid + "-" + 16 hex digits, and the NUL */
 #define SHM_RING_MIN_BYTES (64u << 10)
 #define SHM_RING_MAX_BYTES (256u << 20)
 
 struct shm_ring_hdr;
 
+/* A zeroed shm_ring is a closed one (shm_ring_close does nothing). */
 typedef struct shm_ring {
     struct shm_ring_hdr *hdr;    /* the mapping: header, then the data */
     uint8_t *data;
     size_t size;                 /* data bytes, a power of two */
     size_t map_len;
-    char name[SHM_RING_NAME_MAX];
-    bool linked;                 /* the name still exists (the creator removes it) */
+    int fd;                      /* the writer's memfd until the reader has it (shm_ring_forget_fd); else -1 */
     uint64_t pos;                /* our own position (head for the writer, tail for the reader) */
 } shm_ring;
 
@@ -58,29 +60,24 @@ typedef struct shm_ring {
 size_t shm_ring_size_for(size_t want);
 
 /* Writer: creates and maps a new ring of size data bytes (shm_ring_size_for)
- * whose header carries nonce; r->name names it. 0 or a negative errno. */
+ * whose header carries nonce; the reader finds it as (getpid(), r->fd).
+ * 0 or a negative errno. */
 int shm_ring_create(shm_ring *r, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]);
 
-/* Is name one that shm_ring_create makes? (checked before opening a name a
- * peer sent) */
-bool shm_ring_name_ok(const char *name);
+/* Writer: the reader has opened the ring (or never will): our descriptor
+ * is no longer needed, the mapping is. Idempotent. */
+void shm_ring_forget_fd(shm_ring *r);
 
-/* Reader: opens and maps the ring called name, checks that it is size data
- * bytes and carries nonce, then unlinks the name. 0; -EINVAL for a name
- * shm_ring_create does not make; -ENOENT when there is no such object (the
- * writer is on another host); -EPROTO when its size or header differs (it
- * is then left alone); another negative errno. */
-int shm_ring_open(shm_ring *r, const char *name, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]);
+/* Reader: opens the ring that process pid holds as descriptor fd, checks
+ * that it is a sealed ring memfd of size data bytes carrying nonce, and
+ * maps it. 0; -EINVAL for an impossible pid, fd or size; -ENOENT (or
+ * -EACCES, -EPERM) when there is no such descriptor for us (the writer is
+ * on another host, or another user's); -EPROTO when it is not such a ring
+ * (it is then not mapped); another negative errno. */
+int shm_ring_open(shm_ring *r, long pid, long fd, size_t size, const uint8_t nonce[SHM_RING_NONCE_BYTES]);
 
-/* Removes the name, if still there (idempotent). */
-void shm_ring_unlink(shm_ring *r);
-
-/* Unmaps the ring (and unlinks its name if still there); idempotent. */
+/* Unmaps the ring (and closes the writer's descriptor); idempotent. */
 void shm_ring_close(shm_ring *r);
-
-/* Removes the names of rings that the process pid created and left behind
- * (it died before its peer opened them). Returns how many. */
-int shm_ring_remove_of(pid_t pid);
 
 /* Writer: copies up to n bytes of p in; returns the bytes copied (0 when
  * full), or -EPROTO when the reader's position is implausible. The bytes

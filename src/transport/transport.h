@@ -179,11 +179,6 @@ typedef struct transport_stats {
 } transport_stats;
 void transport_get_stats(transport *tr, transport_stats *out); /* any thread */
 
-/* Any thread: removes the names of shared-memory rings that the worker
- * process pid created and no peer opened (it died in between); the node
- * calls it as it reaps a worker. Returns how many. */
-int transport_remove_rings_of(int pid);
-
 /* Loop thread: flush what is buffered (best effort), close everything, then
  * call done (may be NULL) once all handles are closed. tr is freed after. */
 void transport_close(transport *tr, void (*done)(void *arg), void *arg);

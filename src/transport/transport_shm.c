@@ -4,7 +4,9 @@
 #include "transport/transport_shm.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -12,9 +14,13 @@
 #include "transport/transport_conn.h"
 #include "tuple/codec.h"
 
-#define OFFER_FIXED_BYTES (4 + SHM_RING_NONCE_BYTES + 1)
+#define OFFER_BYTES (4 + SHM_RING_NONCE_BYTES + 4 + 4)
 
 static int peer_index(const conn *c) { return c->peer ? c->peer->index : -1; }
+
+static uint32_t get32(const uint8_t *q) {
+    return (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+}
 
 void tshm_offer(conn *c) {
     transport *tr = c->tr;
@@ -26,32 +32,26 @@ void tshm_offer(conn *c) {
                  sd_strerror(rc));
         return;
     }
-    uint8_t payload[OFFER_FIXED_BYTES + SHM_RING_NAME_MAX];
-    size_t nlen = strlen(c->shm.tx.name);
+    uint8_t payload[OFFER_BYTES];
     codec_put32(payload, (uint32_t)c->shm.tx.size);
     memcpy(payload + 4, nonce, sizeof nonce);
-    payload[4 + sizeof nonce] = (uint8_t)nlen;
-    memcpy(payload + OFFER_FIXED_BYTES, c->shm.tx.name, nlen);
+    codec_put32(payload + 4 + sizeof nonce, (uint32_t)getpid());
+    codec_put32(payload + 8 + sizeof nonce, (uint32_t)c->shm.tx.fd);
     c->shm.tx_offered = true;
-    if (tconn_send_frame(c, FRAME_SHM_OFFER, payload, OFFER_FIXED_BYTES + nlen) != 0) shm_ring_close(&c->shm.tx);
+    if (tconn_send_frame(c, FRAME_SHM_OFFER, payload, sizeof payload) != 0) shm_ring_close(&c->shm.tx);
 }
 
 /* The peer offers its ring: open it if we can, and say so. */
 static const char *on_offer(conn *c, const frame *f) {
     transport *tr = c->tr;
     if (c->shm.rx_active) return "a second shared-memory offer";
-    if (f->len < OFFER_FIXED_BYTES) return "malformed shared-memory offer";
-    size_t nlen = f->payload[4 + SHM_RING_NONCE_BYTES];
-    if (f->len != OFFER_FIXED_BYTES + nlen || nlen >= SHM_RING_NAME_MAX) return "malformed shared-memory offer";
-    char name[SHM_RING_NAME_MAX];
-    memcpy(name, f->payload + OFFER_FIXED_BYTES, nlen);
-    name[nlen] = '\0';
+    if (f->len != OFFER_BYTES) return "malformed shared-memory offer";
     const uint8_t *q = f->payload;
-    uint32_t size = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
-    if (!shm_ring_name_ok(name) || strlen(name) != nlen || size != shm_ring_size_for(size))
+    uint32_t size = get32(q), pid = get32(q + 4 + SHM_RING_NONCE_BYTES), fd = get32(q + 8 + SHM_RING_NONCE_BYTES);
+    if (size != shm_ring_size_for(size) || pid == 0 || pid > INT32_MAX || fd > INT32_MAX)
         return "malformed shared-memory offer";
     int rc = -ENOTSUP; /* rings off here: the peer keeps to TCP */
-    if (tr->cfg.shm_ring_bytes > 0) rc = shm_ring_open(&c->shm.rx, name, size, f->payload + 4);
+    if (tr->cfg.shm_ring_bytes > 0) rc = shm_ring_open(&c->shm.rx, pid, fd, size, q + 4);
     uint8_t yes = rc == 0;
     if (rc == 0) {
         frame_reader_init(&c->shm.rx_rd, tr->rd_max_frame);
@@ -73,7 +73,7 @@ static const char *on_answer(conn *c, const frame *f) {
     if (f->len != 1 || f->payload[0] > 1) return "malformed shared-memory answer";
     if (f->payload[0] == 1) {
         c->shm.tx_active = true;
-        shm_ring_unlink(&c->shm.tx); /* mapped on both sides: no name needed */
+        shm_ring_forget_fd(&c->shm.tx); /* mapped on both sides: the descriptor has served */
         log_info("transport: sending worker %d our batches through shared memory", peer_index(c));
     } else {
         shm_ring_close(&c->shm.tx);
@@ -198,5 +198,3 @@ void tshm_release(conn *c) {
         shm_ring_close(&s->rx);
     }
 }
-
-int transport_remove_rings_of(int pid) { return shm_ring_remove_of((pid_t)pid); }

@@ -79,7 +79,7 @@ def test_forged_tuples_close_only_that_connection(cluster, streamd_bin, tmp_path
     reasons = {"ack_init": "__ack_init names another spout task",
                "unsubscribed": "stream not subscribed by the destination's component",
                "fields": "value count differs from the stream's fields",
-               "shm_name": "malformed shared-memory offer",
+               "shm_offer": "malformed shared-memory offer",
                "shm_bell": "a bell without a shared-memory ring",
                "shm_garbage": "a frame other than a batch in the shared-memory ring"}
     for kind, reason in reasons.items():

@@ -122,9 +122,9 @@ def test_cut_node_stops_its_workers(hosts, streamd_bin, tmp_path):
             "name": "spread", "workers": 2,
             "config": {"topology.acker.executors": 2, "topology.message.timeout.secs": 5,
                        "topology.max.spout.pending": 50,
-                       # the namespaces share this machine's /dev/shm, which
-                       # separate hosts would not: their workers would pass
-                       # batches through shared memory around the cut link
+                       # the namespaces share this machine's memory and /proc,
+                       # which separate hosts would not: their workers would
+                       # pass batches through shared memory around the cut link
                        "worker.transfer.shared.memory": False},
             "spouts": [{"id": "lines", "class": "file_lines", "parallelism": 2, "args": {"path": str(src)}}],
             "bolts": [

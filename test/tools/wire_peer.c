@@ -127,7 +127,7 @@ static int forge(const topology *t, json_t *workers, int to, int as, const char 
     return -1;
 }
 
-/* shm_garbage's ring: its name goes with us, whatever the worker did */
+/* shm_garbage's ring, unmapped as we go */
 static shm_ring ring;
 static void remove_ring(void) { shm_ring_close(&ring); }
 
@@ -160,10 +160,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     sd_tuple *tu = NULL;
-    /* shm_name: a shared-memory offer naming a file outside the rings'
-     * names; shm_bell: a bell for a ring never offered; shm_garbage: a
-     * real ring, offered, with a frame in it that no ring carries */
-    bool shm_kind = !strcmp(kind, "shm_name") || !strcmp(kind, "shm_bell") || !strcmp(kind, "shm_garbage");
+    /* shm_offer: a malformed shared-memory offer; shm_bell: a bell for a
+     * ring never offered; shm_garbage: a real ring, offered, with a frame
+     * in it that no ring carries */
+    bool shm_kind = !strcmp(kind, "shm_offer") || !strcmp(kind, "shm_bell") || !strcmp(kind, "shm_garbage");
     if (strcmp(kind, "none") != 0 && !shm_kind && forge(t, workers, to, as, kind, &tu) != 0) {
         fprintf(stderr, "the topology offers no case for '%s'\n", kind);
         return 1;
@@ -214,26 +214,30 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(fr);
-    if (!strcmp(kind, "shm_garbage")) {
-        /* the worker opens the ring as it reads the offer, before the
-         * bell behind it on the same connection */
-        uint8_t nonce[SHM_RING_NONCE_BYTES] = {5}, offer[64], ping[FRAME_HEADER_BYTES];
-        size_t nlen;
-        if (shm_ring_create(&ring, SHM_RING_MIN_BYTES, nonce) != 0 || atexit(remove_ring) != 0) return 1;
-        nlen = strlen(ring.name);
-        memset(offer, 0, sizeof offer);
-        offer[2] = 1; /* 64 KiB */
+    if (shm_kind) {
+        /* offer: u32 ring bytes (64 KiB), nonce, u32 pid, u32 descriptor */
+        uint8_t nonce[SHM_RING_NONCE_BYTES] = {5}, offer[4 + SHM_RING_NONCE_BYTES + 8] = {0, 0, 1, 0};
+        uint8_t ping[FRAME_HEADER_BYTES];
+        bool garbage = !strcmp(kind, "shm_garbage"), bell = !strcmp(kind, "shm_bell");
         memcpy(offer + 4, nonce, sizeof nonce);
-        offer[36] = (uint8_t)nlen;
-        memcpy(offer + 37, ring.name, nlen);
-        frame_header_write(ping, FRAME_PING, 0, 0, 0);
-        bool sent = frame_build(FRAME_SHM_OFFER, offer, 37 + nlen, 0, &fr, &flen) == 0;
-        if (sent) {
+        if (garbage) {
+            /* a real ring: the worker opens it as it reads the offer,
+             * before the bell behind it on the same connection */
+            if (shm_ring_create(&ring, SHM_RING_MIN_BYTES, nonce) != 0 || atexit(remove_ring) != 0) return 1;
+            uint32_t pid = (uint32_t)getpid(), rfd = (uint32_t)ring.fd;
+            for (int i = 0; i < 4; i++) {
+                offer[36 + i] = (uint8_t)(pid >> (8 * i));
+                offer[40 + i] = (uint8_t)(rfd >> (8 * i));
+            }
+            frame_header_write(ping, FRAME_PING, 0, 0, 0);
+        } /* else pid 0: malformed */
+        bool sent = true;
+        if (!bell && (sent = frame_build(FRAME_SHM_OFFER, offer, sizeof offer, 0, &fr, &flen) == 0)) {
             sent = write_all(fd, fr, flen) == 0;
             free(fr);
         }
-        sent = sent && shm_ring_write(&ring, ping, sizeof ping) == (long)sizeof ping;
-        if (sent && (sent = frame_build(FRAME_SHM_BELL, NULL, 0, 0, &fr, &flen) == 0)) {
+        if (garbage) sent = sent && shm_ring_write(&ring, ping, sizeof ping) == (long)sizeof ping;
+        if (sent && (bell || garbage) && (sent = frame_build(FRAME_SHM_BELL, NULL, 0, 0, &fr, &flen) == 0)) {
             sent = write_all(fd, fr, flen) == 0;
             free(fr);
         }
@@ -242,20 +246,6 @@ int main(int argc, char **argv) {
             fflush(stdout);
             return 0;
         }
-    } else if (shm_kind) {
-        static const char name[] = "/../../etc/passwd";
-        uint8_t offer[4 + 32 + 1 + sizeof name] = {0, 0, 1, 0}; /* 64 KiB, a zero nonce */
-        offer[36] = (uint8_t)(sizeof name - 1);
-        memcpy(offer + 37, name, sizeof name - 1);
-        bool bell = !strcmp(kind, "shm_bell");
-        if (frame_build(bell ? FRAME_SHM_BELL : FRAME_SHM_OFFER, offer, bell ? 0 : sizeof offer - 1, 0, &fr, &flen) != 0)
-            return 1;
-        if (write_all(fd, fr, flen) != 0) {
-            printf("closed\n");
-            fflush(stdout);
-            return 0;
-        }
-        free(fr);
     }
     if (tu) {
         size_t sz = codec_encoded_size(tu);
