@@ -1,12 +1,14 @@
 /*
- * transport_internal: the structures shared by transport.c and
- * transport_conn.c. PRIVATE to the transport: nothing else includes this
- * header (the public interface is transport.h).
+ * transport_internal: the structures shared by the transport's modules.
+ * PRIVATE to the transport: nothing else includes this header (the public
+ * interface is transport.h).
  *
- * transport.c owns the transport object and its peers (send buffers,
- * flushing and writing, reconnect backoff, stats, close); transport_conn.c
- * owns the connections (accept/dial bookkeeping, handshake, reading and
- * frame processing, delivery with pause/retry, throttle frames).
+ * transport.c owns the transport object and its peers (flushing and
+ * writing, reconnect backoff, stats, close); transport_send.c is the
+ * senders' side of each peer's buffer; transport_conn.c owns the
+ * connections (accept/dial bookkeeping, handshake, reading and frame
+ * processing, delivery with pause/retry, throttle frames); transport_shm.c
+ * a connection's shared-memory rings.
  *
  * Threads and data:
  * - the loop thread owns every uv handle, every conn (reader state, the
