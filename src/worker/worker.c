@@ -826,6 +826,12 @@ int worker_main(int control_fd, int log_fd) {
             _exit(WORKER_EXIT_STUCK);
         }
     }
+    if (w->rt.tr) {
+        /* finish left it open while a task was still in its cleanup; that
+         * task has ended since (above), so nothing sends any more */
+        transport_close(w->rt.tr, transport_closed, w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
     runner_stop(&w->rt);
     log_info("worker stopped");
 out:
