@@ -88,7 +88,10 @@ SD_API bool sd_tuple_is_tick(const sd_tuple *t);
  * when out of memory: t is then still the callback's to ack or fail.
  * sd_tuple_retain keeps t itself at no copy, but t shares a block of up to
  * 64 KiB with the tuples created around it and holds all of it until
- * released: for holding a few tuples briefly. Release either once. */
+ * released: for holding a few tuples briefly. Release either once. Read
+ * a kept tuple's values from it after keeping it: a string pointer read
+ * before may point into the upstream task's memory (a chained bolt's
+ * input, docs/components.md), valid only until the callback returns. */
 SD_API sd_tuple *sd_tuple_keep(sd_tuple *t);
 SD_API void sd_tuple_retain(sd_tuple *t);
 SD_API void sd_tuple_release(sd_tuple *t);

@@ -490,9 +490,60 @@ static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int 
 PLAIN_CASE(emit_chained_acked, true, true)
 PLAIN_CASE(emit_shuffled_acked, false, true)
 
+/* a view for calls at this depth; NULL when out of memory */
+static __attribute__((noinline, cold)) sd_tuple *view_alloc(exec_thread *th, int depth) {
+    return th->views[depth] = tuple_view_new();
+}
+
+/* After a call: the task kept its view (sd_tuple_retain gave it data of
+ * its own) and holds it until it releases it; or it let go of it again,
+ * and the view is used for the next call. */
+static __attribute__((noinline)) void view_settle(exec_thread *th, int depth, sd_tuple *t) {
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
+        if (t->flags & TUPLE_F_SIDE) free(*tuple_view_side(t));
+        return;
+    }
+    th->views[depth] = NULL;
+    tuple_unref(t);
+}
+
+/* An emit, with acking off, on a stream whose every tuple goes to the task
+ * chained to ex: that task's execute is called here, on a view of the
+ * values (their strings and bytes stay where the emitter has them), so
+ * the chain runs as nested calls with no tuple built, no copy and no
+ * queue. Tuples queued for the chain before (emit_general's) run first,
+ * which keeps each task's input in emit order. Deeper than
+ * CHAIN_CALL_DEPTH, or with no memory for a view, the chain's queue. */
 static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n,
                                                   int with_root, uint64_t msg_id) {
-    return plain_to_one(ex, stream_id, values, n, NULL, 0, with_root, msg_id, true, false);
+    const topo_stream *st = &ex->rt->topo->streams[stream_id];
+    if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
+    exec_thread *th = ex->th;
+    int depth = th->view_depth;
+    sd_tuple *t = depth < CHAIN_CALL_DEPTH ? th->views[depth] : NULL;
+    if (__builtin_expect(!t, 0) && (depth >= CHAIN_CALL_DEPTH || !(t = view_alloc(th, depth))))
+        return plain_to_one(ex, stream_id, values, n, NULL, 0, with_root, msg_id, true, false);
+    if (th->chain_pos < th->chain_n) emit_chain_run(th);
+    STAT_ADD(ex->emitted, 1);
+    ex->last_ndest = 1;
+    executor *to = ex->chain_to;
+    int dest = ex->chain_task;
+    tuple_view_set(t, values, n);
+    t->src_task = ex->task;
+    t->dest_task = dest;
+    t->stream_id = (uint16_t)stream_id;
+    t->stream = st;
+    th->view_depth = depth + 1;
+    STAT_ADD(to->received, 1);
+    to->def->execute(to->state, &to->col, t);
+    STAT_ADD(to->executed, 1);
+    th->view_depth = depth;
+    th->dests[0] = dest; /* for sd_emit_last_tasks: the call's emits used dests */
+    if (__builtin_expect((t->flags & TUPLE_F_SIDE) || atomic_load_explicit(&t->refs, memory_order_relaxed) != 1, 0))
+        view_settle(th, depth, t);
+    STAT_ADD(ex->transferred, 1);
+    if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+    return 0;
 }
 
 static __attribute__((noinline)) int emit_shuffled(executor *ex, int stream_id, const sd_value *values, size_t n,

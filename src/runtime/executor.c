@@ -183,6 +183,7 @@ void exec_thread_free(exec_thread *th) {
     for (size_t i = th->chain_pos; i < th->chain_n; i++) tuple_unref(th->chainq[i].t);
     free(th->chainq);
     tuple_releaser_flush(&th->chain_rel);
+    for (int i = 0; i < CHAIN_CALL_DEPTH; i++) free(th->views[i]); /* settled: held here alone, no side block */
     ack_stage_destroy(&th->acks); /* every task flushed: nothing is held */
     if (th->pool) tuple_pool_close(th->pool); /* after every tuple we hold is released */
     free(th);

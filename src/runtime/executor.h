@@ -30,6 +30,10 @@
 struct sd_context { struct executor *ex; };
 struct sd_collector { struct executor *ex; };
 
+/* Levels of chained tasks called one inside another's emit (emit.c);
+ * deeper, they take the chain's queue. */
+#define CHAIN_CALL_DEPTH 32
+
 /* A pool thread's outgoing side, used by the task it runs: batches for
  * local tasks and remote workers are gathered here and handed over by the
  * end of each slice, so their size is threads x tasks, not tasks x tasks. */
@@ -59,6 +63,11 @@ typedef struct exec_thread {
     /* chained tuples executed this slice, released together by the end of
      * it: one atomic operation per run of a slab's tuples, not one each */
     tuple_releaser chain_rel;
+    /* views handed to chained tasks by calls (emit.c, with acking off):
+     * one per level of calls in progress, view_depth of them in use;
+     * allocated on first use */
+    sd_tuple *views[CHAIN_CALL_DEPTH];
+    int view_depth;
     /* acking records of this slice, sent as packets by emit_flush */
     ack_stage acks;
     /* the task running on this thread that sends the stage's packets: a

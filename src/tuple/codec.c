@@ -63,7 +63,7 @@ size_t codec_encoded_size(const sd_tuple *t) {
 }
 
 size_t codec_encode(const sd_tuple *t, uint8_t *out) {
-    codec_head h = {t->dest_task, t->src_task, t->stream_id, t->flags};
+    codec_head h = {t->dest_task, t->src_task, t->stream_id, (uint16_t)(t->flags & ~TUPLE_F_LOCAL)};
     return codec_encode_parts(out, &h, tuple_values(t), t->nvalues, tuple_anchors(t), t->nanchors);
 }
 
@@ -96,7 +96,7 @@ int codec_decode_in(tuple_pool *pool, const uint8_t *buf, size_t len, const topo
     t->dest_task = (int32_t)get32(buf);
     t->src_task = (int32_t)get32(buf + 4);
     t->stream_id = stream_id;
-    t->flags = get16(buf + 10) & (uint16_t) ~(TUPLE_F_DONE | TUPLE_F_UNSENT); /* a holder's own state, never sent */
+    t->flags = get16(buf + 10) & (uint16_t)~TUPLE_F_LOCAL;
     t->stream = topo ? &topo->streams[stream_id] : NULL;
     for (uint16_t i = 0; i < nanchors; i++, off += 16) {
         tuple_anchors(t)[i].root = get64(buf + off);

@@ -8,9 +8,11 @@
  */
 #include "tuple/tuple.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "topology/topology.h"
 #include "tuple/tuple_pool.h"
@@ -64,11 +66,36 @@ sd_tuple *tuple_clone(const sd_tuple *t) {
     c->src_task = t->src_task;
     c->dest_task = t->dest_task;
     c->stream_id = t->stream_id;
-    c->flags = t->flags;
+    c->flags = t->flags & ~(TUPLE_F_BORROWED | TUPLE_F_SIDE); /* c's data is in c */
     c->stream = t->stream;
     c->ack_xor = t->ack_xor;
     c->recv_ns = t->recv_ns;
     return c;
+}
+
+int tuple_view_own(sd_tuple *t) {
+    uint32_t strings;
+    uint64_t len = tuple_data_len(tuple_values(t), t->nvalues, &strings);
+    if (len > UINT32_MAX) return -E2BIG;
+    char *block = malloc(len ? (size_t)len : 1);
+    if (!block) return -ENOMEM;
+    sd_value *v = tuple_values(t);
+    char *p = block;
+    for (; strings; strings &= strings - 1) {
+        int i = __builtin_ctz(strings);
+        if (v[i].v.s.len) memcpy(p, v[i].v.s.ptr, v[i].v.s.len);
+        v[i].v.s.ptr = p;
+        p += v[i].v.s.len;
+    }
+    *tuple_view_side(t) = block;
+    t->flags = (uint16_t)((t->flags & ~TUPLE_F_BORROWED) | TUPLE_F_SIDE);
+    return 0;
+}
+
+/* a tuple of its own allocation (slab NULL), at its last reference */
+static void tuple_free_unpooled(sd_tuple *t) {
+    if (t->flags & TUPLE_F_SIDE) free(*tuple_view_side(t));
+    free(t);
 }
 
 void tuple_unref(sd_tuple *t) {
@@ -80,7 +107,7 @@ void tuple_unref(sd_tuple *t) {
         atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (t->slab) tuple_slab_release(t->slab);
-    else free(t);
+    else tuple_free_unpooled(t);
 }
 
 void tuple_releaser_flush(tuple_releaser *r) {
@@ -94,7 +121,7 @@ void tuple_unref_deferred_slow(sd_tuple *t, tuple_releaser *r) {
         atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (!t->slab) {
-        free(t);
+        tuple_free_unpooled(t);
         return;
     }
     tuple_releaser_flush(r);
@@ -248,7 +275,7 @@ int sd_tuple_source_task(const sd_tuple *t) { return t->src_task; }
 bool sd_tuple_is_tick(const sd_tuple *t) { return (t->flags & TUPLE_F_TICK) != 0; }
 
 sd_tuple *sd_tuple_keep(sd_tuple *t) {
-    if (!t->slab) { /* already an allocation of its own */
+    if (!t->slab && !(t->flags & TUPLE_F_BORROWED)) { /* already an allocation of its own, data included */
         tuple_ref(t);
         return t;
     }
@@ -256,6 +283,17 @@ sd_tuple *sd_tuple_keep(sd_tuple *t) {
     return tuple_clone(t);
 }
 
-void sd_tuple_retain(sd_tuple *t) { tuple_ref(t); }
+void sd_tuple_retain(sd_tuple *t) {
+    /* a chained task's view: its data is the emitter's, gone after the call */
+    if (t->flags & TUPLE_F_BORROWED) {
+        int rc = tuple_view_own(t);
+        if (rc != 0) {
+            /* the caller keeps t and has no error to look at */
+            log_error("cannot keep a tuple: %s", sd_strerror(rc));
+            abort();
+        }
+    }
+    tuple_ref(t);
+}
 
 void sd_tuple_release(sd_tuple *t) { tuple_unref(t); }

@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "streamd/component.h"
@@ -57,6 +58,17 @@ static inline char *tuple_data(const sd_tuple *t) { return (char *)(tuple_anchor
 #define TUPLE_F_TICK 0x1
 #define TUPLE_F_DONE 0x2  /* acked or failed by the bolt holding it */
 #define TUPLE_F_UNSENT 0x4 /* dropped by transport_send (a down peer): its sender fails its trees */
+/* A view (emit.c's calls of chained tasks): a header and values of its
+ * own, in memory of its own (slab NULL, no data area), whose string and
+ * bytes values point into the emitter's values, valid while the call
+ * that handed it over runs. Keeping it gives it data of its own first
+ * (sd_tuple_keep copies it; sd_tuple_retain, tuple_view_own). */
+#define TUPLE_F_BORROWED 0x8
+/* A view given data of its own: one block, its pointer stored at
+ * tuple_data (tuple_view_side), freed with the tuple. */
+#define TUPLE_F_SIDE 0x10
+/* a holder's own state: never encoded, cleared when decoding */
+#define TUPLE_F_LOCAL (TUPLE_F_DONE | TUPLE_F_UNSENT | TUPLE_F_BORROWED | TUPLE_F_SIDE)
 
 /* Allocates a tuple with room for nvalues values, nanchors anchors and
  * data_len bytes of value data; refs = 1. NULL on allocation failure. */
@@ -159,6 +171,32 @@ tuple_build_in(struct tuple_pool *pool, const sd_value *values, size_t n, uint32
     tuple_fill(t, values, n, strings, anchors, nanchors);
     return t;
 }
+
+/* A view's memory: room for the header, SD_MAX_FIELDS values and the
+ * side block's pointer; NULL when out of memory. Freed with free() while
+ * the caller still holds it alone, else by tuple_unref. */
+static inline sd_tuple *tuple_view_new(void) { return malloc(tuple_bytes(SD_MAX_FIELDS, 0, sizeof(void *))); }
+/* Makes t (from tuple_view_new) a view of values (n <= SD_MAX_FIELDS),
+ * refs = 1, no anchors; the caller sets its source, destination and
+ * stream. Inline: once per call of a chained task. */
+static inline void tuple_view_set(sd_tuple *t, const sd_value *values, size_t n) {
+    atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
+    t->nvalues = (uint16_t)n;
+    t->nanchors = 0;
+    t->flags = TUPLE_F_BORROWED;
+    t->data_len = 0;
+    t->ack_xor = 0;
+    t->recv_ns = 0;
+    t->slab = NULL;
+    sd_value *out = tuple_values(t);
+    for (size_t i = 0; i < n; i++) out[i] = values[i];
+}
+/* Where a view given data of its own keeps that block's pointer. */
+static inline void **tuple_view_side(const sd_tuple *t) { return (void **)tuple_data(t); }
+/* Gives a view (TUPLE_F_BORROWED) its string and bytes data in a block of
+ * its own and points its values there: 0, -ENOMEM, or -E2BIG above 4 GiB
+ * (the view is then unchanged). */
+int tuple_view_own(sd_tuple *t);
 
 /* Deep copy with refs = 1 (used when a value must be owned separately). */
 sd_tuple *tuple_clone(const sd_tuple *t);

@@ -181,6 +181,48 @@ static void test_keep_copies_ack_state(void **s) {
     sd_tuple_release(k);
 }
 
+/* A view (a chained task's input) borrows its emitter's strings: kept
+ * with sd_tuple_keep it is copied; retained, it first gets its data in a
+ * block of its own. Either way the kept values outlive the emitter's
+ * buffer, and releasing frees everything (the sanitizer build checks). */
+static void test_view_keep_and_retain(void **s) {
+    (void)s;
+    char word[8] = "alpha", blob[5] = {1, 2, 3, 0, 4};
+    sd_value v[4] = {sd_str(word, 5), sd_int(9), sd_bytes(blob, sizeof blob), sd_str(word, 0)};
+    sd_tuple *t = tuple_view_new();
+    assert_non_null(t);
+    tuple_view_set(t, v, 4);
+    t->src_task = 4;
+    assert_ptr_equal(tuple_values(t)[0].v.s.ptr, word); /* borrowed: no copy */
+    sd_tuple *k = sd_tuple_keep(t);
+    assert_non_null(k);
+    assert_ptr_not_equal(k, t);
+    assert_int_equal(k->flags & (TUPLE_F_BORROWED | TUPLE_F_SIDE), 0);
+    sd_tuple_retain(t);
+    assert_int_equal(atomic_load(&t->refs), 2);
+    assert_int_equal(t->flags & (TUPLE_F_BORROWED | TUPLE_F_SIDE), TUPLE_F_SIDE);
+    assert_ptr_not_equal(tuple_values(t)[0].v.s.ptr, word);
+    /* the emitter's buffers change once its call is over */
+    memcpy(word, "omega", 5);
+    memset(blob, 0x7f, sizeof blob);
+    for (sd_tuple *x = k;; x = t) {
+        assert_int_equal(x->src_task, 4);
+        assert_int_equal(sd_tuple_size(x), 4);
+        assert_memory_equal(sd_tuple_get(x, 0)->v.s.ptr, "alpha", 5);
+        assert_int_equal(sd_tuple_get(x, 1)->v.i, 9);
+        assert_memory_equal(sd_tuple_get(x, 2)->v.s.ptr, "\1\2\3\0\4", 5);
+        assert_int_equal(sd_tuple_get(x, 3)->v.s.len, 0);
+        if (x == t) break;
+    }
+    /* a kept view is kept as it is now that its data is its own */
+    sd_tuple *again = sd_tuple_keep(t);
+    assert_ptr_equal(again, t);
+    sd_tuple_release(again);
+    sd_tuple_release(k);
+    sd_tuple_release(t); /* the caller's reference */
+    sd_tuple_release(t); /* the last: frees the view and its block */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values_survive_and_slabs_are_reused),
@@ -188,6 +230,7 @@ int main(void) {
         cmocka_unit_test(test_close_with_tuples_alive),
         cmocka_unit_test(test_kept_tuples_cost_their_size),
         cmocka_unit_test(test_keep_copies_ack_state),
+        cmocka_unit_test(test_view_keep_and_retain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
