@@ -487,7 +487,6 @@ static inline __attribute__((always_inline)) int plain_to_one(executor *ex, int 
                                               uint64_t msg_id) {                                                  \
         return plain_to_one(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id, chained, acked);     \
     }
-PLAIN_CASE(emit_chained_acked, true, true)
 PLAIN_CASE(emit_shuffled_acked, false, true)
 
 /* a view for calls at this depth; NULL when out of memory */
@@ -507,32 +506,59 @@ static __attribute__((noinline)) void view_settle(exec_thread *th, int depth, sd
     tuple_unref(t);
 }
 
-/* An emit, with acking off, on a stream whose every tuple goes to the task
- * chained to ex: that task's execute is called here, on a view of the
- * values (their strings and bytes stay where the emitter has them), so
- * the chain runs as nested calls with no tuple built, no copy and no
- * queue. Tuples queued for the chain before (emit_general's) run first,
- * which keeps each task's input in emit order. Deeper than
- * CHAIN_CALL_DEPTH, or with no memory for a view, the chain's queue. */
-static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n,
-                                                  int with_root, uint64_t msg_id) {
+/* An emit on a stream whose every tuple goes to the task chained to ex:
+ * that task's execute is called here, on a view of the values (their
+ * strings and bytes stay where the emitter has them), so the chain runs
+ * as nested calls with no tuple built, no copy and no queue. Tuples
+ * queued for the chain before (emit_general's, or this function's
+ * fallbacks) run first, which keeps each task's input in emit order. A
+ * spout's init record is staged before the call, so that the acker has
+ * it before the chained task's ack. Deeper than CHAIN_CALL_DEPTH, with
+ * more anchors than a view holds, or with no memory for a view: the
+ * chain's queue (plain_to_one). Inline in two copies, with ackers or
+ * without. */
+static inline __attribute__((always_inline)) int chain_call(executor *ex, int stream_id, const sd_value *values,
+                                                            size_t n, sd_tuple *const *anchors, size_t nanchors,
+                                                            int with_root, uint64_t msg_id, bool acked) {
     const topo_stream *st = &ex->rt->topo->streams[stream_id];
     if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
     exec_thread *th = ex->th;
     int depth = th->view_depth;
     sd_tuple *t = depth < CHAIN_CALL_DEPTH ? th->views[depth] : NULL;
     if (__builtin_expect(!t, 0) && (depth >= CHAIN_CALL_DEPTH || !(t = view_alloc(th, depth))))
-        return plain_to_one(ex, stream_id, values, n, NULL, 0, with_root, msg_id, true, false);
+        return plain_to_one(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id, true, acked);
+    size_t na = 0;
+    uint64_t root = 0;
+    if (acked) {
+        size_t need;
+        if (__builtin_expect(anchors_reserve(th, with_root, anchors, nanchors, &need) != 0, 0))
+            return emit_anchor_error(ex, st, need);
+        if (__builtin_expect(need > TUPLE_VIEW_ANCHORS, 0))
+            return plain_to_one(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id, true, acked);
+        if (with_root) {
+            /* tracked before anything is sent (plain_to_one) */
+            root = spout_track(ex, msg_id);
+            if (!root) return emit_track_error(ex, st);
+            th->anc[0].root = root;
+            th->anc[0].edge = executor_random(ex);
+            na = 1;
+        } else if (nanchors) {
+            na = bolt_anchors(ex, anchors, nanchors, th->anc);
+        }
+    }
     if (th->chain_pos < th->chain_n) emit_chain_run(th);
     STAT_ADD(ex->emitted, 1);
     ex->last_ndest = 1;
     executor *to = ex->chain_to;
     int dest = ex->chain_task;
-    tuple_view_set(t, values, n);
+    tuple_view_set(t, values, n, th->anc, na);
     t->src_task = ex->task;
     t->dest_task = dest;
     t->stream_id = (uint16_t)stream_id;
     t->stream = st;
+    if (acked && with_root)
+        emit_ack_record(ex, ex->sid_ack_init, emit_acker_task(ex->rt, root), ACKREC_INIT, root, th->anc[0].edge,
+                        ex->task);
     th->view_depth = depth + 1;
     STAT_ADD(to->received, 1);
     to->def->execute(to->state, &to->col, t);
@@ -542,8 +568,19 @@ static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, c
     if (__builtin_expect((t->flags & TUPLE_F_SIDE) || atomic_load_explicit(&t->refs, memory_order_relaxed) != 1, 0))
         view_settle(th, depth, t);
     STAT_ADD(ex->transferred, 1);
-    if (with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
+    if (!acked && with_root) spout_defer_ack(ex, msg_id); /* nothing to wait for: acked at once, as Storm does */
     return 0;
+}
+
+static __attribute__((noinline)) int emit_chained(executor *ex, int stream_id, const sd_value *values, size_t n,
+                                                  int with_root, uint64_t msg_id) {
+    return chain_call(ex, stream_id, values, n, NULL, 0, with_root, msg_id, false);
+}
+
+static __attribute__((noinline)) int emit_chained_acked(executor *ex, int stream_id, const sd_value *values,
+                                                        size_t n, sd_tuple *const *anchors, size_t nanchors,
+                                                        int with_root, uint64_t msg_id) {
+    return chain_call(ex, stream_id, values, n, anchors, nanchors, with_root, msg_id, true);
 }
 
 static __attribute__((noinline)) int emit_shuffled(executor *ex, int stream_id, const sd_value *values, size_t n,

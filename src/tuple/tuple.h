@@ -172,17 +172,23 @@ tuple_build_in(struct tuple_pool *pool, const sd_value *values, size_t n, uint32
     return t;
 }
 
-/* A view's memory: room for the header, SD_MAX_FIELDS values and the
- * side block's pointer; NULL when out of memory. Freed with free() while
- * the caller still holds it alone, else by tuple_unref. */
-static inline sd_tuple *tuple_view_new(void) { return malloc(tuple_bytes(SD_MAX_FIELDS, 0, sizeof(void *))); }
-/* Makes t (from tuple_view_new) a view of values (n <= SD_MAX_FIELDS),
- * refs = 1, no anchors; the caller sets its source, destination and
- * stream. Inline: once per call of a chained task. */
-static inline void tuple_view_set(sd_tuple *t, const sd_value *values, size_t n) {
+/* The most anchors a view has room for (an emit with more builds its tuple). */
+#define TUPLE_VIEW_ANCHORS 8
+/* A view's memory: room for the header, SD_MAX_FIELDS values,
+ * TUPLE_VIEW_ANCHORS anchors and the side block's pointer; NULL when out
+ * of memory. Freed with free() while the caller still holds it alone,
+ * else by tuple_unref. */
+static inline sd_tuple *tuple_view_new(void) {
+    return malloc(tuple_bytes(SD_MAX_FIELDS, TUPLE_VIEW_ANCHORS, sizeof(void *)));
+}
+/* Makes t (from tuple_view_new) a view of values (n <= SD_MAX_FIELDS)
+ * with anchors (na <= TUPLE_VIEW_ANCHORS), refs = 1; the caller sets its
+ * source, destination and stream. Inline: once per call of a chained task. */
+static inline void tuple_view_set(sd_tuple *t, const sd_value *values, size_t n, const tuple_anchor *anchors,
+                                  size_t na) {
     atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
     t->nvalues = (uint16_t)n;
-    t->nanchors = 0;
+    t->nanchors = (uint16_t)na;
     t->flags = TUPLE_F_BORROWED;
     t->data_len = 0;
     t->ack_xor = 0;
@@ -190,6 +196,8 @@ static inline void tuple_view_set(sd_tuple *t, const sd_value *values, size_t n)
     t->slab = NULL;
     sd_value *out = tuple_values(t);
     for (size_t i = 0; i < n; i++) out[i] = values[i];
+    tuple_anchor *anc = tuple_anchors(t);
+    for (size_t i = 0; i < na; i++) anc[i] = anchors[i];
 }
 /* Where a view given data of its own keeps that block's pointer. */
 static inline void **tuple_view_side(const sd_tuple *t) { return (void **)tuple_data(t); }

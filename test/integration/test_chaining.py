@@ -173,3 +173,39 @@ def test_chained_bolt_keeps_its_input(streamd, examples_lib, tmp_path):
         assert comps["hold"].get("chained_into") == "lines" and comps["sink"].get("chained_into") == "hold", comps
         if ackers:
             assert comps["lines"]["acked"] == len(lines) and comps["lines"]["failed"] == 0, comps["lines"]
+
+
+def test_chained_failures_are_replayed(streamd, examples_lib, tmp_path):
+    """With acking on, a chain whose first bolt fails a fifth of its input
+    (`fail_randomly`) and whose second keeps what passes for a while
+    (`batch_relay`, acked after the call that handed it over): every
+    failed line is replayed by the spout, and every line reaches the sink
+    and is acked once its tree completes."""
+    src = tmp_path / "input.txt"
+    lines = [f"row {i:05d}" for i in range(3000)]
+    src.write_text("".join(l + "\n" for l in lines))
+    sink = tmp_path / "sink.jsonl"
+    res = streamd.run({
+        "name": "chain-replay",
+        "workers": 1,
+        "library": str(examples_lib),
+        "config": {"topology.max.spout.pending": 200, "topology.message.timeout.secs": 30},
+        "spouts": [{"id": "lines", "class": "file_lines", "args": {"path": str(src)}}],
+        "bolts": [
+            {"id": "flaky", "class": "fail_randomly", "args": {"rate": 0.2}, "outputs": ["line"],
+             "inputs": [{"from": "lines", "grouping": "forward"}]},
+            {"id": "hold", "class": "batch_relay", "args": {"batch": 10},
+             "inputs": [{"from": "flaky", "grouping": "forward"}]},
+            {"id": "sink", "class": "file_sink", "args": {"path": str(sink)},
+             "inputs": [{"from": "hold", "grouping": "forward"}]},
+        ],
+    }, timeout=120)
+    assert res.returncode == 0, res.explain()
+    got = [row["line"] for row in read_jsonl(sink)]
+    assert sorted(set(got)) == lines
+    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
+    comps = json.loads(line[len("summary-json: "):])["components"]
+    assert [comps[c].get("chained_into") for c in ("flaky", "hold", "sink")] == ["lines", "flaky", "hold"], comps
+    assert comps["lines"]["acked"] == len(lines) and comps["lines"]["failed_final"] == 0, comps["lines"]
+    assert comps["lines"]["failed"] > 300, comps["lines"]  # replays happened: about a fifth failed
+    assert len(got) == len(lines), len(got)  # a line that reached the sink was never failed after it

@@ -189,9 +189,11 @@ static void test_view_keep_and_retain(void **s) {
     (void)s;
     char word[8] = "alpha", blob[5] = {1, 2, 3, 0, 4};
     sd_value v[4] = {sd_str(word, 5), sd_int(9), sd_bytes(blob, sizeof blob), sd_str(word, 0)};
+    tuple_anchor anc[2] = {{.root = 11, .edge = 12}, {.root = 21, .edge = 22}};
     sd_tuple *t = tuple_view_new();
     assert_non_null(t);
-    tuple_view_set(t, v, 4);
+    tuple_view_set(t, v, 4, anc, 2);
+    t->ack_xor = 0x55;
     t->src_task = 4;
     assert_ptr_equal(tuple_values(t)[0].v.s.ptr, word); /* borrowed: no copy */
     sd_tuple *k = sd_tuple_keep(t);
@@ -212,6 +214,10 @@ static void test_view_keep_and_retain(void **s) {
         assert_int_equal(sd_tuple_get(x, 1)->v.i, 9);
         assert_memory_equal(sd_tuple_get(x, 2)->v.s.ptr, "\1\2\3\0\4", 5);
         assert_int_equal(sd_tuple_get(x, 3)->v.s.len, 0);
+        assert_int_equal(x->nanchors, 2); /* the acking state goes along */
+        assert_int_equal(tuple_anchors(x)[1].root, 21);
+        assert_int_equal(tuple_anchors(x)[1].edge, 22);
+        assert_int_equal(x->ack_xor, 0x55);
         if (x == t) break;
     }
     /* a kept view is kept as it is now that its data is its own */
