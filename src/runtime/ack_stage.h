@@ -2,10 +2,15 @@
  * ack_stage: the acking records a pool thread produces in one slice, held
  * per (source task, destination task, stream) until the slice flushes them
  * as packets (tuple/ackpkt.h): one tuple per destination and flush instead
- * of one per record. Consecutive acks of one root from one task (a bolt
- * taking the tuples of one tree one after the other, e.g. the words of one
- * sentence) are XORed into one record, which is what the acker would
- * compute from them one by one.
+ * of one per record. An ack of a root right after a record of the same
+ * root (an ack or the spout's init) is XORed into that record, which is
+ * what the acker would compute from them one by one: a bolt taking the
+ * tuples of one tree one after the other (the words of one sentence), or
+ * a chain whose tasks run one inside the other's emit (emit.c), whose
+ * spout's init and every chained task's ack become one record, its XOR
+ * zero when the chain has completed the tree. The acker reads a packet's
+ * source only to check it (an init from a spout task, an ack from a
+ * bolt), and a merged record stays in the packet of the record it joined.
  *
  * Used by emit.c, on the pool thread that owns the stage (one per
  * exec_thread): ack_stage_add while a task runs, ack_stage_flush from
@@ -61,18 +66,20 @@ size_t ack_stage_held(const ack_stage *s);
 static inline void ack_stage_add(ack_stage *s, void *src, int dest, int stream, uint32_t kind, uint64_t root,
                                  uint64_t xor, int32_t task) {
     ack_slot *sl = s->cur;
-    if (sl && sl->src == src && sl->dest == dest && sl->stream == stream && sl->n < ACK_STAGE_RECS) {
+    if (sl && sl->dest == dest) {
         ackrec *last = &sl->recs[sl->n - 1]; /* a current slot holds a record */
-        if (kind == ACKREC_ACK && last->kind == ACKREC_ACK && last->root == root) {
-            last->xor ^= xor;
-        } else {
+        if (kind == ACKREC_ACK && last->root == root && (last->kind == ACKREC_ACK || last->kind == ACKREC_INIT)) {
+            last->xor ^= xor; /* from this source or another */
+            return;
+        }
+        if (sl->src == src && sl->stream == stream && sl->n < ACK_STAGE_RECS) {
             ackrec *r = &sl->recs[sl->n++];
             r->root = root;
             r->xor = xor;
             r->task = task;
             r->kind = kind;
+            return;
         }
-        return;
     }
     ackrec r = {.root = root, .xor = xor, .task = task, .kind = kind};
     ack_stage_add_slow(s, src, dest, stream, &r);

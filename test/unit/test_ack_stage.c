@@ -1,8 +1,9 @@
 /*
  * Unit tests for ack_stage: records held per (source, destination, stream)
- * and sent as one packet each by a flush; consecutive acks of one root from
- * one source XORed into one record (and nothing else merged); a full slot,
- * and more destinations than slots, sent early without losing a record.
+ * and sent as one packet each by a flush; an ack of a root right after an
+ * ack or init of that root XORed into it, from any source (and nothing
+ * else merged); a full slot, and more destinations than slots, sent early
+ * without losing a record.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,36 +85,47 @@ static void test_acks_of_a_root_merge(void **st) {
     int b;
     add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x1);
     add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x2);
-    add(&s, &b, 10, 1, ACKREC_ACK, 100, 0x100); /* another source: its own packet */
-    add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x4);   /* consecutive in a's slot: merged */
+    add(&s, &b, 10, 1, ACKREC_ACK, 100, 0x100); /* another source, the same root: merged too */
+    add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x4);
     add(&s, &a, 10, 1, ACKREC_ACK, 200, 0x10);
     add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x8);   /* not consecutive: a record of its own */
     add(&s, &a, 10, 1, ACKREC_FAIL, 100, 0);    /* a fail is its own record */
-    add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x20);
-    add(&s, &a, 10, 1, ACKREC_INIT, 300, 0x40); /* and so is an init */
-    add(&s, &a, 10, 1, ACKREC_ACK, 300, 0x80);
+    add(&s, &a, 10, 1, ACKREC_ACK, 100, 0x20);  /* and an ack after it too */
+    add(&s, &a, 10, 1, ACKREC_ACK, 400, 0x200);
+    add(&s, &a, 10, 1, ACKREC_INIT, 400, 0x40); /* an init is its own record */
+    add(&s, &a, 10, 1, ACKREC_ACK, 400, 0x80);  /* an ack after an init joins it */
+    add(&s, &b, 10, 1, ACKREC_ACK, 400, 0xc0);  /* a chain completing its tree: XOR 0 */
+    add(&s, &b, 10, 1, ACKREC_ACK, 500, 0x1000);
+    add(&s, &b, 11, 1, ACKREC_ACK, 500, 0x2000); /* another acker: never merged */
     ack_stage_flush(&s);
-    assert_int_equal(nsent, 2);
+    assert_int_equal(nsent, 3);
+    assert_ptr_equal(sent[0].src, &a);
     assert_int_equal(sent[0].n, 7);
     assert_int_equal(sent[0].recs[0].root, 100);
-    assert_int_equal(sent[0].recs[0].xor, 0x7);
+    assert_int_equal(sent[0].recs[0].xor, 0x107);
     assert_int_equal(sent[0].recs[1].root, 200);
     assert_int_equal(sent[0].recs[1].xor, 0x10);
     assert_int_equal(sent[0].recs[2].xor, 0x8);
     assert_int_equal(sent[0].recs[3].kind, ACKREC_FAIL);
     assert_int_equal(sent[0].recs[4].kind, ACKREC_ACK);
     assert_int_equal(sent[0].recs[4].xor, 0x20);
-    assert_int_equal(sent[0].recs[5].kind, ACKREC_INIT);
-    assert_int_equal(sent[0].recs[5].xor, 0x40);
-    assert_int_equal(sent[0].recs[6].xor, 0x80);
+    assert_int_equal(sent[0].recs[5].kind, ACKREC_ACK);
+    assert_int_equal(sent[0].recs[5].xor, 0x200);
+    assert_int_equal(sent[0].recs[6].kind, ACKREC_INIT);
+    assert_int_equal(sent[0].recs[6].root, 400);
+    assert_int_equal(sent[0].recs[6].xor, 0);
     assert_ptr_equal(sent[1].src, &b);
-    assert_int_equal(sent[1].recs[0].xor, 0x100);
+    assert_int_equal(sent[1].dest, 10);
+    assert_int_equal(sent[1].n, 1);
+    assert_int_equal(sent[1].recs[0].xor, 0x1000);
+    assert_int_equal(sent[2].dest, 11);
+    assert_int_equal(sent[2].recs[0].xor, 0x2000);
     /* after a flush, the same root starts a new record */
     add(&s, &a, 10, 1, ACKREC_ACK, 300, 0x8);
     ack_stage_flush(&s);
-    assert_int_equal(nsent, 3);
-    assert_int_equal(sent[2].n, 1);
-    assert_int_equal(sent[2].recs[0].xor, 0x8);
+    assert_int_equal(nsent, 4);
+    assert_int_equal(sent[3].n, 1);
+    assert_int_equal(sent[3].recs[0].xor, 0x8);
     ack_stage_destroy(&s);
 }
 
