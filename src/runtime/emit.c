@@ -523,6 +523,8 @@ static inline __attribute__((always_inline)) int chain_call(executor *ex, int st
     const topo_stream *st = &ex->rt->topo->streams[stream_id];
     if (__builtin_expect((int)n != st->nfields, 0)) return emit_size_error(ex, st, n, 0);
     exec_thread *th = ex->th;
+    /* first: what it runs may use this depth's view and th->anc */
+    if (th->chain_pos < th->chain_n) emit_chain_run(th);
     int depth = th->view_depth;
     sd_tuple *t = depth < CHAIN_CALL_DEPTH ? th->views[depth] : NULL;
     if (__builtin_expect(!t, 0) && (depth >= CHAIN_CALL_DEPTH || !(t = view_alloc(th, depth))))
@@ -546,7 +548,6 @@ static inline __attribute__((always_inline)) int chain_call(executor *ex, int st
             na = bolt_anchors(ex, anchors, nanchors, th->anc);
         }
     }
-    if (th->chain_pos < th->chain_n) emit_chain_run(th);
     STAT_ADD(ex->emitted, 1);
     ex->last_ndest = 1;
     executor *to = ex->chain_to;
