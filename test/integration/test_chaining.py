@@ -32,6 +32,12 @@ def topology(sink, chaining, workers=1, relay_grouping="forward"):
     }
 
 
+def components(res):
+    """the per-component figures of local mode's summary-json line"""
+    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
+    return json.loads(line[len("summary-json: "):])["components"]
+
+
 def run_counts(streamd, tmp_path, chaining, workers=1, relay_grouping="forward"):
     sink = tmp_path / f"counts-{chaining}-{workers}-{relay_grouping}.jsonl"
     res = streamd.run(topology(sink, chaining, workers, relay_grouping), timeout=120)
@@ -39,8 +45,7 @@ def run_counts(streamd, tmp_path, chaining, workers=1, relay_grouping="forward")
     final = {}
     for row in read_jsonl(sink):
         final[row["word"]] = max(final.get(row["word"], 0), row["count"])
-    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
-    return final, json.loads(line[len("summary-json: "):])["components"], res.worker_logs()
+    return final, components(res), res.worker_logs()
 
 
 def test_chaining_on_and_off_count_the_same(streamd, tmp_path):
@@ -133,8 +138,7 @@ def test_chain_without_ackers(streamd, tmp_path):
     assert [r["ids"] for r in rows if r["kind"] == "ids"] == [[3]], rows[:5]  # sink: task 3
     refused = [r for r in rows if r["kind"] == "refused"]
     assert len(refused) == 50 and all(r["ids"] == [] for r in refused), refused[:3]
-    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
-    comps = json.loads(line[len("summary-json: "):])["components"]
+    comps = components(res)
     assert comps["relay"].get("chained_into") == "lines" and comps["sink"].get("chained_into") == "relay", comps
     logs = "".join(p.read_text(errors="replace") for p in Path(res.local_dir).rglob("*.log") if "chained-ml" in str(p))
     assert logs.count("emit of 2 values on stream 'default' that declares 1 fields") == 50
@@ -168,8 +172,7 @@ def test_chained_bolt_keeps_its_input(streamd, examples_lib, tmp_path):
         }, timeout=120)
         assert res.returncode == 0, res.explain()
         assert [row["line"] for row in read_jsonl(sink)] == lines, ackers
-        line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
-        comps = json.loads(line[len("summary-json: "):])["components"]
+        comps = components(res)
         assert comps["hold"].get("chained_into") == "lines" and comps["sink"].get("chained_into") == "hold", comps
         if ackers:
             assert comps["lines"]["acked"] == len(lines) and comps["lines"]["failed"] == 0, comps["lines"]
@@ -203,8 +206,7 @@ def test_chained_failures_are_replayed(streamd, examples_lib, tmp_path):
     assert res.returncode == 0, res.explain()
     got = [row["line"] for row in read_jsonl(sink)]
     assert sorted(set(got)) == lines
-    line = next(l for l in res.stdout.splitlines() if l.startswith("summary-json: "))
-    comps = json.loads(line[len("summary-json: "):])["components"]
+    comps = components(res)
     assert [comps[c].get("chained_into") for c in ("flaky", "hold", "sink")] == ["lines", "flaky", "hold"], comps
     assert comps["lines"]["acked"] == len(lines) and comps["lines"]["failed_final"] == 0, comps["lines"]
     assert comps["lines"]["failed"] > 300, comps["lines"]  # replays happened: about a fifth failed
