@@ -2,12 +2,13 @@
  * emit: the outgoing side of an executor. Makes one tuple per destination
  * task of an emit (each copy is its own edge of the tuple tree, anchored
  * to the roots of the bolt's inputs or to a new root of a spout's tree).
- * For a task of this worker it builds the tuple and appends it to the
- * batch for that task (or the chain's queue); for a task of another worker
- * it encodes the values straight into the thread's records for that worker
- * (no tuple is built), which the transport takes as they are. Batches and
- * records are handed over when they fill or at the end of a round
- * (emit_flush).
+ * For the task chained to the emitter it calls that task's execute on a
+ * view of the values (chain_call); for another task of this worker it
+ * builds the tuple and appends it to the batch for that task (or the
+ * chain's queue); for a task of another worker it encodes the values
+ * straight into the thread's records for that worker (no tuple is built),
+ * which the transport takes as they are. Batches and records are handed
+ * over when they fill or at the end of a round (emit_flush).
  *
  * Called on the pool thread running the executor's slice only: by the
  * collector (user emits, acks), the acker, and the spout and bolt slices
