@@ -79,14 +79,7 @@ int tuple_view_own(sd_tuple *t) {
     if (len > UINT32_MAX) return -E2BIG;
     char *block = malloc(len ? (size_t)len : 1);
     if (!block) return -ENOMEM;
-    sd_value *v = tuple_values(t);
-    char *p = block;
-    for (; strings; strings &= strings - 1) {
-        int i = __builtin_ctz(strings);
-        if (v[i].v.s.len) memcpy(p, v[i].v.s.ptr, v[i].v.s.len);
-        v[i].v.s.ptr = p;
-        p += v[i].v.s.len;
-    }
+    tuple_copy_data(tuple_values(t), tuple_values(t), strings, block);
     *tuple_view_side(t) = block;
     t->flags = (uint16_t)((t->flags & ~TUPLE_F_BORROWED) | TUPLE_F_SIDE);
     return 0;

@@ -137,13 +137,10 @@ static inline uint64_t tuple_data_len(const sd_value *values, size_t n, uint32_t
     return len;
 }
 
-/* Copies values (the strings and bytes that tuple_data_len found into t's
- * data area) and anchors into t, allocated for them. */
-static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uint32_t strings,
-                              const tuple_anchor *anchors, size_t nanchors) {
-    sd_value *out = tuple_values(t);
-    for (size_t i = 0; i < n; i++) out[i] = values[i];
-    char *p = tuple_data(t);
+/* Copies the strings and bytes of the values marked in strings (see
+ * tuple_data_len) to p, one after another, and points out's values
+ * there (out may be values). */
+static inline void tuple_copy_data(sd_value *out, const sd_value *values, uint32_t strings, char *p) {
     for (; strings; strings &= strings - 1) {
         int i = __builtin_ctz(strings);
         uint32_t len = values[i].v.s.len;
@@ -151,6 +148,15 @@ static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uin
         out[i].v.s.ptr = p;
         p += len;
     }
+}
+
+/* Copies values (the strings and bytes that tuple_data_len found into t's
+ * data area) and anchors into t, allocated for them. */
+static inline void tuple_fill(sd_tuple *t, const sd_value *values, size_t n, uint32_t strings,
+                              const tuple_anchor *anchors, size_t nanchors) {
+    sd_value *out = tuple_values(t);
+    for (size_t i = 0; i < n; i++) out[i] = values[i];
+    tuple_copy_data(out, values, strings, tuple_data(t));
     tuple_anchor *anc = tuple_anchors(t);
     for (size_t i = 0; i < nanchors; i++) anc[i] = anchors[i];
 }
